@@ -1,0 +1,1 @@
+"""The `flashtalker` command: one entry point, one small module per command group."""

@@ -1,0 +1,53 @@
+"""Entry point of `flashtalker`.
+
+Each module in COMMAND_MODULES defines `register(subparsers)`, adding its commands with a
+one-line help and `set_defaults(func=handler)`. Modules import heavy dependencies (JAX,
+torch-free models, data tools) inside their handlers so `flashtalker --help` stays fast.
+Handlers receive `(args, config_overrides)`; `--config.a.b=v` overrides are split off
+before argparse sees them.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from flashtalker_jax import __version__
+from flashtalker_jax.config import split_overrides
+from flashtalker_jax.errors import FlashtalkerError
+
+# Order is the order of `flashtalker --help`. Each command group adds its own line.
+COMMAND_MODULES: list[str] = [
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="flashtalker",
+        description="Audio-driven 3D Gaussian talking heads on FLAME (JAX + Pallas).",
+    )
+    parser.add_argument("--version", action="version", version=f"flashtalker-jax {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    rest, overrides = split_overrides(argv)
+    parser = build_parser()
+    args = parser.parse_args(rest)
+    try:
+        result = args.func(args, overrides)
+    except FlashtalkerError as exc:
+        print(f"flashtalker {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"flashtalker {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""Python config files (ml_collections) with `--config.path.to.field=value` overrides.
+
+A config file defines `get_config() -> ml_collections.ConfigDict`. Overrides are parsed
+with `ast.literal_eval` (falling back to the raw string) and must name existing fields;
+ConfigDict keeps each field's type, so `--config.optim.lr=abc` is refused.
+"""
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+import ml_collections
+
+from flashtalker_jax.errors import ConfigError
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+OVERRIDE_PREFIX = "--config."
+
+
+def find_config(name_or_path: str | os.PathLike) -> Path:
+    """Resolve `configs/x.py`, `x.py` or `x` to a config file path."""
+    candidates = [Path(name_or_path)]
+    name = Path(name_or_path).name
+    if not name.endswith(".py"):
+        name += ".py"
+    candidates.append(CONFIG_DIR / name)
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(f"{name_or_path}: config file not found (looked in . and {CONFIG_DIR})")
+
+
+def load_config(name_or_path: str | os.PathLike, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
+    """Load a config file and apply `field.sub=value` (or `--config.field.sub=value`) overrides."""
+    path = find_config(name_or_path)
+    spec = importlib.util.spec_from_file_location(f"flashtalker_config_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:  # a user's config file: report which file failed
+        raise ConfigError(f"{path}: failed to execute config file: {exc}") from exc
+    if not hasattr(module, "get_config"):
+        raise ConfigError(f"{path}: config file defines no get_config()")
+    config = module.get_config()
+    apply_overrides(config, overrides, source=str(path))
+    return config
+
+
+def _parse_value(text: str):
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def apply_overrides(config: ml_collections.ConfigDict, overrides: Sequence[str], source: str = "config") -> None:
+    for item in overrides:
+        item = item[len(OVERRIDE_PREFIX):] if item.startswith(OVERRIDE_PREFIX) else item.lstrip("-")
+        if "=" not in item:
+            raise ConfigError(f"override {item!r}: expected field.path=value")
+        key, raw = item.split("=", 1)
+        *parents, leaf = key.split(".")
+        node = config
+        for part in parents:
+            if part not in node:
+                raise ConfigError(f"override {key!r}: {source} has no field {part!r}")
+            node = node[part]
+        if leaf not in node:
+            raise ConfigError(f"override {key!r}: {source} has no field {leaf!r}")
+        value = _parse_value(raw)
+        if isinstance(node[leaf], float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        try:
+            node[leaf] = value
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"override {key}={raw}: {exc}") from exc
+
+
+def split_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Separate `--config.a.b=v` overrides from the other arguments."""
+    overrides = [a for a in argv if a.startswith(OVERRIDE_PREFIX)]
+    rest = [a for a in argv if not a.startswith(OVERRIDE_PREFIX)]
+    return rest, overrides
+
+
+def save_config(config: ml_collections.ConfigDict, run_dir: str | os.PathLike) -> Path:
+    """Write the resolved config as JSON next to a run's outputs."""
+    path = Path(run_dir) / "config.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True, default=str))
+    os.replace(tmp, path)
+    return path
+
+
+def config_from_json(path: str | os.PathLike) -> ml_collections.ConfigDict:
+    """Read back a config saved by `save_config`."""
+    try:
+        return ml_collections.ConfigDict(json.loads(Path(path).read_text()))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read saved config: {exc}") from exc

@@ -1,0 +1,1 @@
+"""Small shared helpers: progress bars, JSON reports and tables, atomic file writes."""

@@ -1,0 +1,1 @@
+"""Pallas kernels, installed as `flashtalker_jax.kernels`, each beside its pure-JAX reference."""
