@@ -1,0 +1,219 @@
+"""An independent textured-mesh renderer (numpy) for ground-truth frames.
+
+Deliberately unrelated to the Gaussian rasterizer it is used to test: z-buffered
+triangles, perspective-correct UV interpolation, bilinear texture lookup, Lambert shading.
+
+Conventions: cameras are OpenCV (x right, y down, z forward; world-to-camera `w2c`, pixel
+intrinsics `K`); a pixel (col, row) is sampled at its centre (col + 0.5, row + 0.5);
+texture coordinates follow OpenGL/FLAME (v = 0 is the bottom image row).
+
+Rasterisation enumerates every (triangle, pixel-in-its-bounding-box) pair in vectorised
+chunks, keeps the pairs inside the triangle (edge functions >= 0), and resolves
+visibility with a 64-bit key (quantised depth << 32 | triangle id) reduced by
+`np.minimum.at`, so ties break deterministically by triangle id.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+MAX_PAIRS_PER_CHUNK = 4_000_000
+DEPTH_LEVELS = 2 ** 30
+EMPTY_KEY = np.iinfo(np.int64).max
+
+
+@dataclasses.dataclass(frozen=True)
+class Fragments:
+    """Per-pixel visible surface: face id (-1 = empty), perspective-correct barycentrics,
+    camera depth (inf = empty) and whether the visible side is the face's front."""
+    face: np.ndarray          # (H, W) int32
+    bary: np.ndarray          # (H, W, 3) float32, sums to 1 on covered pixels
+    depth: np.ndarray         # (H, W) float32
+    front: np.ndarray         # (H, W) bool
+
+    @property
+    def mask(self) -> np.ndarray:
+        return self.face >= 0
+
+
+def project(vertices: np.ndarray, K: np.ndarray, w2c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """World points (V, 3) -> pixel coordinates (V, 2) and camera depth z (V,)."""
+    cam = vertices @ w2c[:3, :3].T + w2c[:3, 3]
+    z = cam[:, 2]
+    safe = np.where(np.abs(z) > 1e-12, z, 1e-12)
+    xy = (cam[:, :2] / safe[:, None]) * np.diag(K)[:2] + K[:2, 2]
+    return xy, z
+
+
+def _face_boxes(tri_xy: np.ndarray, width: int, height: int):
+    """Pixel index ranges whose centres can fall inside each triangle's bounding box."""
+    lo = np.ceil(tri_xy.min(1) - 0.5).astype(np.int64)
+    hi = np.floor(tri_xy.max(1) - 0.5).astype(np.int64)
+    lo = np.maximum(lo, 0)
+    hi = np.minimum(hi, [width - 1, height - 1])
+    return lo, hi
+
+
+def _screen_bary(tri_xy: np.ndarray, px: np.ndarray) -> np.ndarray:
+    """Screen-space barycentrics of points px (N, 2) in triangles tri_xy (N, 3, 2) -> (N, 3)."""
+    a, b, c = tri_xy[:, 0], tri_xy[:, 1], tri_xy[:, 2]
+
+    def edge(p, q, r):
+        return (q[:, 0] - p[:, 0]) * (r[:, 1] - p[:, 1]) - (q[:, 1] - p[:, 1]) * (r[:, 0] - p[:, 0])
+
+    area = edge(a, b, c)
+    w0, w1, w2 = edge(b, c, px), edge(c, a, px), edge(a, b, px)
+    return np.stack([w0, w1, w2], -1) / area[:, None]
+
+
+def _perspective_bary(screen_bary: np.ndarray, tri_z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Screen barycentrics -> perspective-correct barycentrics and depth (1/z is affine on screen)."""
+    inv = screen_bary / tri_z
+    inv_depth = inv.sum(-1)
+    return inv / inv_depth[:, None], 1.0 / inv_depth
+
+
+def rasterize(vertices: np.ndarray, faces: np.ndarray, K: np.ndarray, w2c: np.ndarray,
+              width: int, height: int, near: float = 1e-3, far: float = 100.0) -> Fragments:
+    """Z-buffered rasterisation of a triangle mesh (vertices (V, 3) world, faces (F, 3))."""
+    xy, z = project(np.asarray(vertices, np.float64), np.asarray(K, np.float64), np.asarray(w2c, np.float64))
+    tri_xy, tri_z = xy[faces], z[faces]
+    lo, hi = _face_boxes(tri_xy, width, height)
+    extent = hi - lo + 1
+    e1, e2 = tri_xy[:, 1] - tri_xy[:, 0], tri_xy[:, 2] - tri_xy[:, 0]
+    doubled_area = np.abs(e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0])
+    keep = (extent > 0).all(1) & (tri_z > near).all(1) & (tri_z < far).all(1) & (doubled_area > 1e-12)
+    face_ids = np.nonzero(keep)[0]
+    counts = extent[face_ids, 0] * extent[face_ids, 1]
+    keys = np.full(width * height, EMPTY_KEY, np.int64)
+    for chunk in _chunks(counts):
+        _rasterize_chunk(face_ids[chunk], counts[chunk], lo, extent, tri_xy, tri_z, near, far, width, keys)
+    return _resolve(keys, tri_xy, tri_z, vertices, faces, w2c, width, height)
+
+
+def _chunks(counts: np.ndarray):
+    """Split faces into runs whose total pair count stays under MAX_PAIRS_PER_CHUNK."""
+    bounds = np.cumsum(counts) // MAX_PAIRS_PER_CHUNK
+    for value in np.unique(bounds):
+        yield np.nonzero(bounds == value)[0]
+
+
+def _rasterize_chunk(fids, counts, lo, extent, tri_xy, tri_z, near, far, width, keys):
+    total = int(counts.sum())
+    if total == 0:
+        return
+    pair_face = np.repeat(fids, counts)
+    local = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+    nx = extent[pair_face, 0]
+    px = lo[pair_face, 0] + local % nx
+    py = lo[pair_face, 1] + local // nx
+    centres = np.stack([px + 0.5, py + 0.5], -1)
+    bary = _screen_bary(tri_xy[pair_face], centres)
+    inside = (bary >= 0.0).all(-1)
+    bary, pair_face, px, py = bary[inside], pair_face[inside], px[inside], py[inside]
+    _, depth = _perspective_bary(bary, tri_z[pair_face])
+    level = np.clip((depth - near) / (far - near), 0.0, 1.0) * (DEPTH_LEVELS - 1)
+    key = (level.astype(np.int64) << 32) | pair_face.astype(np.int64)
+    np.minimum.at(keys, py * width + px, key)
+
+
+def _resolve(keys, tri_xy, tri_z, vertices, faces, w2c, width, height) -> Fragments:
+    covered = keys != EMPTY_KEY
+    pix = np.nonzero(covered)[0]
+    face = np.full(width * height, -1, np.int32)
+    face[pix] = (keys[pix] & 0xFFFFFFFF).astype(np.int32)
+    centres = np.stack([pix % width + 0.5, pix // width + 0.5], -1).astype(np.float64)
+    screen = _screen_bary(tri_xy[face[pix]], centres)
+    bary_pix, depth_pix = _perspective_bary(screen, tri_z[face[pix]])
+    bary = np.zeros((width * height, 3), np.float32)
+    bary[pix] = bary_pix
+    depth = np.full(width * height, np.inf, np.float32)
+    depth[pix] = depth_pix
+    front_faces = _front_facing(np.asarray(vertices, np.float64), faces, np.asarray(w2c, np.float64))
+    front = np.zeros(width * height, bool)
+    front[pix] = front_faces[face[pix]]
+    return Fragments(face.reshape(height, width), bary.reshape(height, width, 3),
+                     depth.reshape(height, width), front.reshape(height, width))
+
+
+def _front_facing(vertices, faces, w2c) -> np.ndarray:
+    """Faces whose counter-clockwise (outward) normal points towards the camera -> (F,) bool."""
+    cam = vertices @ w2c[:3, :3].T + w2c[:3, 3]
+    v0, v1, v2 = cam[faces[:, 0]], cam[faces[:, 1]], cam[faces[:, 2]]
+    normal = np.cross(v1 - v0, v2 - v0)
+    return np.einsum("fi,fi->f", normal, v0) < 0.0
+
+
+def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Area-weighted unit vertex normals (V, 3) of a counter-clockwise mesh."""
+    v = np.asarray(vertices, np.float64)
+    face_n = np.cross(v[faces[:, 1]] - v[faces[:, 0]], v[faces[:, 2]] - v[faces[:, 0]])
+    normals = np.zeros_like(v)
+    for corner in range(3):
+        np.add.at(normals, faces[:, corner], face_n)
+    return normals / np.maximum(np.linalg.norm(normals, axis=-1, keepdims=True), 1e-12)
+
+
+def interpolate(fragments: Fragments, attributes: np.ndarray, corner_index: np.ndarray) -> np.ndarray:
+    """Interpolate per-corner attributes: attributes (N, C) indexed by corner_index (F, 3) -> (H, W, C)."""
+    h, w = fragments.face.shape
+    out = np.zeros((h, w, attributes.shape[-1]), np.float32)
+    mask = fragments.mask
+    corners = attributes[corner_index[fragments.face[mask]]]          # (P, 3, C)
+    out[mask] = np.einsum("pk,pkc->pc", fragments.bary[mask], corners)
+    return out
+
+
+def sample_texture(texture: np.ndarray, uv: np.ndarray) -> np.ndarray:
+    """Bilinear lookup of texture (Ht, Wt, C) at uv (..., 2) in [0, 1] (v up), clamped at edges."""
+    th, tw = texture.shape[:2]
+    x = np.clip(uv[..., 0] * tw - 0.5, 0.0, tw - 1.0)
+    y = np.clip((1.0 - uv[..., 1]) * th - 0.5, 0.0, th - 1.0)
+    x0, y0 = np.floor(x).astype(np.int64), np.floor(y).astype(np.int64)
+    x1, y1 = np.minimum(x0 + 1, tw - 1), np.minimum(y0 + 1, th - 1)
+    fx, fy = (x - x0)[..., None], (y - y0)[..., None]
+    top = texture[y0, x0] * (1 - fx) + texture[y0, x1] * fx
+    bottom = texture[y1, x0] * (1 - fx) + texture[y1, x1] * fx
+    return top * (1 - fy) + bottom * fy
+
+
+@dataclasses.dataclass(frozen=True)
+class Shading:
+    """Lambert shading with a directional light in world axes, and the cavity colour used
+    where the visible side of a face is its back (the mouth interior through open lips)."""
+    light_dir: tuple[float, float, float]
+    ambient: float
+    diffuse: float
+    background: tuple[float, float, float]
+    cavity_colour: tuple[float, float, float]
+
+
+def render_textured(vertices, faces, uv_coords, uv_faces, texture, K, w2c, width, height,
+                    shading: Shading, supersample: int = 1) -> tuple[np.ndarray, np.ndarray, Fragments]:
+    """Render a textured, shaded mesh -> rgb (H, W, 3) float32 in [0, 1], alpha (H, W) float32
+    (coverage fraction when supersampling) and the full-resolution fragments."""
+    k = int(supersample)
+    K_hi = np.asarray(K, np.float64).copy()
+    K_hi[:2] *= k
+    frags = rasterize(vertices, faces, K_hi, w2c, width * k, height * k)
+    uv = interpolate(frags, np.asarray(uv_coords, np.float32), uv_faces)
+    albedo = sample_texture(np.asarray(texture, np.float32), uv)
+    normals = interpolate(frags, vertex_normals(vertices, faces).astype(np.float32), faces)
+    normals /= np.maximum(np.linalg.norm(normals, axis=-1, keepdims=True), 1e-12)
+    light = np.asarray(shading.light_dir, np.float32)
+    light = light / np.linalg.norm(light)
+    lambert = np.clip(normals @ light, 0.0, 1.0)
+    colour = albedo * (shading.ambient + shading.diffuse * lambert)[..., None]
+    cavity = frags.mask & ~frags.front
+    colour[cavity] = np.asarray(shading.cavity_colour, np.float32)
+    alpha = frags.mask.astype(np.float32)
+    rgb = np.where(frags.mask[..., None], colour, np.asarray(shading.background, np.float32))
+    return np.clip(_box_down(rgb, k), 0.0, 1.0), _box_down(alpha, k), frags
+
+
+def _box_down(image: np.ndarray, k: int) -> np.ndarray:
+    if k == 1:
+        return image.astype(np.float32)
+    h, w = image.shape[0] // k, image.shape[1] // k
+    return image.reshape(h, k, w, k, *image.shape[2:]).mean((1, 3)).astype(np.float32)
