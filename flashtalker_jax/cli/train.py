@@ -1,0 +1,45 @@
+"""`flashtalker train`: run the training task named in a config (single or multi-process)."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "train", help="train the task named in a config (sharded, checkpointed, resumable, multi-host)",
+        description="Train config.task.name. Overrides: --config.optim.lr=1e-4 etc. Exit code 143 "
+                    "means a preemption signal stopped the run after a checkpoint: rerun with --resume.")
+    parser.add_argument("--config", required=True, help="config file (configs/x.py or a path)")
+    parser.add_argument("--out", default="runs/train", help="run folder (checkpoints, metrics, config)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the newest checkpoint in --out (fresh start if none)")
+    parser.add_argument("--coordinator", help="host:port of process 0 (explicit multi-process start)")
+    parser.add_argument("--num-processes", type=int, help="number of processes (with --coordinator)")
+    parser.add_argument("--process-id", type=int, help="this process's index (with --coordinator)")
+    parser.add_argument("--distributed", action="store_true",
+                        help="call jax.distributed.initialize() with cluster auto-detection "
+                             "(automatic under SLURM with several tasks and on TPU pods)")
+    parser.set_defaults(func=run_train)
+
+
+def run_train(args: argparse.Namespace, overrides: list[str]) -> int:
+    from flashtalker_jax.config import load_config, save_config
+    from flashtalker_jax.train import distributed
+
+    config = load_config(args.config, overrides)
+    distributed.initialize(args.coordinator, args.num_processes, args.process_id, auto=args.distributed)
+
+    import jax
+
+    from flashtalker_jax.train.tasks import get_task
+    from flashtalker_jax.train.trainer import PREEMPTED_EXIT_CODE, fit
+
+    task = get_task(config.task)
+    if distributed.is_main_process():
+        save_config(config, args.out)
+    result = fit(task, config, args.out, resume=args.resume)
+    if distributed.is_main_process():
+        print(f"train: {result.status} at step {result.step}; run folder {args.out} "
+              f"({jax.process_count()} process(es), {jax.device_count()} device(s))", file=sys.stderr)
+    return PREEMPTED_EXIT_CODE if result.status == "preempted" else 0
