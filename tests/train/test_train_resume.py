@@ -1,0 +1,89 @@
+"""Kill/resume exactness, SIGTERM, damaged checkpoints, config mismatch (1 device, in process).
+
+Resumed runs must equal the uninterrupted one exactly (assert_array_equal): same device,
+same XLA program, same batches and keys, so every float operation repeats bit for bit.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from flashtalker_jax.errors import ConfigError
+from flashtalker_jax.train.state import params_as_numpy
+from train_worker import run, small_config
+
+
+def assert_same(params, expected):
+    assert params.keys() == expected.keys()
+    for name in expected:
+        np.testing.assert_array_equal(params[name], expected[name], err_msg=name)
+
+
+class Crash(RuntimeError):
+    pass
+
+
+def crash_at(k):
+    def hook(step, state):
+        if step == k:
+            raise Crash(f"simulated crash after step {k}")
+    return hook
+
+
+def test_resume_after_crash_matches_uninterrupted(tmp_path, baseline):
+    with pytest.raises(Crash):
+        run(tmp_path, small_config(), after_step=crash_at(7))
+    steps = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
+    assert steps == [4]  # saved every 4 steps; the crash came before step 8
+    result = run(tmp_path, small_config(), resume=True)
+    assert result.status == "completed" and result.step == 12
+    assert_same(params_as_numpy(result.state), baseline[1])
+
+
+def test_sigterm_saves_and_resume_matches(tmp_path, baseline):
+    def send_sigterm(step, state):
+        if step == 5:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    result = run(tmp_path, small_config(), after_step=send_sigterm)
+    assert (result.status, result.step) == ("preempted", 5)
+    assert (tmp_path / "checkpoints" / "5").is_dir()
+    resumed = run(tmp_path, small_config(), resume=True)
+    assert resumed.step == 12
+    assert_same(params_as_numpy(resumed.state), baseline[1])
+
+
+def largest_file(folder: Path) -> Path:
+    return max((p for p in folder.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+
+
+def test_truncated_checkpoint_falls_back_to_previous(tmp_path, baseline):
+    shutil.copytree(baseline[0] / "checkpoints", tmp_path / "checkpoints")
+    # A leftover temporary folder (a save killed mid-write) and a step folder whose data
+    # file was cut in half (a copy or non-atomic filesystem interrupted mid-write).
+    shutil.copytree(tmp_path / "checkpoints" / "12", tmp_path / "checkpoints" / "16.orbax-checkpoint-tmp-99")
+    victim = largest_file(tmp_path / "checkpoints" / "12" / "state")
+    victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
+    result = run(tmp_path, small_config(), resume=True)
+    assert (tmp_path / "corrupt_checkpoints" / "12").is_dir()
+    assert not (tmp_path / "checkpoints" / "16.orbax-checkpoint-tmp-99").exists()
+    assert result.step == 12  # resumed from 8, trained 4 steps again
+    assert_same(params_as_numpy(result.state), baseline[1])
+
+
+def test_checkpoint_of_other_model_is_an_error_not_corruption(tmp_path, baseline):
+    shutil.copytree(baseline[0] / "checkpoints", tmp_path / "checkpoints")
+    with pytest.raises(ConfigError, match="does not fit this model"):
+        run(tmp_path, small_config("--config.task.hidden=(16, 8)"), resume=True)
+    assert not (tmp_path / "corrupt_checkpoints").exists()
+
+
+def test_existing_checkpoints_need_resume(tmp_path, baseline):
+    shutil.copytree(baseline[0] / "checkpoints", tmp_path / "checkpoints")
+    with pytest.raises(ConfigError, match="--resume"):
+        run(tmp_path, small_config())
