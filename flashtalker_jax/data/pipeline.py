@@ -1,0 +1,106 @@
+"""Grain pipeline over the TalkingHeads array_record files: windows of frames with audio.
+
+A window is `window` consecutive timesteps of one identity (never crossing identities,
+splits or gaps), started every `stride` timesteps. The sampler shuffles window indices
+with a seed and shards them by JAX process (`ShardByJaxProcess`), so each host reads its
+own windows; batches are stacked windows. The loader's iterator state (a small JSON
+blob) goes into checkpoints (e.g. Orbax `grain.PyGrainCheckpointHandler`) and restores
+the stream exactly.
+
+A batch is a dict of arrays with leading axes (batch, window):
+  image (B, T, H, W, 3) uint8, mask (B, T, H, W, 1) uint8, FLAME params (B, T, n),
+  K (B, T, 3, 3), c2w (B, T, 4, 4), identity (B, T), timestep (B, T),
+  audio (B, T * sample_rate / fps) float32 and audio_features (B, 2 T, D) log-mel rows
+  (2 per frame, from flashtalker_jax.audio.log_mel_features).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import grain.python as grain
+import ml_collections
+import numpy as np
+
+from flashtalker_jax.errors import InputFileError
+
+
+def window_starts(timesteps_per_identity: list[list[int]], window: int, stride: int) -> np.ndarray:
+    """Record index of each window's first frame (M,), for records sorted by
+    (identity, timestep); a window needs `window` consecutive timesteps of one identity."""
+    starts, offset = [], 0
+    for timesteps in timesteps_per_identity:
+        t = np.asarray(timesteps, np.int64)
+        for first in range(0, len(t) - window + 1, stride):
+            if t[first + window - 1] - t[first] == window - 1:
+                starts.append(offset + first)
+        offset += len(t)
+    return np.asarray(starts, np.int64)
+
+
+class WindowSource(grain.RandomAccessDataSource):
+    """Random access to windows: item i stacks records starts[i] .. starts[i] + window - 1."""
+
+    def __init__(self, records, starts: np.ndarray, window: int, name: str):
+        self._records, self._starts, self._window = records, np.asarray(starts), int(window)
+        self._name = name
+
+    def __repr__(self) -> str:
+        # Grain compares repr() of the source when restoring an iterator state.
+        return f"WindowSource({self._name}, windows={len(self._starts)}, window={self._window})"
+
+    def __len__(self) -> int:
+        return len(self._starts)
+
+    def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+        first = int(self._starts[index])
+        frames = [self._records[first + j] for j in range(self._window)]
+        out = {k: np.stack([np.asarray(f[k]) for f in frames]) for k in frames[0]}
+        out["audio"] = out["audio"].reshape(-1)
+        return out
+
+
+class AddAudioFeatures(grain.MapTransform):
+    """Log-mel features of the window's audio, 2 rows per frame."""
+
+    def __init__(self, sample_rate: int, fps: float):
+        self.sample_rate, self.fps = sample_rate, fps
+
+    def map(self, element: dict) -> dict:
+        from flashtalker_jax.audio import log_mel_features
+
+        features = log_mel_features(element["audio"], self.sample_rate, self.fps)
+        frames = element["timestep"].shape[0]
+        if features.shape[0] != 2 * frames:
+            raise ValueError(f"window of {frames} frames gave {features.shape[0]} audio feature rows")
+        return {**element, "audio_features": features}
+
+
+def make_loader(data_dir: str | Path, split: str, cfg: ml_collections.ConfigDict,
+                num_epochs: int | None = None) -> grain.DataLoader:
+    """A grain DataLoader of batched windows from a built TalkingHeads dataset.
+
+    cfg: the `pipeline` section of configs/data_synth.py (window, stride, batch_size,
+    seed, worker_count).
+    """
+    from flashtalker_jax.data.tfds_builder import TalkingHeads
+
+    builder = TalkingHeads(data_dir=str(data_dir))
+    if not builder.is_prepared():
+        raise InputFileError(data_dir, "no prepared TalkingHeads dataset here",
+                             "build it with `flashtalker data build-tfds`")
+    if split not in builder.info.splits:
+        raise InputFileError(data_dir, f"dataset has no split {split!r} (has {list(builder.info.splits)})")
+    meta = builder.info.metadata
+    starts = window_starts(meta["timesteps"][split], cfg.window, cfg.stride)
+    if len(starts) == 0:
+        raise InputFileError(data_dir, f"split {split!r} has no run of {cfg.window} consecutive frames")
+    source = WindowSource(builder.as_data_source(split=split), starts, cfg.window,
+                          name=f"{builder.info.full_name}:{split}")
+    sampler = grain.IndexSampler(
+        num_records=len(source), shard_options=grain.ShardByJaxProcess(drop_remainder=True),
+        shuffle=True, num_epochs=num_epochs, seed=int(cfg.seed))
+    return grain.DataLoader(
+        data_source=source, sampler=sampler,
+        operations=[AddAudioFeatures(int(meta["sample_rate"]), float(meta["fps"])),
+                    grain.Batch(int(cfg.batch_size), drop_remainder=True)],
+        worker_count=int(cfg.worker_count))

@@ -1,0 +1,136 @@
+"""A tensorflow-datasets builder packing many VHAP-format identities for pretraining.
+
+Works without TensorFlow: images are stored as pre-encoded PNG bytes (tfds cannot encode
+numpy images without TF), audio as a float32 Tensor (the Audio feature needs TF), and the
+files are array_record, read by `tfds.data_source` + grain.
+
+One example = one frame of one identity: image, mask, FLAME params, camera, and the
+frame's own audio samples (sample_rate / fps of them), so a window of consecutive
+records carries its exact audio. Shuffling at write time is disabled: records are
+sorted by key "IIIII_TTTTTT" (identity index, timestep), so the pipeline can address
+window starts directly from the per-identity timesteps kept in `info.metadata`.
+
+Usage:
+    builder = TalkingHeads(data_dir=OUT)
+    builder.download_and_prepare(file_format="array_record",
+        download_config=tfds.download.DownloadConfig(manual_dir=FOLDER_OF_IDENTITIES))
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from flashtalker_jax.data.vhap import SPLITS, read_vhap
+from flashtalker_jax.errors import InputFileError
+
+FLAME_SIZES = {"rotation": 3, "translation": 3, "neck_pose": 3, "jaw_pose": 3, "eyes_pose": 6}
+
+
+def identity_folders(root: Path) -> list[Path]:
+    """Sub-folders holding a transforms.json, sorted by name (or root itself if it is one)."""
+    root = Path(root)
+    if (root / "transforms.json").is_file():
+        return [root]
+    folders = sorted(p.parent for p in root.glob("*/transforms.json"))
+    if not folders:
+        raise InputFileError(root, "no VHAP identity folders (sub-folders with transforms.json) found")
+    return folders
+
+
+def _rgb_png_bytes(seq, index: int) -> bytes:
+    """The frame's PNG bytes as stored when already 8-bit RGB PNG, else re-encoded."""
+    from PIL import Image
+
+    path = seq.image_paths[index]
+    with Image.open(path) as image:
+        stored_as_is = image.format == "PNG" and image.mode == "RGB"
+    if stored_as_is and image.size == (seq.width, seq.height):
+        return path.read_bytes()
+    return _encode_png(seq.load_image(index))
+
+
+class TalkingHeads(tfds.core.GeneratorBasedBuilder):
+    """Talking-head frames with FLAME params, cameras and aligned audio (VHAP sources)."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "Frames, masks, FLAME params, cameras and per-frame audio."}
+    MANUAL_DOWNLOAD_INSTRUCTIONS = (
+        "Set download_config.manual_dir to a folder of VHAP-format identity folders "
+        "(e.g. the output of `flashtalker data synth`).")
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        tensor = tfds.features.Tensor
+        features = {
+            "image": tfds.features.Image(shape=(None, None, 3), encoding_format="png"),
+            "mask": tfds.features.Image(shape=(None, None, 1), encoding_format="png"),
+            "identity": tensor(shape=(), dtype=np.int32),
+            "timestep": tensor(shape=(), dtype=np.int32),
+            "K": tensor(shape=(3, 3), dtype=np.float32),
+            "c2w": tensor(shape=(4, 4), dtype=np.float32),
+            "expr": tensor(shape=(None,), dtype=np.float32),
+            "shape": tensor(shape=(None,), dtype=np.float32),
+            "audio": tensor(shape=(None,), dtype=np.float32),
+            **{k: tensor(shape=(n,), dtype=np.float32) for k, n in FLAME_SIZES.items()},
+        }
+        return self.dataset_info_from_configs(
+            features=tfds.features.FeaturesDict(features),
+            metadata=tfds.core.MetadataDict(),
+            disable_shuffling=True,
+            description=__doc__.split("\n\n")[0],
+        )
+
+    def _split_generators(self, dl_manager):
+        folders = identity_folders(dl_manager.manual_dir)
+        sequences = [read_vhap(f) for f in folders]
+        self._record_metadata(folders, sequences)
+        present = [s for s in SPLITS if any(len(seq.splits.get(s, ())) for seq in sequences)]
+        return {split: self._generate_examples(sequences, split) for split in present}
+
+    def _record_metadata(self, folders, sequences) -> None:
+        rates = {(s.sample_rate, s.fps) for s in sequences}
+        if len(rates) != 1:
+            raise InputFileError(folders[0].parent, f"identities disagree on (sample_rate, fps): {rates}")
+        sample_rate, fps = rates.pop()
+        self.info.metadata.update({
+            "identities": [f.name for f in folders],
+            "sample_rate": int(sample_rate), "fps": float(fps),
+            "timesteps": {split: [[int(t) for t in np.sort(s.timesteps[s.splits.get(split, [])])]
+                                  for s in sequences] for split in SPLITS},
+        })
+
+    def _generate_examples(self, sequences, split):
+        for identity, seq in enumerate(sequences):
+            if seq.audio is None:
+                raise InputFileError(seq.root, "identity has no audio.wav; pretraining needs audio")
+            for index in seq.splits.get(split, np.zeros(0, int)):
+                timestep = int(seq.timesteps[index])
+                mask = seq.load_mask(index)[..., None]
+                yield f"{identity:05d}_{timestep:06d}", {
+                    "image": _rgb_png_bytes(seq, index),
+                    "mask": _encode_png(mask),
+                    "identity": identity, "timestep": timestep,
+                    "K": seq.K[index].astype(np.float32), "c2w": seq.c2w[index].astype(np.float32),
+                    "shape": seq.shape.astype(np.float32),
+                    "audio": seq.audio_for_frames(timestep, timestep + 1),
+                    **{k: seq.flame[k][index] for k in (*FLAME_SIZES, "expr")},
+                }
+
+
+def _encode_png(array: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(array.squeeze(-1) if array.ndim == 3 and array.shape[-1] == 1 else array).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def build(source: str | Path, data_dir: str | Path) -> tfds.core.DatasetBuilder:
+    """Pack every identity under `source` into array_record files under `data_dir`."""
+    builder = TalkingHeads(data_dir=str(data_dir))
+    builder.download_and_prepare(
+        file_format="array_record",
+        download_config=tfds.download.DownloadConfig(manual_dir=str(source)))
+    return builder

@@ -1,0 +1,329 @@
+"""VHAP tracker export folders: write (synthetic data) and read (synthetic or real).
+
+Layout (what VHAP's `export_as_nerf_dataset` writes, plus our audio files):
+    images/00000_00.png            frame 0 from camera 0 (RGB)
+    fg_masks/00000_00.png          foreground mask (8-bit)
+    flame_param/00000.npz          rotation (3,), translation (3,), neck_pose (3,),
+                                   jaw_pose (3,), eyes_pose (6,), expr (n_expr,),
+                                   shape (n_shape,), static_offset (V, 3)
+    canonical_flame_param.npz      shape, expr, static_offset of the canonical pose
+    transforms.json                all frames; transforms_{train,val,test}.json: splits
+        per frame: file_path, fg_mask_path, flame_param_path, timestep_index,
+        camera_index, transform_matrix (camera-to-world, OpenGL axes), fl_x, fl_y, cx,
+        cy, w, h; top level: the same intrinsics, fps and audio_path (our extension)
+    audio.wav (16 kHz), phonemes.json [{phoneme, start, end}] (synthetic data only)
+
+Per-frame arrays written with a leading batch axis of 1 (as VHAP saves them) are squeezed.
+Cameras are returned in OpenCV axes (x right, y down, z forward): c2w[:3, 1:3] *= -1.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from flashtalker_jax.errors import InputFileError
+from flashtalker_jax.utils.files import atomic_path
+
+FLAME_FRAME_KEYS = ("rotation", "translation", "neck_pose", "jaw_pose", "eyes_pose", "expr")
+FLAME_FRAME_SIZES = {"rotation": 3, "translation": 3, "neck_pose": 3, "jaw_pose": 3, "eyes_pose": 6}
+SPLITS = ("train", "val", "test")
+OPENGL_TO_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])
+
+
+def frame_stem(timestep: int, camera: int = 0) -> str:
+    return f"{timestep:05d}_{camera:02d}"
+
+
+# ----------------------------------------------------------------------------- writing
+
+def write_png(path: Path, array: np.ndarray, compress_level: int = 6) -> None:
+    with atomic_path(path) as tmp:
+        Image.fromarray(np.ascontiguousarray(array)).save(tmp, format="PNG", compress_level=compress_level)
+
+
+def write_frame(root: Path, timestep: int, image: np.ndarray, mask: np.ndarray,
+                flame: Mapping[str, np.ndarray], compress_level: int = 6) -> dict:
+    """Write one camera-0 frame (uint8 image (H, W, 3), mask (H, W)) and its FLAME params;
+    returns the frame's paths for transforms.json."""
+    stem = frame_stem(timestep)
+    record = {"file_path": f"images/{stem}.png", "fg_mask_path": f"fg_masks/{stem}.png",
+              "flame_param_path": f"flame_param/{timestep:05d}.npz"}
+    write_png(root / record["file_path"], image, compress_level)
+    write_png(root / record["fg_mask_path"], mask, compress_level)
+    with atomic_path(root / record["flame_param_path"]) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **{k: np.asarray(v, np.float32) for k, v in flame.items()})
+    return record
+
+
+def camera_record(K: np.ndarray, c2w_opengl: np.ndarray, width: int, height: int) -> dict:
+    fl_x, fl_y, cx, cy = float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2])
+    return {"fl_x": fl_x, "fl_y": fl_y, "cx": cx, "cy": cy, "w": int(width), "h": int(height),
+            "camera_angle_x": 2 * float(np.arctan(width / (2 * fl_x))),
+            "camera_angle_y": 2 * float(np.arctan(height / (2 * fl_y))),
+            "transform_matrix": np.asarray(c2w_opengl, float).tolist()}
+
+
+def write_transforms(root: Path, frames: Sequence[dict], splits: Mapping[str, Sequence[int]],
+                     fps: float, audio_path: str | None = "audio.wav") -> None:
+    """transforms.json (all frames) and transforms_{split}.json, frames given in timestep order."""
+    top = {k: frames[0][k] for k in ("fl_x", "fl_y", "cx", "cy", "w", "h", "camera_angle_x", "camera_angle_y")}
+    top.update({"fps": float(fps), "audio_path": audio_path})
+    by_timestep = {f["timestep_index"]: f for f in frames}
+
+    def dump(name: str, chosen: list[dict]) -> None:
+        payload = {**top, "timestep_indices": sorted({f["timestep_index"] for f in chosen}),
+                   "camera_indices": sorted({f["camera_index"] for f in chosen}), "frames": chosen}
+        with atomic_path(root / name) as tmp:
+            tmp.write_text(json.dumps(payload, indent=1))
+
+    dump("transforms.json", list(frames))
+    for split in SPLITS:
+        dump(f"transforms_{split}.json", [by_timestep[t] for t in splits.get(split, ())])
+
+
+# ----------------------------------------------------------------------------- reading
+
+@dataclasses.dataclass(frozen=True)
+class VhapSequence:
+    """A VHAP-format folder, with frames read lazily.
+
+    Arrays (N = number of frames listed in transforms.json, one per timestep x camera):
+      timesteps (N,) int, cameras (N,) int, K (N, 3, 3), c2w (N, 4, 4) OpenCV axes,
+      flame: {key: (N, size)} per-frame params, shape (n_shape,), static_offset (V, 3)|None,
+      audio (S,) float32 at sample_rate or None, splits: {name: (n,) frame indices}.
+    """
+    root: Path
+    image_paths: tuple[Path, ...]
+    mask_paths: tuple[Path | None, ...]
+    timesteps: np.ndarray
+    cameras: np.ndarray
+    K: np.ndarray
+    c2w: np.ndarray
+    width: int
+    height: int
+    flame: dict[str, np.ndarray]
+    shape: np.ndarray
+    static_offset: np.ndarray | None
+    audio: np.ndarray | None
+    sample_rate: int
+    fps: float
+    splits: dict[str, np.ndarray]
+    phonemes: list[tuple[str, float, float]] | None
+
+    def __len__(self) -> int:
+        return len(self.image_paths)
+
+    @property
+    def w2c(self) -> np.ndarray:
+        return np.linalg.inv(self.c2w)
+
+    def load_image(self, index: int) -> np.ndarray:
+        """(H, W, 3) uint8 (alpha dropped, greyscale expanded)."""
+        return _read_image(self.image_paths[index], self.width, self.height, "RGB")
+
+    def load_mask(self, index: int) -> np.ndarray:
+        """(H, W) uint8 foreground mask; all 255 when the folder has no masks."""
+        path = self.mask_paths[index]
+        if path is None:
+            return np.full((self.height, self.width), 255, np.uint8)
+        return _read_image(path, self.width, self.height, "L")
+
+    def frame_params(self, index: int) -> dict[str, np.ndarray]:
+        return {k: v[index] for k, v in self.flame.items()}
+
+    def audio_for_frames(self, start: int, stop: int) -> np.ndarray:
+        """Samples covering timesteps [start, stop) -> ((stop - start) * sr / fps,) float32."""
+        if self.audio is None:
+            raise InputFileError(self.root, "this folder has no audio.wav")
+        per_frame = self.sample_rate / self.fps
+        a, b = int(round(start * per_frame)), int(round(stop * per_frame))
+        chunk = self.audio[a:b]
+        return np.pad(chunk, (0, (b - a) - chunk.shape[0]))
+
+
+def _read_image(path: Path, width: int, height: int, mode: str) -> np.ndarray:
+    if not path.is_file():
+        raise InputFileError(path, "image listed in transforms.json is missing")
+    try:
+        with Image.open(path) as image:
+            array = np.asarray(image.convert(mode))
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise InputFileError(path, f"cannot decode image ({exc})", "re-export the frame") from exc
+    if array.shape[:2] != (height, width):
+        raise InputFileError(path, f"image is {array.shape[1]}x{array.shape[0]} but transforms.json "
+                                   f"says {width}x{height}")
+    return array
+
+
+def _load_json(path: Path) -> dict:
+    if not path.is_file():
+        raise InputFileError(path, "file not found", "is this a VHAP export folder?")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputFileError(path, f"cannot parse JSON ({exc})") from exc
+
+
+def _camera(frame: dict, top: dict, path: Path) -> tuple[np.ndarray, np.ndarray, int, int]:
+    try:
+        get = lambda k: frame.get(k, top.get(k))  # noqa: E731 - per-frame value, else top level
+        K = np.array([[get("fl_x"), 0, get("cx")], [0, get("fl_y"), get("cy")], [0, 0, 1]], np.float64)
+        c2w = np.asarray(frame["transform_matrix"], np.float64) @ OPENGL_TO_OPENCV
+        return K, c2w, int(get("w")), int(get("h"))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputFileError(path, f"frame {frame.get('file_path')} has an incomplete camera ({exc})") from exc
+
+
+def _load_flame(path: Path) -> dict[str, np.ndarray]:
+    if not path.is_file():
+        raise InputFileError(path, "FLAME parameter file listed in transforms.json is missing")
+    try:
+        with np.load(path) as data:
+            params = {k: np.asarray(data[k], np.float32) for k in data.files}
+    except (OSError, ValueError, EOFError) as exc:
+        raise InputFileError(path, f"cannot read FLAME parameters ({exc})") from exc
+    missing = [k for k in (*FLAME_FRAME_KEYS, "shape") if k not in params]
+    if missing:
+        raise InputFileError(path, f"missing FLAME keys {missing}")
+    out = {k: v[0] if v.ndim > 1 and v.shape[0] == 1 and k != "static_offset" else v
+           for k, v in params.items()}
+    if "static_offset" in out and out["static_offset"].ndim == 3:
+        out["static_offset"] = out["static_offset"][0]
+    for key, size in FLAME_FRAME_SIZES.items():
+        if out[key].shape != (size,):
+            raise InputFileError(path, f"{key} has shape {out[key].shape}, expected ({size},)")
+    return out
+
+
+def read_vhap(root: str | os.PathLike, sample_rate: int = 16000, fps: float | None = None) -> VhapSequence:
+    """Read a VHAP-format folder (frames lazily); checks listed files, counts and audio length.
+
+    Audio (audio.wav, or `audio_path` in transforms.json) is optional; when present it is
+    loaded at `sample_rate` (other rates are resampled with an AudioConversionWarning) and
+    must cover every frame.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise InputFileError(root, "dataset folder not found")
+    meta = _load_json(root / "transforms.json")
+    frames = meta.get("frames") or []
+    if not frames:
+        raise InputFileError(root / "transforms.json", "lists no frames")
+    fps = float(fps or meta.get("fps", 25.0))
+    _check_files_present(root, frames)
+    cams = [_camera(f, meta, root / "transforms.json") for f in frames]
+    widths, heights = {c[2] for c in cams}, {c[3] for c in cams}
+    if len(widths) != 1 or len(heights) != 1:
+        raise InputFileError(root / "transforms.json", f"frames have different sizes {widths} x {heights}")
+    flame_files = sorted({f["flame_param_path"] for f in frames})
+    params = {p: _load_flame(root / p) for p in flame_files}
+    flame = _stack_flame([params[f["flame_param_path"]] for f in frames], [root / f["flame_param_path"] for f in frames])
+    first = params[flame_files[0]]
+    canonical = root / "canonical_flame_param.npz"
+    static_offset = first.get("static_offset")
+    shape = first["shape"]
+    if canonical.is_file():
+        canon = _load_flame_canonical(canonical)
+        shape = canon.get("shape", shape)
+        static_offset = canon.get("static_offset", static_offset)
+    timesteps = np.array([int(f["timestep_index"]) for f in frames])
+    audio = _load_audio_checked(root, meta, timesteps, sample_rate, fps)
+    return VhapSequence(
+        root=root,
+        image_paths=tuple(root / f["file_path"] for f in frames),
+        mask_paths=tuple(root / f["fg_mask_path"] if f.get("fg_mask_path") else None for f in frames),
+        timesteps=timesteps, cameras=np.array([int(f.get("camera_index", 0)) for f in frames]),
+        K=np.stack([c[0] for c in cams]), c2w=np.stack([c[1] for c in cams]),
+        width=widths.pop(), height=heights.pop(), flame=flame, shape=shape,
+        static_offset=static_offset, audio=audio, sample_rate=sample_rate, fps=fps,
+        splits=_read_splits(root, frames), phonemes=_read_phonemes(root))
+
+
+def _check_files_present(root: Path, frames: list[dict]) -> None:
+    for key in ("file_path", "flame_param_path"):
+        absent = [f.get(key) for f in frames if not f.get(key) or not (root / f[key]).is_file()]
+        if absent:
+            raise InputFileError(root / "transforms.json",
+                                 f"{len(absent)} of {len(frames)} frames have no {key} file, first {absent[0]}",
+                                 "re-export the folder or remove those frames from transforms.json")
+    masks = [f for f in frames if f.get("fg_mask_path")]
+    absent = [f["fg_mask_path"] for f in masks if not (root / f["fg_mask_path"]).is_file()]
+    if absent:
+        raise InputFileError(root / "transforms.json", f"{len(absent)} listed masks are missing, first {absent[0]}")
+    on_disk = len(list((root / "flame_param").glob("*.npz"))) if (root / "flame_param").is_dir() else 0
+    listed = len({f["flame_param_path"] for f in frames})
+    if on_disk and on_disk != listed:
+        raise InputFileError(root / "flame_param", f"{on_disk} parameter files but transforms.json lists {listed}",
+                             "frames and FLAME parameters come from different exports?")
+
+
+def _stack_flame(per_frame: list[dict], paths: list[Path]) -> dict[str, np.ndarray]:
+    out = {}
+    for key in FLAME_FRAME_KEYS:
+        expected = per_frame[0][key].shape
+        for path, params in zip(paths, per_frame):
+            if params[key].shape != expected:
+                raise InputFileError(path, f"{key} has shape {params[key].shape} but {paths[0].name} "
+                                           f"has {expected}", "frames come from different exports?")
+        out[key] = np.stack([p[key] for p in per_frame])
+    return out
+
+
+def _load_flame_canonical(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path) as data:
+            params = {k: np.asarray(data[k], np.float32) for k in data.files}
+    except (OSError, ValueError, EOFError) as exc:
+        raise InputFileError(path, f"cannot read canonical FLAME parameters ({exc})") from exc
+    return {k: v[0] if v.ndim >= 2 and v.shape[0] == 1 else v for k, v in params.items()}
+
+
+def _load_audio_checked(root: Path, meta: dict, timesteps: np.ndarray, sample_rate: int,
+                        fps: float) -> np.ndarray | None:
+    from flashtalker_jax.audio import load_audio
+
+    path = root / (meta.get("audio_path") or "audio.wav")
+    if not path.is_file():
+        if meta.get("audio_path"):
+            raise InputFileError(path, "audio file named in transforms.json is missing")
+        return None
+    audio = load_audio(path, sample_rate)
+    n_frames = int(timesteps.max()) + 1
+    needed = n_frames / fps
+    have = audio.shape[0] / sample_rate
+    # Half a frame of slack: frame counts are rounded from the audio duration.
+    if have < needed - 0.5 / fps:
+        raise InputFileError(path, f"audio is {have:.3f} s but {n_frames} frames at {fps:g} fps need "
+                                   f"{needed:.3f} s", "the audio must cover the whole video")
+    return audio
+
+
+def _read_splits(root: Path, frames: list[dict]) -> dict[str, np.ndarray]:
+    index = {(int(f["timestep_index"]), int(f.get("camera_index", 0))): i for i, f in enumerate(frames)}
+    splits = {}
+    for split in SPLITS:
+        path = root / f"transforms_{split}.json"
+        if not path.is_file():
+            continue
+        chosen = []
+        for f in _load_json(path).get("frames", []):
+            key = (int(f["timestep_index"]), int(f.get("camera_index", 0)))
+            if key not in index:
+                raise InputFileError(path, f"frame {f.get('file_path')} is not in transforms.json")
+            chosen.append(index[key])
+        splits[split] = np.array(chosen, np.int64)
+    return splits
+
+
+def _read_phonemes(root: Path) -> list[tuple[str, float, float]] | None:
+    path = root / "phonemes.json"
+    if not path.is_file():
+        return None
+    return [(p["phoneme"], float(p["start"]), float(p["end"])) for p in _load_json(path)]
