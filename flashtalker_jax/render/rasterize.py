@@ -1,0 +1,193 @@
+"""`rasterize`: the one public entry of the Gaussian renderer.
+
+Pipeline per camera: projection (plain JAX, differentiable w.r.t. Gaussians and the
+viewmat) -> optional SH colours -> tile binning + depth sort (XLA, static buffer) ->
+compositing by the chosen backend:
+  "reference"  plain-JAX scan (render/reference.py), gradients by autodiff;
+  "pallas"     tile kernels with a custom VJP (kernels/rasterize/), interpret mode on CPU;
+  "auto"       pallas on GPU/TPU; reference on CPU (interpret mode is slower there).
+"""
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import chex
+import jax
+import jax.numpy as jnp
+
+from flashtalker_jax.render import binning, reference
+from flashtalker_jax.render.camera import camera_position, tile_grid
+from flashtalker_jax.render.projection import project
+from flashtalker_jax.render.sh import num_sh_bases, sh_to_rgb
+
+BACKENDS = ("auto", "reference", "pallas")
+
+
+class RenderOutput(NamedTuple):
+    """Rendered images; a leading (B,) axis when the cameras were batched.
+
+    rgb (..., H, W, C) with the background composited; alpha (..., H, W) = 1 - final
+    transmittance; depth (..., H, W) expected depth = sum(w z) / max(alpha, 1e-10)
+    (gsplat's "ED"); n_intersections (...,) int32 tile intersections needed; overflow
+    (...,) bool: buffer too small (never returned True by an eager call: it re-runs).
+    Unpacks like a tuple (rgb, alpha, depth, ...) or by attribute.
+    """
+    rgb: jnp.ndarray
+    alpha: jnp.ndarray
+    depth: jnp.ndarray
+    n_intersections: jnp.ndarray
+    overflow: jnp.ndarray
+
+
+class BufferOverflowError(RuntimeError):
+    """The static tile-intersection buffer was too small inside a traced (jitted) call."""
+
+
+def rasterize(means, quats, scales, opacities, colors, viewmat, K, width: int, height: int,
+              *, sh_degree: int | None = None, background=None, backend: str = "auto",
+              capacity: int | None = None, eps2d: float = 0.3, near_plane: float = 0.01,
+              far_plane: float = 1e10) -> RenderOutput:
+    """Render 3D Gaussians with gsplat's projection and compositing rules.
+
+    Gaussians: means (N,3), quats (N,4) wxyz (normalised here), scales (N,3),
+    opacities (N,), colors (N,C) or SH coefficients (N,K,3) with sh_degree in 0..3;
+    each may carry a leading frame axis (B,...) to render B different scenes.
+    Cameras: viewmat (4,4) or (B,4,4) world-to-camera (OpenCV axes), K (3,3) or (B,3,3)
+    in pixels. background: (C,) or (B,C), composited as rgb + bg (1 - alpha).
+    capacity: tile-intersection slots per camera. Eager calls start from it (default
+    4 per Gaussian) and re-run with a larger buffer when it overflows; traced calls
+    (inside jit/grad) raise BufferOverflowError at run time naming the size needed
+    (use `required_capacity` to size it).
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    args = _batch_inputs(means, quats, scales, opacities, colors, viewmat, K, background,
+                         sh_degree)
+    batched = jnp.ndim(viewmat) == 3
+    n = args[0].shape[-2]
+    cap = binning.default_capacity(n) if capacity is None else int(capacity)
+    static = dict(width=int(width), height=int(height), sh_degree=sh_degree,
+                  backend=_resolve(backend), eps2d=eps2d, near_plane=near_plane,
+                  far_plane=far_plane)
+    traced = any(isinstance(a, jax.core.Tracer) for a in jax.tree_util.tree_leaves(args))
+    if traced:
+        out = _render(*args, capacity=cap, **static)
+        jax.debug.callback(functools.partial(_raise_on_overflow, capacity=cap),
+                           out.n_intersections, out.overflow)
+    else:
+        out = _render_jit(*args, capacity=cap, **static)
+        if bool(jnp.any(out.overflow)):
+            needed = int(jnp.max(out.n_intersections))
+            out = _render_jit(*args, capacity=binning.next_power_of_two(needed), **static)
+    return out if batched else jax.tree_util.tree_map(lambda x: x[0], out)
+
+
+def required_capacity(means, quats, scales, opacities, viewmat, K, width: int, height: int,
+                      *, eps2d: float = 0.3, near_plane: float = 0.01,
+                      far_plane: float = 1e10) -> int:
+    """Intersection slots the largest camera needs (eager; for sizing jitted callers)."""
+    viewmat = viewmat if jnp.ndim(viewmat) == 3 else viewmat[None]
+    batch = viewmat.shape[0]
+    gauss = [_lead(x, batch, base) for x, base in
+             ((means, 2), (quats, 2), (scales, 2), (opacities, 1))]
+    Ks = _lead(K, batch, 2)
+    tiles_x, tiles_y = tile_grid(width, height)
+
+    def one(m, q, s, o, v, k):
+        p = project(m, q, s, o, v, k, width, height, eps2d=eps2d, near_plane=near_plane,
+                    far_plane=far_plane)
+        return binning.intersection_count(p.means2d, p.radii, tiles_x, tiles_y)
+
+    return int(jnp.max(jax.vmap(one)(*gauss, viewmat, Ks)))
+
+
+def _resolve(backend: str) -> str:
+    if backend != "auto":
+        return backend
+    return "reference" if jax.default_backend() == "cpu" else "pallas"
+
+
+def _raise_on_overflow(n_intersections, overflow, *, capacity):
+    if bool(jnp.any(overflow)):
+        raise BufferOverflowError(
+            f"rasterize: {int(jnp.max(n_intersections))} tile intersections do not fit the "
+            f"buffer of {capacity} slots; pass capacity>= that (see required_capacity) "
+            f"or call rasterize outside jit, where it re-runs with a larger buffer")
+
+
+def _lead(x, batch: int, base_ndim: int):
+    """Give x a leading (B,) axis (broadcast when it has none)."""
+    x = jnp.asarray(x, jnp.float32)
+    if x.ndim == base_ndim:
+        return jnp.broadcast_to(x, (batch,) + x.shape)
+    if x.ndim != base_ndim + 1 or x.shape[0] != batch:
+        raise ValueError(f"expected shape (..., {x.shape[-base_ndim:]}) with leading "
+                         f"batch {batch}, got {x.shape}")
+    return x
+
+
+def _batch_inputs(means, quats, scales, opacities, colors, viewmat, K, background, sh_degree):
+    viewmat = jnp.asarray(viewmat, jnp.float32)
+    if viewmat.ndim == 2:
+        viewmat = viewmat[None]
+    batch = viewmat.shape[0]
+    chex.assert_shape(viewmat, (batch, 4, 4))
+    color_ndim = 2 if sh_degree is None else 3
+    out = [_lead(means, batch, 2), _lead(quats, batch, 2), _lead(scales, batch, 2),
+           _lead(opacities, batch, 1), _lead(colors, batch, color_ndim), viewmat,
+           _lead(K, batch, 2)]
+    n = out[0].shape[1]
+    chex.assert_shape(out[0], (batch, n, 3))
+    chex.assert_shape(out[1], (batch, n, 4))
+    chex.assert_shape(out[2], (batch, n, 3))
+    chex.assert_shape(out[3], (batch, n))
+    chex.assert_shape(out[6], (batch, 3, 3))
+    if sh_degree is not None:
+        chex.assert_shape(out[4], (batch, n, None, 3))
+        if out[4].shape[2] < num_sh_bases(sh_degree):
+            raise ValueError(f"sh_degree {sh_degree} needs {num_sh_bases(sh_degree)} "
+                             f"coefficients per Gaussian, got {out[4].shape[2]}")
+    else:
+        chex.assert_shape(out[4], (batch, n, None))
+    n_channels = out[4].shape[-1]
+    bg = None if background is None else _lead(background, batch, 1)
+    if bg is not None:
+        chex.assert_shape(bg, (batch, n_channels))
+    return (*out, bg)
+
+
+def _render(means, quats, scales, opacities, colors, viewmat, K, background, *, width,
+            height, sh_degree, backend, capacity, eps2d, near_plane, far_plane):
+    tiles_x, tiles_y = tile_grid(width, height)
+
+    def prepare(m, q, s, o, c, v, k):
+        p = project(m, q, s, o, v, k, width, height, eps2d=eps2d, near_plane=near_plane,
+                    far_plane=far_plane)
+        if sh_degree is not None:
+            c = sh_to_rgb(c, m - camera_position(v), sh_degree)
+        features = jnp.concatenate([c, p.depths[:, None]], axis=-1)
+        bins = binning.bin_gaussians(p.means2d, p.radii, p.depths, tiles_x, tiles_y, capacity)
+        return p.means2d, p.conics, features, bins
+
+    means2d, conics, features, bins = jax.vmap(prepare)(
+        means, quats, scales, opacities, colors, viewmat, K)
+    if backend == "reference":
+        acc, trans = jax.vmap(functools.partial(reference.composite, width=width,
+                                                height=height))(
+            means2d, conics, opacities, features, bins)
+    else:
+        from flashtalker_jax.kernels.rasterize.vjp import composite_pallas
+        acc, trans = composite_pallas(means2d, conics, opacities, features, bins,
+                                      width=width, height=height)
+    alpha = 1.0 - trans
+    rgb = acc[..., :-1]
+    if background is not None:
+        rgb = rgb + background[:, None, None, :] * trans[..., None]
+    depth = acc[..., -1] / jnp.maximum(alpha, 1e-10)
+    return RenderOutput(rgb=rgb, alpha=alpha, depth=depth,
+                        n_intersections=bins.n_intersections, overflow=bins.overflow)
+
+
+_render_jit = jax.jit(_render, static_argnames=(
+    "width", "height", "sh_degree", "backend", "capacity", "eps2d", "near_plane", "far_plane"))
