@@ -137,9 +137,11 @@ class Checkpointer:
             raise ConfigError(f"{self.directory / str(step)}: checkpoint does not fit this model ({detail}); "
                               "use the config the run was started with")
 
-    def restore_latest(self, target: Any, data_iterator: Any) -> tuple[Any, int] | None:
+    def restore_latest(self, target: Any, data_iterator: Any | None = None) -> tuple[Any, int] | None:
         """Restore the newest readable step into `target` (ShapeDtypeStructs with shardings)
-        and the iterator; returns (state, step) or None when there is no checkpoint."""
+        and, when given, the data iterator; returns (state, step) or None when there is no
+        checkpoint. Without an iterator any process count can read the state (e.g. a
+        checkpoint written by 2 processes restored by 1 for evaluation or export)."""
         for step in reversed(self.all_steps()):
             try:
                 self._metadata_readable(step)
@@ -148,8 +150,10 @@ class Checkpointer:
                 continue
             self.check_fits(step, target)
             try:
-                restored = self._manager.restore(step, args=ocp.args.Composite(
-                    state=ocp.args.StandardRestore(target), data=IteratorRestore(data_iterator)))
+                items = {"state": ocp.args.StandardRestore(target)}
+                if data_iterator is not None:
+                    items["data"] = IteratorRestore(data_iterator)
+                restored = self._manager.restore(step, args=ocp.args.Composite(**items))
             except ConfigError:
                 raise
             except Exception as exc:  # noqa: BLE001 - any read failure of a fitting checkpoint = damage
@@ -199,7 +203,9 @@ def restore_subtree(directory: str | os.PathLike, target: Mapping[str, jax.Shape
     Returns {"relative/leaf/path": array}.
     """
     directory = Path(directory).absolute()
-    manager = ocp.CheckpointManager(directory, item_handlers={"state": ocp.StandardCheckpointHandler()},
+    manager = ocp.CheckpointManager(directory, item_handlers={"state": ocp.PyTreeCheckpointHandler(),
+                                                         "data": IteratorStateHandler(),
+                                                         "config": ocp.JsonCheckpointHandler()},
                                     options=ocp.CheckpointManagerOptions(read_only=True))
     try:
         step = manager.latest_step() if step is None else step

@@ -1,0 +1,131 @@
+"""Non-finite guard, partial restore of a pretrained subtree, data iterators, CLI (1 device)."""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import grain
+import jax
+import numpy as np
+import pytest
+
+from flashtalker_jax.cli.main import main
+from flashtalker_jax.errors import TrainingError
+from flashtalker_jax.train.checkpoint import Checkpointer
+from flashtalker_jax.train.data import ArrayBatchIterator
+from flashtalker_jax.train.state import params_as_numpy
+from flashtalker_jax.train.tasks import get_task
+from flashtalker_jax.train.trainer import fit
+from train_worker import SMALL_OVERRIDES, run, small_config
+
+
+class NaNFrom:
+    """Wraps an iterator: batches number `steps` (1-based) get NaN inputs."""
+
+    def __init__(self, inner, steps):
+        self.inner, self.steps, self.count = inner, steps, 0
+
+    def __next__(self):
+        batch = next(self.inner)
+        self.count += 1
+        if self.count in self.steps:
+            batch = {**batch, "x": np.full_like(batch["x"], np.nan)}
+        return batch
+
+    def get_state(self):
+        return {"inner": self.inner.get_state(), "count": self.count}
+
+    def set_state(self, state):
+        self.inner.set_state(state["inner"])
+        self.count = state["count"]
+
+
+def nan_task(config, steps):
+    task = get_task(config.task)
+    return dataclasses.replace(task, make_data=lambda i, n: NaNFrom(task.make_data(i, n), steps))
+
+
+def test_single_nan_batch_is_skipped_and_counted(tmp_path):
+    config = small_config()
+    snapshots = {}
+
+    def keep(step, state):
+        if step in (2, 3):
+            snapshots[step] = params_as_numpy(state)
+
+    result = fit(nan_task(config, {3}), config, tmp_path, after_step=keep)
+    assert result.status == "completed"
+    assert int(result.state.nonfinite_total) == 1 and int(result.state.nonfinite_run) == 0
+    for name, value in snapshots[2].items():  # step 3's update was not applied
+        np.testing.assert_array_equal(snapshots[3][name], value)
+    assert all(np.isfinite(v).all() for v in params_as_numpy(result.state).values())
+    last = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last["nonfinite_total"] == 1.0
+
+
+def test_persistent_nan_stops_with_last_good_checkpoint(tmp_path):
+    config = small_config("--config.train.max_nonfinite=3")
+    with pytest.raises(TrainingError, match="3 non-finite losses in a row"):
+        fit(nan_task(config, set(range(6, 13))), config, tmp_path)
+    ckpt = Checkpointer(tmp_path / "checkpoints")
+    try:
+        assert ckpt.all_steps() == [4]  # no checkpoint written during the NaN run
+    finally:
+        ckpt.close()
+    resumed = run(tmp_path, config, resume=True)  # clean data from step 4 on
+    assert resumed.step == 12 and int(resumed.state.nonfinite_total) == 0
+
+
+def test_pretrained_subtree_is_grafted(tmp_path, baseline):
+    deeper = small_config("--config.task.hidden=(16, 16, 16)", "--config.train.steps=0",
+                          f"--config.train.init_from={baseline[0] / 'checkpoints'}",
+                          "--config.train.init_from_prefix=params/hidden/1", "--config.train.init_into=hidden/2")
+    params = params_as_numpy(run(tmp_path, deeper).state)
+    for leaf in ("kernel/value", "bias/value"):
+        np.testing.assert_array_equal(params[f"hidden/2/{leaf}"], baseline[1][f"hidden/1/{leaf}"])
+    assert not np.array_equal(params["hidden/1/kernel/value"], baseline[1]["hidden/1/kernel/value"])
+
+
+def test_array_iterator_splits_global_batches_and_resumes():
+    arrays = {"x": np.arange(40, dtype=np.float32)[:, None]}
+    whole = ArrayBatchIterator(arrays, 8, seed=1)
+    halves = [ArrayBatchIterator(arrays, 8, seed=1, process_index=i, process_count=2) for i in range(2)]
+    for _ in range(7):  # crosses an epoch boundary (5 batches per epoch)
+        np.testing.assert_array_equal(next(whole)["x"], np.concatenate([next(h)["x"] for h in halves]))
+    state = whole.get_state()
+    expected = [next(whole)["x"] for _ in range(3)]
+    again = ArrayBatchIterator(arrays, 8, seed=1)
+    again.set_state(json.loads(json.dumps(state)))
+    for batch in expected:
+        np.testing.assert_array_equal(next(again)["x"], batch)
+
+
+def test_grain_iterator_state_round_trips_through_checkpoint(tmp_path):
+    def make():
+        return grain.MapDataset.range(50).shuffle(seed=3).batch(4).to_iter_dataset().__iter__()
+
+    it = make()
+    for _ in range(3):
+        next(it)
+    ckpt = Checkpointer(tmp_path, async_save=False)
+    state = {"w": jax.numpy.ones((2,))}
+    ckpt.save(3, state, it, {"note": "grain"})
+    expected = [next(it) for _ in range(2)]
+    fresh = make()
+    restored, step = ckpt.restore_latest(jax.eval_shape(lambda: state), fresh)
+    ckpt.close()
+    assert step == 3 and float(restored["w"][0]) == 1.0
+    for batch in expected:
+        np.testing.assert_array_equal(next(fresh), batch)
+
+
+def test_cli_train_writes_config_metrics_and_tensorboard(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "--config", "train_toy", "--out", str(out), *SMALL_OVERRIDES, "--config.optim.lr=0.01"]
+    assert main(args) == 0
+    assert json.loads((out / "config.json").read_text())["optim"]["lr"] == 0.01
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines] == [4, 8, 12] and lines[-1]["lr"] > 0
+    assert any(p.name.startswith("events.out.tfevents") for p in (out / "tb").iterdir())
+    assert main(args) == 2 and "--resume" in capsys.readouterr().err
+    assert main([*args, "--resume"]) == 0
