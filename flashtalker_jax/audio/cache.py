@@ -66,7 +66,8 @@ def cached_features(path: str | os.PathLike, kind: str, cache_dir: str | os.Path
 
     Args:
       path: audio file (any rate / channel count; see load_audio).
-      kind: "log_mel" (needs no weights) or "wav2vec2" (needs `model` from load_wav2vec2).
+      kind: "log_mel" (needs no weights) or "wav2vec2" (needs `model`, the LoadedWav2Vec2
+        returned first by load_wav2vec2).
       cache_dir: folder of .npy entries (created on demand).
       fps: video frame rate (default config.fps); config: audio feature config
         (default configs/audio_features.py).

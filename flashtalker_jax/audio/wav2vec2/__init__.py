@@ -1,12 +1,13 @@
 """Wav2Vec 2.0 speech features from a local Hugging Face checkpoint folder (Flax NNX, no torch).
 
-    model, settings, preprocessor = load_wav2vec2("checkpoints/wav2vec2-base-960h")
+    loaded, settings, preprocessor = load_wav2vec2("checkpoints/wav2vec2-base-960h")
     waveform = load_audio("speech.wav", preprocessor.sampling_rate)
-    feats = wav2vec2_features(model, waveform)                  # (T_w, hidden) at 50 Hz
-    steps = wav2vec2_to_video_steps(feats, model.settings, preprocessor.sampling_rate, n_frames)
+    feats = wav2vec2_features(loaded, waveform)                 # (T_w, hidden) at 50 Hz
+    steps = wav2vec2_to_video_steps(feats, settings, preprocessor.sampling_rate, n_frames)
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from functools import partial
@@ -21,7 +22,7 @@ from flashtalker_jax.audio.wav2vec2.model import Wav2Vec2Model
 from flashtalker_jax.audio.wav2vec2.settings import Wav2Vec2Preprocessor, Wav2Vec2Settings, read_settings
 from flashtalker_jax.audio.wav2vec2.weights import fill_state, read_backbone_tensors, weight_files
 
-__all__ = ["Wav2Vec2Model", "Wav2Vec2Preprocessor", "Wav2Vec2Settings", "load_wav2vec2",
+__all__ = ["LoadedWav2Vec2", "Wav2Vec2Model", "Wav2Vec2Preprocessor", "Wav2Vec2Settings", "load_wav2vec2",
            "normalise_waveform", "wav2vec2_features", "wav2vec2_to_video_steps"]
 
 # Wav2Vec2FeatureExtractor.zero_mean_unit_var_norm adds this to the variance.
@@ -45,17 +46,34 @@ def _checkpoint_id(folder: Path) -> str:
     return digest.hexdigest()
 
 
-def load_wav2vec2(folder: str | os.PathLike) -> tuple[Wav2Vec2Model, Wav2Vec2Settings, Wav2Vec2Preprocessor]:
+@dataclasses.dataclass(frozen=True)
+class LoadedWav2Vec2:
+    """A loaded checkpoint: the NNX network, its input preprocessing and an identity.
+
+    Kept outside the NNX module so that every checkpoint of one architecture shares the
+    jitted forward (the graph holds only `settings`).
+    """
+
+    model: Wav2Vec2Model
+    preprocessor: Wav2Vec2Preprocessor
+    checkpoint_id: str  # identifies the weights in feature-cache keys
+
+    @property
+    def settings(self) -> Wav2Vec2Settings:
+        return self.model.settings
+
+
+def load_wav2vec2(folder: str | os.PathLike) -> tuple[LoadedWav2Vec2, Wav2Vec2Settings, Wav2Vec2Preprocessor]:
     """Load a Wav2Vec2 backbone from a local folder (config.json + safetensors or .bin).
 
-    Returns the NNX model (carrying its preprocessor and checkpoint id), its architecture
-    settings and the preprocessor settings. Heads in the checkpoint are ignored.
+    Returns the loaded model (NNX network + preprocessor + checkpoint id), its
+    architecture settings and the preprocessor settings. Heads in the checkpoint are ignored.
     """
     folder = Path(folder)
     settings, preprocessor = read_settings(folder)
-    abstract = nnx.eval_shape(lambda: Wav2Vec2Model(settings, nnx.Rngs(0), preprocessor, _checkpoint_id(folder)))
+    abstract = nnx.eval_shape(lambda: Wav2Vec2Model(settings, nnx.Rngs(0)))
     model = fill_state(abstract, read_backbone_tensors(folder), folder)
-    return model, settings, preprocessor
+    return LoadedWav2Vec2(model, preprocessor, _checkpoint_id(folder)), settings, preprocessor
 
 
 def normalise_waveform(waveform: np.ndarray, preprocessor: Wav2Vec2Preprocessor) -> np.ndarray:
@@ -71,7 +89,7 @@ def _apply(graphdef, state, samples):
     return nnx.merge(graphdef, state)(samples)
 
 
-def wav2vec2_features(model: Wav2Vec2Model, waveform: np.ndarray) -> np.ndarray:
+def wav2vec2_features(loaded: LoadedWav2Vec2, waveform: np.ndarray) -> np.ndarray:
     """Last hidden state of a mono waveform at the model's sampling rate, (T_w, hidden) float32.
 
     T_w = settings.num_output_rows(S) = (S - 400) // 320 + 1 rows at 50 Hz for the standard
@@ -80,11 +98,11 @@ def wav2vec2_features(model: Wav2Vec2Model, waveform: np.ndarray) -> np.ndarray:
     waveform = np.asarray(waveform)
     if waveform.ndim != 1:
         raise ValueError(f"expected a mono waveform (S,), got shape {waveform.shape}")
-    if waveform.shape[0] < model.settings.receptive_field:
+    if waveform.shape[0] < loaded.settings.receptive_field:
         raise ValueError(f"waveform has {waveform.shape[0]} samples; wav2vec2 needs at least "
-                         f"{model.settings.receptive_field}")
-    samples = normalise_waveform(waveform, model.preprocessor)[None]
-    graphdef, state = nnx.split(model)
+                         f"{loaded.settings.receptive_field}")
+    samples = normalise_waveform(waveform, loaded.preprocessor)[None]
+    graphdef, state = nnx.split(loaded.model)
     return np.asarray(_apply(graphdef, state, samples)[0])
 
 

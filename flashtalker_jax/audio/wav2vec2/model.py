@@ -17,7 +17,7 @@ import jax.numpy as jnp
 from flax import nnx
 from jaxtyping import Array, Float
 
-from flashtalker_jax.audio.wav2vec2.settings import Wav2Vec2Preprocessor, Wav2Vec2Settings
+from flashtalker_jax.audio.wav2vec2.settings import Wav2Vec2Settings
 
 # torch.nn.LayerNorm / GroupNorm default eps, used where transformers does not pass config's.
 TORCH_NORM_EPS = 1e-5
@@ -177,13 +177,11 @@ class Wav2Vec2Model(nnx.Module):
     """Normalised samples (B, S) -> last hidden state (B, T, hidden_size), T = num_output_rows(S).
 
     Input normalisation (preprocessor_config.json) is not applied here, as in torch;
-    `wav2vec2_features` applies the `preprocessor` the model carries.
+    `wav2vec2_features` applies it (see `LoadedWav2Vec2`).
     """
 
-    def __init__(self, settings: Wav2Vec2Settings, rngs: nnx.Rngs,
-                 preprocessor: Wav2Vec2Preprocessor = Wav2Vec2Preprocessor(), checkpoint_id: str = "random-init"):
-        self.settings, self.preprocessor = settings, preprocessor
-        self.checkpoint_id = checkpoint_id  # identifies the weights in feature-cache keys
+    def __init__(self, settings: Wav2Vec2Settings, rngs: nnx.Rngs):
+        self.settings = settings
         self.feature_extractor = FeatureEncoder(settings, rngs)
         self.feature_projection = FeatureProjection(settings, rngs)
         self.encoder = Encoder(settings, rngs)

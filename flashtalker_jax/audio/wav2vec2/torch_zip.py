@@ -34,8 +34,6 @@ class _StorageType:
 
 def _rebuild_tensor(storage: np.ndarray, offset: int, size, stride, *_unused) -> np.ndarray:
     """torch._utils._rebuild_tensor_v2: a strided view of the storage, copied to a fresh array."""
-    if len(size) == 0:
-        return storage[offset].copy()
     itemsize = storage.dtype.itemsize
     view = np.lib.stride_tricks.as_strided(storage[offset:], shape=tuple(size),
                                            strides=tuple(s * itemsize for s in stride))
