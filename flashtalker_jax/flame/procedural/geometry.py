@@ -14,14 +14,14 @@ import dataclasses
 
 import numpy as np
 
-RAY_ORIGIN = np.array([0.0, 0.0, 0.0])
+RAY_ORIGIN = np.array([0.0, -0.01, -0.012])  # on the neck axis: level neck boundary
 EYE_CENTER = np.array([0.031, 0.024, 0.064])  # left eye (+x); the right eye mirrors x
 EYE_RADIUS = 0.0122
 LID_GAP = 0.0016  # eyelid skin keeps this far from the eyeball
 N_COLUMNS = 96
-N_RINGS = 46
-MAX_POLAR = 2.82  # polar angle of the neck's bottom boundary ring
-EYE_HALF_WIDTH = 0.14  # azimuth half-width of each eye opening (rad)
+N_RINGS = 54
+MAX_POLAR = 2.85  # polar angle of the neck's bottom boundary ring
+EYE_HALF_WIDTH = 0.115  # azimuth half-width of each eye opening (rad)
 MOUTH_HALF_WIDTH = 0.28
 EYEBALL_RINGS, EYEBALL_COLUMNS = 12, 20
 
@@ -53,22 +53,22 @@ def head_sdf(p: np.ndarray) -> np.ndarray:
     d = _smin(d, _ellipsoid(p, (0, -0.022, 0.028), (0.060, 0.074, 0.068)), 0.02)  # face
     d = _smin(d, _ellipsoid(p, (0, -0.062, 0.036), (0.050, 0.034, 0.056)), 0.02)  # jaw
     d = _smin(d, _ellipsoid(p, (0, -0.084, 0.072), (0.018, 0.014, 0.014)), 0.012)  # chin
-    d = _smin(d, _ellipsoid(p, (0, 0.038, 0.077), (0.058, 0.013, 0.018)), 0.015)  # brow ridge
+    d = _smin(d, _ellipsoid(p, (0, 0.037, 0.075), (0.054, 0.012, 0.015)), 0.02)  # brow ridge
     for sx in (-1.0, 1.0):
         d = _smin(d, _ellipsoid(p, (sx * 0.044, 0.004, 0.056), (0.022, 0.015, 0.020)), 0.015)
         d = _smin(d, _ellipsoid(p, (sx * 0.077, 0.002, -0.010), (0.010, 0.028, 0.017)), 0.008)
         d = _smin(d, _ellipsoid(p, (sx * 0.013, -0.016, 0.097), (0.009, 0.008, 0.009)), 0.005)
     d = _smin(d, _ellipsoid(p, (0, 0.012, 0.093), (0.0085, 0.026, 0.012)), 0.008)  # bridge
     d = _smin(d, _ellipsoid(p, (0, -0.012, 0.106), (0.014, 0.011, 0.012)), 0.008)  # tip
-    d = _smin(d, _ellipsoid(p, (0, -0.036, 0.091), (0.024, 0.0075, 0.010)), 0.006)  # upper lip
-    d = _smin(d, _ellipsoid(p, (0, -0.049, 0.089), (0.022, 0.0085, 0.010)), 0.006)  # lower lip
+    d = _smin(d, _ellipsoid(p, (0, -0.036, 0.09), (0.021, 0.0065, 0.009)), 0.008)  # upper lip
+    d = _smin(d, _ellipsoid(p, (0, -0.049, 0.088), (0.019, 0.0075, 0.009)), 0.008)  # lower lip
     x, y, z = p[..., 0], p[..., 1], p[..., 2]
     neck = np.maximum(np.hypot(x, (z + 0.012) * 1.1) - 0.05, y + 0.03)
     d = _smin(d, neck, 0.03)
     for center in eye_centers():
-        socket = np.linalg.norm(p - (center + [0, 0, 0.008]), axis=-1) - 0.019
-        d = _smax(d, -socket, 0.008)
-        d = _smin(d, np.linalg.norm(p - center, axis=-1) - (EYE_RADIUS + LID_GAP), 0.003)
+        socket = np.linalg.norm(p - (center + [0, 0.002, 0.016]), axis=-1) - 0.0145
+        d = _smax(d, -socket, 0.006)
+        d = _smin(d, np.linalg.norm(p - center, axis=-1) - (EYE_RADIUS + LID_GAP), 0.004)
     return d
 
 

@@ -101,14 +101,14 @@ def static_landmarks(head: RestHead, faces: np.ndarray):
     """The 51 static landmarks (iBUG-68 points 17..67) as (face ids, barycentrics)."""
     g = head.grid
     eye_theta, eye_polar = geo.eye_slit_ring()
-    spacing = g.rings[g.eye_ring + 1] - g.rings[g.eye_ring]
     mouth_polar = g.rings[g.mouth_ring]
     pts = []
-    brow_polar = eye_polar - 5.2 * spacing
-    for t in np.linspace(-0.62, -0.1, 5):  # 17..21 right brow, outer to inner
-        pts.append((t, brow_polar - 0.5 * spacing * np.sin(np.pi * (t + 0.62) / 0.52), 0))
-    for t in np.linspace(0.1, 0.62, 5):  # 22..26 left brow, inner to outer
-        pts.append((t, brow_polar - 0.5 * spacing * np.sin(np.pi * (0.62 - t) / 0.52), 0))
+    brow_polar = geo.polar_of(np.array([0.0, 0.043, 0.09]))[1]
+    arch = 0.04 * np.sin(np.pi * np.linspace(0, 1, 5))
+    for t, a in zip(np.linspace(-0.6, -0.1, 5), arch):  # 17..21 right brow, outer to inner
+        pts.append((t, brow_polar - a, 0))
+    for t, a in zip(np.linspace(0.1, 0.6, 5), arch):  # 22..26 left brow, inner to outer
+        pts.append((t, brow_polar - a, 0))
     tip_polar = geo.polar_of(np.array([0.0, -0.012, 0.118]))[1]
     pts += [(0.0, p, 0) for p in np.linspace(eye_polar, tip_polar, 4)]  # 27..30 nose
     base_polar = geo.polar_of(np.array([0.0, -0.024, 0.1]))[1]
@@ -189,12 +189,12 @@ def region_masks(head: RestHead) -> dict:
 
 
 def lip_rings(head: RestHead) -> dict:
-    """15 ordered vertices on the upper and lower lip 2 rings above/below the mouth cut."""
+    """15 ordered vertices on the rings just above / below the mouth cut (teeth anchors)."""
     g = head.grid
     cols = np.argsort(np.abs(g.theta_cols))[:15]
-    cols = cols[np.argsort(g.theta_cols[cols])]
-    return {"lip_outside_ring_upper": g.base[g.mouth_ring - 2, cols].astype(np.int64),
-            "lip_outside_ring_lower": g.base[g.mouth_ring + 2, cols].astype(np.int64)}
+    cols = cols[np.argsort(-g.theta_cols[cols])]  # +x first: teeth faces then face forward
+    return {"lip_outside_ring_upper": g.base[g.mouth_ring - 1, cols].astype(np.int64),
+            "lip_outside_ring_lower": g.base[g.mouth_ring + 1, cols].astype(np.int64)}
 
 
 HEAD_UV_CENTER, HEAD_UV_RADIUS = np.array([0.41, 0.5]), 0.4

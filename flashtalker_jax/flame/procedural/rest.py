@@ -7,10 +7,10 @@ import numpy as np
 
 from flashtalker_jax.flame.procedural import geometry as geo
 
-LID_OPEN_UP, LID_OPEN_DOWN = 0.45, -0.30  # lid rotation about the eye centre at rest (rad)
+LID_OPEN_UP, LID_OPEN_DOWN = 0.40, -0.28  # lid rotation about the eye centre at rest (rad)
 LID_CLOSED = -0.24  # both lids meet here when the eyes are closed
 LID_FALLOFF_ROWS = 3.5
-MOUTH_CREASE_DEPTH = 0.005
+MOUTH_CREASE_DEPTH = 0.003
 
 
 @dataclasses.dataclass
@@ -33,7 +33,7 @@ def _ring_spacing(grid: geo.HeadGrid, ring: int) -> float:
 def eyelid_pose(grid: geo.HeadGrid, points: np.ndarray, upper: float, lower: float) -> np.ndarray:
     """Rotate the lid skin about each eye centre's x axis: `upper` (rad, + = up) at the upper
     edge of the cut, `lower` at the lower edge, fading over LID_FALLOFF_ROWS rings and to zero
-    at the eye corners (an almond-shaped opening)."""
+    at the eye corners (an almond-shaped opening) and with the distance from the eyeball."""
     out = points.copy()
     eye_theta = geo.eye_slit_ring()[0]
     rows = (grid.polar - grid.rings[grid.eye_ring]) / _ring_spacing(grid, grid.eye_ring)
@@ -41,8 +41,9 @@ def eyelid_pose(grid: geo.HeadGrid, points: np.ndarray, upper: float, lower: flo
     fall = np.clip(1 - np.abs(rows) / LID_FALLOFF_ROWS, 0, 1)
     for center, theta in zip(geo.eye_centers(), (eye_theta, -eye_theta)):
         s = (grid.theta - theta) / geo.EYE_HALF_WIDTH
-        angle = np.where(is_upper, upper, lower) * np.clip(1 - s ** 2, 0, 1) ** 0.7 * fall
         rel = out - center
+        near = np.clip(1 - (np.linalg.norm(rel, axis=1) - geo.EYE_RADIUS - geo.LID_GAP) / 0.008, 0, 1)
+        angle = np.where(is_upper, upper, lower) * np.clip(1 - s ** 2, 0, 1) ** 0.7 * fall * near
         c, sn = np.cos(angle), np.sin(angle)
         y = rel[:, 1] * c + rel[:, 2] * sn
         z = -rel[:, 1] * sn + rel[:, 2] * c
