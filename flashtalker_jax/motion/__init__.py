@@ -1,0 +1,3 @@
+"""Audio -> FLAME motion: the GGTalker-style conditional diffusion prior (`a2e_prior`),
+GaussianHeadTalk's deterministic Audio2Param baseline (`audio2param`), the diffusion
+schedule and DDIM sampler (`diffusion`), long-audio windows (`windows`) and losses."""
