@@ -1,4 +1,4 @@
-"""Metrics logging: JSON lines (metrics.jsonl) and TensorBoard event files (tb/).
+"""Metrics logging: JSON lines (metrics.jsonl) and TensorBoard event files (tb/, tb_events).
 
 Only process 0 writes; other processes get a disabled logger.
 """
@@ -10,18 +10,18 @@ import os
 from pathlib import Path
 from typing import Mapping
 
+from flashtalker_jax.train.tb_events import ScalarEventWriter
+
 
 class MetricsLogger:
     def __init__(self, run_dir: str | os.PathLike, enabled: bool = True):
         self.enabled = enabled
         self._jsonl = self._tb = None
         if enabled:
-            from tensorboardX import SummaryWriter
-
             run_dir = Path(run_dir)
             run_dir.mkdir(parents=True, exist_ok=True)
             self._jsonl = open(run_dir / "metrics.jsonl", "a", encoding="utf-8")
-            self._tb = SummaryWriter(str(run_dir / "tb"))
+            self._tb = ScalarEventWriter(run_dir / "tb")
 
     def log(self, step: int, metrics: Mapping[str, float]) -> None:
         if not self.enabled:
@@ -30,8 +30,7 @@ class MetricsLogger:
         record = {"step": step, **{k: (v if math.isfinite(v) else str(v)) for k, v in values.items()}}
         self._jsonl.write(json.dumps(record) + "\n")
         self._jsonl.flush()
-        for name, value in values.items():
-            self._tb.add_scalar(f"train/{name}", value, step)
+        self._tb.add_scalars(step, {f"train/{name}": value for name, value in values.items()})
         self._tb.flush()
 
     def close(self) -> None:
