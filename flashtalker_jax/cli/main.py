@@ -19,6 +19,7 @@ from flashtalker_jax.errors import FlashtalkerError
 # Order is the order of `flashtalker --help`. Each command group adds its own line.
 COMMAND_MODULES: list[str] = [
     "flashtalker_jax.cli.train",
+    "flashtalker_jax.cli.data",
 ]
 
 
