@@ -9,6 +9,7 @@ Frames where either side has no face (NaN) are left out.
 """
 
 import chex
+import jax
 import jax.numpy as jnp
 
 from flashtalker_jax.metrics.landmarks import BLENDSHAPE_NAMES
@@ -28,6 +29,7 @@ AU_GROUPS = {
 }
 
 
+@jax.jit
 def action_unit_error(pred, gt, ids):
     """Mean |pred - gt| over frames with finite scores and the blendshapes `ids`. (T, 52) x2."""
     chex.assert_rank([pred, gt], 2)

@@ -16,7 +16,10 @@ Conventions (both LVE conventions are in use in the literature; names say which 
 Inputs in metres; `scale` converts to millimetres (1000) and is exposed for other units.
 """
 
+from functools import partial
+
 import chex
+import jax
 import jax.numpy as jnp
 
 MM_PER_M = 1000.0
@@ -27,6 +30,7 @@ def _check_vertices(pred, gt):
     chex.assert_equal_shape([pred, gt])
 
 
+@jax.jit
 def lve_max_sq_mm2(pred, gt, lip_ids, scale: float = MM_PER_M):
     """Mean over frames of max over lip vertices of squared error. (T,V,3) x2, (L,) -> mm^2."""
     _check_vertices(pred, gt)
@@ -34,6 +38,7 @@ def lve_max_sq_mm2(pred, gt, lip_ids, scale: float = MM_PER_M):
     return jnp.mean(jnp.max(err2, axis=1))
 
 
+@jax.jit
 def lve_max_l2_mm(pred, gt, lip_ids, scale: float = MM_PER_M):
     """Mean over frames of max over lip vertices of the L2 error. (T,V,3) x2, (L,) -> mm."""
     _check_vertices(pred, gt)
@@ -41,12 +46,14 @@ def lve_max_l2_mm(pred, gt, lip_ids, scale: float = MM_PER_M):
     return jnp.mean(jnp.max(err, axis=1))
 
 
+@jax.jit
 def mve_mm(pred, gt, scale: float = MM_PER_M):
     """Mean vertex L2 error over all frames and vertices. (T,V,3) x2 -> mm."""
     _check_vertices(pred, gt)
     return jnp.mean(jnp.linalg.norm((pred - gt) * scale, axis=-1))
 
 
+@jax.jit
 def fdd_mm2(pred, gt, template, upper_ids, scale: float = MM_PER_M):
     """CodeTalker upper-face dynamics deviation (signed, see module doc).
 
@@ -70,6 +77,7 @@ def mouth_opening(points, upper_ids, lower_ids):
     return jnp.mean(jnp.linalg.norm(points[:, upper_ids] - points[:, lower_ids], axis=-1), axis=1)
 
 
+@jax.jit
 def opening_error(pred_open, gt_open):
     """Mean absolute difference of two (T,) opening curves, in their units."""
     chex.assert_rank([pred_open, gt_open], 1)
@@ -77,6 +85,7 @@ def opening_error(pred_open, gt_open):
     return jnp.mean(jnp.abs(pred_open - gt_open))
 
 
+@jax.jit
 def pearson(x, y):
     """Pearson correlation of two (T,) curves (NaN if either is constant)."""
     chex.assert_rank([x, y], 1)
@@ -85,6 +94,7 @@ def pearson(x, y):
     return jnp.sum(xc * yc) / jnp.sqrt(jnp.sum(xc**2) * jnp.sum(yc**2))
 
 
+@partial(jax.jit, static_argnames="max_lag")
 def cross_correlation(pred, gt, max_lag: int):
     """Normalised cross-correlation c[k] = corr(pred[t + k], gt[t]) for k in [-max_lag, max_lag].
 
@@ -95,10 +105,16 @@ def cross_correlation(pred, gt, max_lag: int):
     n = pred.shape[0]
     if not 0 <= max_lag < n - 1:
         raise ValueError(f"max_lag {max_lag} must be in [0, {n - 2}] for {n} frames")
-    lags = list(range(-max_lag, max_lag + 1))
-    values = [pearson(pred[max(k, 0): n + min(k, 0)], gt[max(-k, 0): n - max(k, 0)])
-              for k in lags]
-    return jnp.asarray(lags), jnp.stack(values)
+    lags = jnp.arange(-max_lag, max_lag + 1)
+    shifted = lags[:, None] + jnp.arange(n)[None, :]  # index into pred, (2K+1, n)
+    overlap = (shifted >= 0) & (shifted < n)
+    x = jnp.where(overlap, pred[jnp.clip(shifted, 0, n - 1)], 0.0)
+    y = jnp.where(overlap, gt[None, :], 0.0)
+    count = jnp.sum(overlap, axis=1, keepdims=True)
+    xc = jnp.where(overlap, x - jnp.sum(x, axis=1, keepdims=True) / count, 0.0)
+    yc = jnp.where(overlap, y - jnp.sum(y, axis=1, keepdims=True) / count, 0.0)
+    values = jnp.sum(xc * yc, axis=1) / jnp.sqrt(jnp.sum(xc**2, axis=1) * jnp.sum(yc**2, axis=1))
+    return lags, values
 
 
 def peak_lag(pred, gt, max_lag: int):

@@ -9,11 +9,13 @@ FLAME landmark points with `project_points`. Frames where either side has no lan
 """
 
 import chex
+import jax
 import jax.numpy as jnp
 
 from flashtalker_jax.metrics.landmarks import FACE_IDS, LIP_IDS
 
 
+@jax.jit
 def lmd(pred, gt, ids=None):
     """Mean 2-D landmark distance. pred, gt: (T, P, D>=2) pixels; ids: optional (Q,) subset."""
     chex.assert_rank([pred, gt], 3)
@@ -37,6 +39,7 @@ def lmd_face(pred, gt):
     return lmd(pred, gt, FACE_IDS)
 
 
+@jax.jit
 def project_points(points, viewmat, intrinsics):
     """Pinhole projection. points (..., P, 3) world; viewmat (4, 4) world-to-camera, OpenCV
     axes; intrinsics (3, 3) in pixels -> (..., P, 2) pixel coordinates."""

@@ -27,7 +27,10 @@ our reading, every choice stated:
   LMD measures that.
 """
 
+from functools import partial
+
 import chex
+import jax
 import jax.numpy as jnp
 
 
@@ -40,6 +43,7 @@ def _high_pass(signal, fps: float, cutoff_hz: float):
     return jnp.fft.irfft(jnp.where(keep, spectrum, 0.0), n=n, axis=0)
 
 
+@partial(jax.jit, static_argnames=("fps", "cutoff_hz", "min_reference_px"))
 def stability_terms(gen_points, gt_points, fps: float = 25.0, cutoff_hz: float = 4.0,
                     min_reference_px: float = 0.5) -> dict:
     """The three normalised terms and the score. gen_points, gt_points: (T, K, 2) pixels."""
