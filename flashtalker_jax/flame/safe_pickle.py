@@ -22,6 +22,8 @@ _NUMPY_GLOBALS = {
     ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
     ("_codecs", "encode"),  # protocol-2 pickles written by Python 3 wrap bytes in it
 }
+# Plain containers found in chumpy objects' state (e.g. the set `_dirty_vars`).
+_BUILTINS = {"object": object, "set": set, "frozenset": frozenset, "slice": slice}
 _SPARSE_FORMATS = {"csc_matrix": "csc", "csr_matrix": "csr", "coo_matrix": "coo",
                    "csc_array": "csc", "csr_array": "csr", "coo_array": "coo"}
 
@@ -66,8 +68,8 @@ class SafeUnpickler(pickle.Unpickler):
             return super().find_class(module, name)
         if module in ("copy_reg", "copyreg") and name == "_reconstructor":
             return _reconstructor
-        if module in ("builtins", "__builtin__") and name == "object":
-            return object
+        if module in ("builtins", "__builtin__") and name in _BUILTINS:
+            return _BUILTINS[name]
         if module.split(".")[0] == "chumpy":
             return PickledChumpy
         if module.startswith("scipy.sparse") and name in _SPARSE_FORMATS:
