@@ -40,6 +40,10 @@ def resample_track(features: np.ndarray, source_times: np.ndarray, target_times:
     if features.ndim != 2 or features.shape[0] != source_times.shape[0]:
         raise ValueError(f"features {features.shape} do not match {source_times.shape[0]} source times")
     position = np.interp(target_times, source_times, np.arange(source_times.shape[0], dtype=np.float64))
+    # Times computed two ways (offset + j / rate vs (i + 0.5) / step rate) differ by an ulp:
+    # snap to the source row so on-grid tracks come back bit-exact.
+    nearest = np.round(position)
+    position = np.where(np.abs(position - nearest) < 1e-6, nearest, position)
     lower = np.floor(position).astype(np.int64)
     upper = np.minimum(lower + 1, source_times.shape[0] - 1)
     weight = (position - lower)[:, None]

@@ -49,9 +49,10 @@ def test_missing_file(tmp_path):
     assert "nope.wav" in str(info.value)
 
 
-def test_unreadable_file(tmp_path):
+@pytest.mark.parametrize("content", [b"this is not audio" * 100, b""], ids=["garbage", "zero-bytes"])
+def test_unreadable_file(tmp_path, content):
     path = tmp_path / "garbage.wav"
-    path.write_bytes(b"this is not audio" * 100)
+    path.write_bytes(content)
     with pytest.raises(InputFileError, match="cannot decode") as info:
         load_audio(path)
     assert "garbage.wav" in str(info.value)
