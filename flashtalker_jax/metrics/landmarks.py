@@ -88,7 +88,8 @@ class FaceLandmarker:
         import mediapipe as mp
 
         if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
-            raise ValueError(f"expected a uint8 (H, W, 3) RGB frame, got {frame.dtype} {frame.shape}")
+            raise ValueError(f"expected a uint8 (H, W, 3) RGB frame,"
+                             f" got {frame.dtype} {frame.shape}")
         height, width = frame.shape[:2]
         result = self._landmarker.detect(
             mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(frame)))

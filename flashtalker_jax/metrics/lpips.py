@@ -149,7 +149,8 @@ def load_lpips(net: str, backbone_path: str | os.PathLike, lin_path: str | os.Pa
             if (m := _LIN_KEY.search(k))}
     for layer, lin in enumerate(model.lins):
         if layer not in lins:
-            raise ModelFileError(lin_path, f"no lin{layer} weight", "pass lpips's weights/v0.1 file")
+            raise ModelFileError(lin_path, f"no lin{layer} weight",
+                                 "pass lpips's weights/v0.1 file")
         _assign(lin.kernel, lins[layer].transpose(2, 3, 1, 0), f"lin{layer}", os.fspath(lin_path))
     return model
 

@@ -39,9 +39,12 @@ class Availability:
 
 _M = "flashtalker_jax.metrics."
 METRICS = (
-    MetricSpec("psnr", _M + "image:psnr", "dB", "higher", ("frames",), "peak signal-to-noise ratio"),
-    MetricSpec("ssim", _M + "image:ssim", "", "higher", ("frames",), "SSIM, Gaussian window (Wang 2004)"),
-    MetricSpec("ms_ssim", _M + "image:ms_ssim", "", "higher", ("frames",), "5-scale MS-SSIM (Wang 2003)"),
+    MetricSpec("psnr", _M + "image:psnr", "dB", "higher", ("frames",),
+               "peak signal-to-noise ratio"),
+    MetricSpec("ssim", _M + "image:ssim", "", "higher", ("frames",),
+               "SSIM, Gaussian window (Wang 2004)"),
+    MetricSpec("ms_ssim", _M + "image:ms_ssim", "", "higher", ("frames",),
+               "5-scale MS-SSIM (Wang 2003)"),
     MetricSpec("lpips_alex", _M + "lpips:lpips_distance", "", "lower", ("frames", "lpips_alex"),
                "LPIPS v0.1, AlexNet backbone"),
     MetricSpec("lpips_vgg", _M + "lpips:lpips_distance", "", "lower", ("frames", "lpips_vgg"),

@@ -32,6 +32,9 @@ from functools import partial
 import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from flashtalker_jax.metrics.landmarks import NOSE_IDS
 
 
 def _high_pass(signal, fps: float, cutoff_hz: float):
@@ -74,3 +77,19 @@ def stability_score(gen_points, gt_points, fps: float = 25.0, cutoff_hz: float =
                     min_reference_px: float = 0.5):
     """(M_d + V_m + H_f) / 3 for (T, K, 2) nose keypoint tracks; 0 for identical tracks."""
     return stability_terms(gen_points, gt_points, fps, cutoff_hz, min_reference_px)["score"]
+
+
+def stability_from_landmarks(gen_landmarks, gt_landmarks, fps: float = 25.0,
+                             cutoff_hz: float = 4.0, min_reference_px: float = 0.5) -> dict:
+    """`stability_terms` on the NOSE_IDS points of two MediaPipe tracks (T, 478, >=2).
+
+    Every frame needs a face: the FFT needs an unbroken signal, so gaps are an error.
+    """
+    gen = np.asarray(gen_landmarks)[:, NOSE_IDS, :2]
+    gt = np.asarray(gt_landmarks)[:, NOSE_IDS, :2]
+    for name, points in (("generated", gen), ("ground-truth", gt)):
+        missing = np.flatnonzero(~np.isfinite(points).all(axis=(1, 2)))
+        if missing.size:
+            raise ValueError(f"no face in frames {missing[:10].tolist()} of the {name} video"
+                             f" ({missing.size} in all): stability needs every frame")
+    return stability_terms(gen, gt, fps, cutoff_hz, min_reference_px)

@@ -38,8 +38,9 @@ class _LegacyUnpickler(pickle.Unpickler):
         try:
             return ALLOWED_GLOBALS[(module, name)]
         except KeyError:
-            raise ModelFileError(self.path, f"refusing to load: the pickle references {module}.{name},"
-                                            " which is not a tensor type (it could run code)",
+            raise ModelFileError(self.path, "refusing to load: the pickle references"
+                                            f" {module}.{name}, which is not a tensor type"
+                                            " (it could run code)",
                                  "convert the weights to safetensors") from None
 
     def persistent_load(self, pid):

@@ -1,5 +1,6 @@
 """Shared real test media for the metrics tests (skipped cleanly when absent)."""
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -35,8 +36,11 @@ def may_frames():
     import imageio.v3 as iio
 
     frames = []
-    for frame in iio.imiter(MAY_VIDEO):
-        frames.append(frame)
-        if len(frames) == 24:
-            break
+    with warnings.catch_warnings():
+        # imageio starts ffmpeg by fork+exec; JAX's fork warning does not apply to an exec.
+        warnings.filterwarnings("ignore", "os.fork", RuntimeWarning)
+        for frame in iio.imiter(MAY_VIDEO):
+            frames.append(frame)
+            if len(frames) == 24:
+                break
     return np.stack(frames)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from flashtalker_jax.metrics import stability
-from flashtalker_jax.metrics.landmarks import NOSE_IDS, track_faces
+from flashtalker_jax.metrics.landmarks import NUM_LANDMARKS, track_faces
 
 
 def _head_track(frames=50, points=10, seed=0):
@@ -72,15 +72,23 @@ def test_bad_arguments_are_clear():
         stability.stability_score(_head_track(), _head_track(), cutoff_hz=20.0)
 
 
+def test_missing_faces_are_reported():
+    gen = np.zeros((5, NUM_LANDMARKS, 3), np.float32)
+    gt = gen.copy()
+    gen[3] = np.nan
+    with pytest.raises(ValueError, match=r"no face in frames \[3\] of the generated video"):
+        stability.stability_from_landmarks(gen, gt)
+
+
 def test_real_video_jitter_scores_worse(may_frames, landmarker_path, shift_frame):
     frames = may_frames[:16]
     shifts = np.random.default_rng(2).integers(-1, 2, (len(frames), 2))  # in {-1, 0, 1}
-    gt = track_faces(frames, landmarker_path).landmarks[:, NOSE_IDS, :2]
+    gt = track_faces(frames, landmarker_path).landmarks
     scores = []
     for amplitude in (0, 3, 8):
         jittered = [shift_frame(f, int(amplitude * dx), int(amplitude * dy))
                     for f, (dx, dy) in zip(frames, shifts)]
-        gen = track_faces(jittered, landmarker_path).landmarks[:, NOSE_IDS, :2]
-        scores.append(float(stability.stability_score(gen, gt)))
+        gen = track_faces(jittered, landmarker_path).landmarks
+        scores.append(float(stability.stability_from_landmarks(gen, gt)["score"]))
     assert scores[0] == 0.0  # identical frames are detected identically
     assert scores[0] < scores[1] < scores[2], scores

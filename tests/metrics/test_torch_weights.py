@@ -13,7 +13,8 @@ torch = pytest.importorskip("torch")
 
 def _state():
     base = torch.arange(12, dtype=torch.float32).reshape(3, 4)
-    return {"w": base, "w_t": base.t(), "row": base[1], "long": torch.tensor([1, -2], dtype=torch.int64),
+    return {"w": base, "w_t": base.t(), "row": base[1],
+            "long": torch.tensor([1, -2], dtype=torch.int64),
             "half": torch.tensor([0.5, 2.0], dtype=torch.float16),
             "param": torch.nn.Parameter(torch.ones(2, 2))}
 
