@@ -59,9 +59,10 @@ def expression_basis(head: RestHead, rng: np.random.Generator) -> np.ndarray:
     e[:, :, 2] = lips * np.stack([-0.3 * p[:, 0], np.zeros(n), np.full(n, 0.007)], 1)
     e[:, :, 3] += lips * [0.0, 0.0, -0.0015]
     front = np.clip(p[:, 2] / 0.05, 0, 1)
-    brow = np.exp(-((p[:, 1] - 0.045) / 0.025) ** 2) * np.exp(-(p[:, 0] / 0.065) ** 2) * front
-    e[:, 1, 4] = 0.006 * brow
-    e[:, :, 5] = eyelid_pose(g, p, LID_CLOSED, LID_CLOSED) - eyelid_pose(g, p, LID_OPEN_UP, LID_OPEN_DOWN)
+    brow = np.exp(-((p[:, 1] - 0.045) / 0.025) ** 2) * np.exp(-(p[:, 0] / 0.085) ** 2) * front
+    e[:, 1, 4] = 0.007 * brow
+    raw = head.lids_unposed
+    e[:, :, 5] = eyelid_pose(g, raw, LID_CLOSED, LID_CLOSED) - eyelid_pose(g, raw, LID_OPEN_UP, LID_OPEN_DOWN)
     inner = (np.exp(-((p[:, 1] - 0.04) / 0.015) ** 2) * np.exp(-((np.abs(p[:, 0]) - 0.022) / 0.02) ** 2)
              * front)
     e[:, :, 6] = inner[:, None] * np.stack([-np.sign(p[:, 0]) * 0.002, np.full(n, -0.004),

@@ -20,6 +20,7 @@ class RestHead:
     faces: np.ndarray
     eyeballs: list  # per eye: dict(ids, centre_ids, coords)
     eye_thetas: tuple  # azimuth of the left and right eye cuts
+    lids_unposed: np.ndarray  # (Vh, 3) head vertices before the lids were opened
 
     @property
     def n_head(self) -> int:
@@ -74,7 +75,8 @@ def mouth_crease(grid: geo.HeadGrid, points: np.ndarray) -> np.ndarray:
 def build_rest_head() -> RestHead:
     grid = geo.build_grid()
     head = geo.ray_cast(geo.directions(grid.theta, grid.polar))
-    head = mouth_crease(grid, eyelid_pose(grid, head, LID_OPEN_UP, LID_OPEN_DOWN))
+    unposed = mouth_crease(grid, head)
+    head = eyelid_pose(grid, unposed, LID_OPEN_UP, LID_OPEN_DOWN)
     vertices, faces, eyeballs = [head], [grid.faces], []
     first = head.shape[0]
     for center in geo.eye_centers():
@@ -88,7 +90,7 @@ def build_rest_head() -> RestHead:
     faces = _orient_outward(vertices, faces, grid.n_vertices)
     eye_theta = geo.eye_slit_ring()[0]
     return RestHead(grid=grid, vertices=vertices, faces=faces, eyeballs=eyeballs,
-                    eye_thetas=(eye_theta, -eye_theta))
+                    eye_thetas=(eye_theta, -eye_theta), lids_unposed=unposed)
 
 
 def _orient_outward(vertices, faces, n_head):
