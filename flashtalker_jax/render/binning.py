@@ -59,7 +59,10 @@ def bin_gaussians(means2d, radii, depths, tiles_x: int, tiles_y: int, capacity: 
     total = ends[-1] if n else jnp.int32(0)
 
     slot = jnp.arange(capacity, dtype=jnp.int32)
-    gid = jnp.searchsorted(ends, slot, side="right").astype(jnp.int32)
+    # Slot k belongs to the last Gaussian whose run starts at or before k (a Gaussian
+    # with an empty run shares its start with the next one, which wins).
+    marks = jnp.zeros(capacity, jnp.int32).at[ends - counts].add(1, mode="drop")
+    gid = jnp.cumsum(marks, dtype=jnp.int32) - 1
     used = slot < total
     g = jnp.minimum(gid, n - 1)
     local = slot - (ends[g] - counts[g])
@@ -70,8 +73,8 @@ def bin_gaussians(means2d, radii, depths, tiles_x: int, tiles_y: int, capacity: 
     gid = jnp.where(used, gid, n)
 
     tile, _, gid, perm = jax.lax.sort((tile, depth, gid, slot), num_keys=2, is_stable=True)
-    starts = jnp.searchsorted(tile, jnp.arange(n_tiles + 1, dtype=jnp.int32),
-                              side="left").astype(jnp.int32)
+    per_tile = jnp.zeros(n_tiles + 1, jnp.int32).at[tile].add(1)
+    starts = jnp.concatenate([jnp.zeros(1, jnp.int32), jnp.cumsum(per_tile[:-1], dtype=jnp.int32)])
     return Bins(tile_ids=tile, gaussian_ids=gid, tile_starts=starts, sort_perm=perm,
                 gaussian_ends=ends, n_intersections=total, overflow=total > capacity)
 

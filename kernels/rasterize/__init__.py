@@ -1,0 +1,8 @@
+"""Pallas tile kernels for the Gaussian rasterizer (forward and backward).
+
+chunk_math.py  per-Gaussian compositing math shared by both backends
+layout.py      chunk-aligned per-intersection records built in XLA
+gpu.py         Triton kernels (also run in interpret mode on CPU)
+tpu.py         Mosaic kernels: chunks DMA'd to SMEM, tile offsets by scalar prefetch
+vjp.py         custom_vjp glue: composite_pallas()
+"""
