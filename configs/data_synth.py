@@ -15,7 +15,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.render.width = 512
     c.render.height = 512
     c.render.supersample = 2          # render at k x resolution, box-filter down (anti-aliasing)
-    c.render.camera_distance = 1.0    # metres from the head centre along +z
+    c.render.camera_distance = 1.2    # metres from the head bounding-box centre along +z
     c.render.focal_over_width = 3.4   # fl_x = fl_y = focal_over_width * width (narrow, portrait lens)
     c.render.background = (1.0, 1.0, 1.0)
     c.render.ambient = 0.45
@@ -23,6 +23,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.render.light_dir = (0.3, 0.4, 1.0)   # towards the light, camera-facing, world axes
     c.render.cavity_colour = (0.28, 0.08, 0.08)  # mouth interior seen through open lips
     c.render.texture_size = 1024
+    c.render.png_compress_level = 6
 
     # Speech (espeak-ng through espeakng-loader); per identity a voice variant, speed, pitch.
     c.speech = ml_collections.ConfigDict()
@@ -36,9 +37,9 @@ def get_config() -> ml_collections.ConfigDict:
 
     # Phoneme -> viseme -> FLAME (jaw angle in radians, expression coefficients).
     c.visemes = ml_collections.ConfigDict()
-    c.visemes.smoothing_seconds = 0.035   # Gaussian coarticulation kernel (std) on the targets
-    c.visemes.sample_rate = 400.0         # Hz of the target curve before averaging per frame
-    c.visemes.lead_seconds = 0.02         # mouth shapes anticipate the sound slightly
+    c.visemes.tau_seconds = 0.03            # dominance falloff exp(-(d / tau)^2) around a phoneme
+    c.visemes.closure_ramp_seconds = 0.03   # bilabial closure envelope ramps
+    c.visemes.lead_seconds = 0.02           # mouth shapes anticipate the sound slightly
     c.visemes.expression_scale = 1.0
 
     # Motion not fully determined by audio: blinks, brows, head rotation/translation.
@@ -52,6 +53,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.motion.translation_std = (0.006, 0.004, 0.006)  # metres
     c.motion.motion_seconds = 1.2                     # time scale of head motion
     c.motion.eye_gaze_std = 0.05
+    c.motion.neck_share = 0.6        # share of head rotation done by the neck joint (rest global)
 
     # Identity appearance.
     c.identity = ml_collections.ConfigDict()
@@ -79,4 +81,5 @@ def get_config() -> ml_collections.ConfigDict:
     c.video.crop_size = 512
     c.video.crop_margin = 1.8      # crop side = margin x face landmark extent
     c.video.min_detection_confidence = 0.5
+    c.video.png_compress_level = 1
     return c

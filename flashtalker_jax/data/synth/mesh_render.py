@@ -55,23 +55,24 @@ def _face_boxes(tri_xy: np.ndarray, width: int, height: int):
     return lo, hi
 
 
-def _screen_bary(tri_xy: np.ndarray, px: np.ndarray) -> np.ndarray:
-    """Screen-space barycentrics of points px (N, 2) in triangles tri_xy (N, 3, 2) -> (N, 3)."""
+def _plane_coefficients(tri_xy: np.ndarray, tri_z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-face affine functions of the pixel position (x, y):
+    screen barycentric w_i = E[f, i] . (x, y, 1) (normalised by the signed area, so >= 0
+    inside whatever the winding) and inverse depth 1/z = D[f] . (x, y, 1) (1/z is affine
+    in screen space under perspective projection). E (F, 3, 3), D (F, 3)."""
     a, b, c = tri_xy[:, 0], tri_xy[:, 1], tri_xy[:, 2]
+    area = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+    rows = []
+    for p, q in ((b, c), (c, a), (a, b)):  # w for the vertex opposite edge p -> q
+        rows.append(np.stack([-(q[:, 1] - p[:, 1]), q[:, 0] - p[:, 0],
+                              (q[:, 1] - p[:, 1]) * p[:, 0] - (q[:, 0] - p[:, 0]) * p[:, 1]], -1))
+    E = np.stack(rows, 1) / area[:, None, None]
+    D = np.einsum("fic,fi->fc", E, 1.0 / tri_z)
+    return E, D
 
-    def edge(p, q, r):
-        return (q[:, 0] - p[:, 0]) * (r[:, 1] - p[:, 1]) - (q[:, 1] - p[:, 1]) * (r[:, 0] - p[:, 0])
 
-    area = edge(a, b, c)
-    w0, w1, w2 = edge(b, c, px), edge(c, a, px), edge(a, b, px)
-    return np.stack([w0, w1, w2], -1) / area[:, None]
-
-
-def _perspective_bary(screen_bary: np.ndarray, tri_z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Screen barycentrics -> perspective-correct barycentrics and depth (1/z is affine on screen)."""
-    inv = screen_bary / tri_z
-    inv_depth = inv.sum(-1)
-    return inv / inv_depth[:, None], 1.0 / inv_depth
+def _eval(coef: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return coef[..., 0] * x + coef[..., 1] * y + coef[..., 2]
 
 
 def rasterize(vertices: np.ndarray, faces: np.ndarray, K: np.ndarray, w2c: np.ndarray,
@@ -85,11 +86,15 @@ def rasterize(vertices: np.ndarray, faces: np.ndarray, K: np.ndarray, w2c: np.nd
     doubled_area = np.abs(e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0])
     keep = (extent > 0).all(1) & (tri_z > near).all(1) & (tri_z < far).all(1) & (doubled_area > 1e-12)
     face_ids = np.nonzero(keep)[0]
+    E, D = _plane_coefficients(tri_xy[face_ids], tri_z[face_ids])
     counts = extent[face_ids, 0] * extent[face_ids, 1]
     keys = np.full(width * height, EMPTY_KEY, np.int64)
     for chunk in _chunks(counts):
-        _rasterize_chunk(face_ids[chunk], counts[chunk], lo, extent, tri_xy, tri_z, near, far, width, keys)
-    return _resolve(keys, tri_xy, tri_z, vertices, faces, w2c, width, height)
+        _rasterize_chunk(chunk, counts[chunk], lo[face_ids], extent[face_ids], E, D, near, far, width, keys)
+    covered = np.nonzero(keys != EMPTY_KEY)[0]
+    local = (keys[covered] & 0xFFFFFFFF).astype(np.int64)
+    front = _front_facing(np.asarray(vertices, np.float64), faces, np.asarray(w2c, np.float64))
+    return _fragments(covered, local, face_ids, E, D, 1.0 / tri_z[face_ids], front, width, height)
 
 
 def _chunks(counts: np.ndarray):
@@ -99,40 +104,41 @@ def _chunks(counts: np.ndarray):
         yield np.nonzero(bounds == value)[0]
 
 
-def _rasterize_chunk(fids, counts, lo, extent, tri_xy, tri_z, near, far, width, keys):
+def _rasterize_chunk(local_ids, counts, lo, extent, E, D, near, far, width, keys):
+    """Enumerate (face, pixel) pairs of the faces' boxes, keep those inside, scatter-min keys."""
     total = int(counts.sum())
     if total == 0:
         return
-    pair_face = np.repeat(fids, counts)
-    local = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
-    nx = extent[pair_face, 0]
-    px = lo[pair_face, 0] + local % nx
-    py = lo[pair_face, 1] + local // nx
-    centres = np.stack([px + 0.5, py + 0.5], -1)
-    bary = _screen_bary(tri_xy[pair_face], centres)
-    inside = (bary >= 0.0).all(-1)
-    bary, pair_face, px, py = bary[inside], pair_face[inside], px[inside], py[inside]
-    _, depth = _perspective_bary(bary, tri_z[pair_face])
+    pair = np.repeat(local_ids, counts)
+    offset = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+    nx = extent[pair, 0]
+    px = lo[pair, 0] + offset % nx
+    py = lo[pair, 1] + offset // nx
+    x, y = px + 0.5, py + 0.5
+    for i in range(3):  # filter edge by edge: each test shrinks the arrays for the next
+        inside = _eval(E[pair, i], x, y) >= 0.0
+        pair, px, py, x, y = pair[inside], px[inside], py[inside], x[inside], y[inside]
+    depth = 1.0 / _eval(D[pair], x, y)
     level = np.clip((depth - near) / (far - near), 0.0, 1.0) * (DEPTH_LEVELS - 1)
-    key = (level.astype(np.int64) << 32) | pair_face.astype(np.int64)
+    key = (level.astype(np.int64) << 32) | pair
     np.minimum.at(keys, py * width + px, key)
 
 
-def _resolve(keys, tri_xy, tri_z, vertices, faces, w2c, width, height) -> Fragments:
-    covered = keys != EMPTY_KEY
-    pix = np.nonzero(covered)[0]
+def _fragments(covered, local, face_ids, E, D, inv_z, front_faces, width, height) -> Fragments:
+    """Per-pixel outputs for the winning faces (local = index into face_ids / E / D)."""
+    x, y = covered % width + 0.5, covered // width + 0.5
+    screen = np.stack([_eval(E[local, i], x, y) for i in range(3)], -1)
+    inv_depth = _eval(D[local], x, y)
+    # Perspective-correct barycentrics: (screen_i / z_i) / (1 / z).
+    persp = screen * inv_z[local] / inv_depth[:, None]
     face = np.full(width * height, -1, np.int32)
-    face[pix] = (keys[pix] & 0xFFFFFFFF).astype(np.int32)
-    centres = np.stack([pix % width + 0.5, pix // width + 0.5], -1).astype(np.float64)
-    screen = _screen_bary(tri_xy[face[pix]], centres)
-    bary_pix, depth_pix = _perspective_bary(screen, tri_z[face[pix]])
+    face[covered] = face_ids[local]
     bary = np.zeros((width * height, 3), np.float32)
-    bary[pix] = bary_pix
+    bary[covered] = persp
     depth = np.full(width * height, np.inf, np.float32)
-    depth[pix] = depth_pix
-    front_faces = _front_facing(np.asarray(vertices, np.float64), faces, np.asarray(w2c, np.float64))
+    depth[covered] = 1.0 / inv_depth
     front = np.zeros(width * height, bool)
-    front[pix] = front_faces[face[pix]]
+    front[covered] = front_faces[face[covered]]
     return Fragments(face.reshape(height, width), bary.reshape(height, width, 3),
                      depth.reshape(height, width), front.reshape(height, width))
 
@@ -160,8 +166,17 @@ def interpolate(fragments: Fragments, attributes: np.ndarray, corner_index: np.n
     h, w = fragments.face.shape
     out = np.zeros((h, w, attributes.shape[-1]), np.float32)
     mask = fragments.mask
-    corners = attributes[corner_index[fragments.face[mask]]]          # (P, 3, C)
-    out[mask] = np.einsum("pk,pkc->pc", fragments.bary[mask], corners)
+    out[mask] = _interpolate_at(fragments.face[mask], fragments.bary[mask], attributes, corner_index)
+    return out
+
+
+def _interpolate_at(face: np.ndarray, bary: np.ndarray, attributes: np.ndarray,
+                    corner_index: np.ndarray) -> np.ndarray:
+    """Attributes (N, C) at P fragments given their faces (P,) and barycentrics (P, 3) -> (P, C)."""
+    corners = corner_index[face]
+    out = bary[:, :1] * attributes[corners[:, 0]]
+    out += bary[:, 1:2] * attributes[corners[:, 1]]
+    out += bary[:, 2:3] * attributes[corners[:, 2]]
     return out
 
 
@@ -170,7 +185,7 @@ def sample_texture(texture: np.ndarray, uv: np.ndarray) -> np.ndarray:
     th, tw = texture.shape[:2]
     x = np.clip(uv[..., 0] * tw - 0.5, 0.0, tw - 1.0)
     y = np.clip((1.0 - uv[..., 1]) * th - 0.5, 0.0, th - 1.0)
-    x0, y0 = np.floor(x).astype(np.int64), np.floor(y).astype(np.int64)
+    x0, y0 = np.floor(x).astype(np.int32), np.floor(y).astype(np.int32)
     x1, y1 = np.minimum(x0 + 1, tw - 1), np.minimum(y0 + 1, th - 1)
     fx, fy = (x - x0)[..., None], (y - y0)[..., None]
     top = texture[y0, x0] * (1 - fx) + texture[y0, x1] * fx
@@ -197,19 +212,21 @@ def render_textured(vertices, faces, uv_coords, uv_faces, texture, K, w2c, width
     K_hi = np.asarray(K, np.float64).copy()
     K_hi[:2] *= k
     frags = rasterize(vertices, faces, K_hi, w2c, width * k, height * k)
-    uv = interpolate(frags, np.asarray(uv_coords, np.float32), uv_faces)
+    mask = frags.mask
+    face, bary = frags.face[mask], frags.bary[mask]       # shade covered pixels only
+    uv = _interpolate_at(face, bary, np.asarray(uv_coords, np.float32), uv_faces)
     albedo = sample_texture(np.asarray(texture, np.float32), uv)
-    normals = interpolate(frags, vertex_normals(vertices, faces).astype(np.float32), faces)
+    normals = _interpolate_at(face, bary, vertex_normals(vertices, faces).astype(np.float32), faces)
     normals /= np.maximum(np.linalg.norm(normals, axis=-1, keepdims=True), 1e-12)
     light = np.asarray(shading.light_dir, np.float32)
     light = light / np.linalg.norm(light)
     lambert = np.clip(normals @ light, 0.0, 1.0)
-    colour = albedo * (shading.ambient + shading.diffuse * lambert)[..., None]
-    cavity = frags.mask & ~frags.front
-    colour[cavity] = np.asarray(shading.cavity_colour, np.float32)
-    alpha = frags.mask.astype(np.float32)
-    rgb = np.where(frags.mask[..., None], colour, np.asarray(shading.background, np.float32))
-    return np.clip(_box_down(rgb, k), 0.0, 1.0), _box_down(alpha, k), frags
+    colour = albedo * (shading.ambient + shading.diffuse * lambert)[:, None]
+    colour[~frags.front[mask]] = np.asarray(shading.cavity_colour, np.float32)
+    rgb = np.empty((*mask.shape, 3), np.float32)
+    rgb[:] = np.asarray(shading.background, np.float32)
+    rgb[mask] = colour
+    return np.clip(_box_down(rgb, k), 0.0, 1.0), _box_down(mask.astype(np.float32), k), frags
 
 
 def _box_down(image: np.ndarray, k: int) -> np.ndarray:
