@@ -42,8 +42,11 @@ def pixel_centres(tile, tiles_x: int, shape: tuple[int, ...]):
     for axis in reversed(range(len(shape))):
         flat = flat + jax.lax.broadcasted_iota(jnp.int32, shape, axis) * stride
         stride *= shape[axis]
-    px = (tile % tiles_x) * TILE + flat % TILE
-    py = (tile // tiles_x) * TILE + flat // TILE
+    # lax.rem/div (truncating) instead of % and //: operands are non-negative, and the
+    # floor-division lowering needs sign(), which Mosaic cannot lower off-device.
+    tile = jnp.asarray(tile, jnp.int32)
+    px = jax.lax.rem(tile, tiles_x) * TILE + jax.lax.rem(flat, TILE)
+    py = jax.lax.div(tile, tiles_x) * TILE + jax.lax.div(flat, TILE)
     return px.astype(jnp.float32) + 0.5, py.astype(jnp.float32) + 0.5
 
 
@@ -91,6 +94,11 @@ def forward_chunk(state: PixelState, read: Callable[[jnp.ndarray], list], count,
                   px, py) -> PixelState:
     """Composite records read(0) .. read(count - 1) in order."""
     return jax.lax.fori_loop(0, count, lambda i, s: forward_step(s, read(i), px, py), state)
+
+
+def num_chunks(count, chunk: int):
+    """ceil(count / chunk) for a non-negative int32 scalar."""
+    return jax.lax.div(count + (chunk - 1), chunk)
 
 
 def all_done(state: PixelState) -> jnp.ndarray:

@@ -43,7 +43,7 @@ def _fwd_kernel(first_ref, count_ref, rec_ref, out_ref, *, n_feat, tiles_x, r):
     first, count = first_ref[cam, tile], count_ref[cam, tile]
     px, py = cm.pixel_centres(tile, tiles_x, PIXELS)
     read = _reader(rec_ref, cam, r)
-    n_chunks = (count + CHUNK - 1) // CHUNK
+    n_chunks = cm.num_chunks(count, CHUNK)
 
     def cond(carry):
         c, state = carry

@@ -109,7 +109,7 @@ def _bwd_kernel(first_ref, count_ref, rec_hbm, img_ref, cot_ref, grad_hbm, buf, 
         copy_out.wait()
         return state
 
-    jax.lax.fori_loop(0, (count + CHUNK - 1) // CHUNK, body, cm.init_state(PIXELS, n_feat))
+    jax.lax.fori_loop(0, cm.num_chunks(count, CHUNK), body, cm.init_state(PIXELS, n_feat))
 
 
 def backward(first, count, records, images, cotangents, *, n_feat, tiles_x, interpret):
