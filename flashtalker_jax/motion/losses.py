@@ -6,8 +6,6 @@ the identity's shape, the predicted/true expression and jaw, and every other pos
 """
 from __future__ import annotations
 
-import dataclasses
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -17,33 +15,6 @@ from flashtalker_jax.flame.lbs import flame_forward
 from flashtalker_jax.flame.model import FlameModel, FlameParams
 
 MM_PER_M = 1000.0
-
-
-@dataclasses.dataclass(frozen=True)
-class MotionStats:
-    """Per-channel mean and std of motion vectors (P,), for normalising model targets."""
-    mean: np.ndarray
-    std: np.ndarray
-
-    def normalise(self, motion):
-        return (motion - self.mean) / self.std
-
-    def denormalise(self, motion):
-        return motion * self.std + self.mean
-
-    def save(self, path) -> None:
-        np.savez(path, mean=self.mean, std=self.std)
-
-    @staticmethod
-    def load(path) -> "MotionStats":
-        with np.load(path) as f:
-            return MotionStats(mean=f["mean"].astype(np.float32), std=f["std"].astype(np.float32))
-
-    @staticmethod
-    def of(motion: np.ndarray, min_std: float = 1e-3) -> "MotionStats":
-        """From (N, P) frames; channels that barely move get std min_std (no blow-up)."""
-        return MotionStats(mean=motion.mean(0).astype(np.float32),
-                           std=np.maximum(motion.std(0), min_std).astype(np.float32))
 
 
 def masked_mean(values: Float[Array, "B T"], mask: Bool[Array, "B T"]) -> jax.Array:
@@ -91,3 +62,32 @@ def vertex_loss(flame: FlameModel, pred: Float[Array, "B T P"], target: Float[Ar
 def jaw_driven_vertices(flame: FlameModel, min_weight: float = 0.0) -> np.ndarray:
     """Vertex ids with a jaw skinning weight above `min_weight` (FLAME joint 2 = jaw)."""
     return np.nonzero(np.asarray(flame.weights)[:, 2] > min_weight)[0].astype(np.int32)
+
+
+def vertex_subset_flame(flame: FlameModel, vertex_ids: np.ndarray) -> FlameModel:
+    """A FlameModel over vertices `vertex_ids` (in that order) whose forward pass gives
+    exactly the full model's posed positions of those vertices, at a fraction of the cost.
+
+    Joints are regressed from the whole shaped mesh, so the subset carries 5 extra
+    "joint" vertices placed by the regressor (template J_reg @ v_template, blendshapes
+    J_reg @ dirs: regression is linear) and a regressor that reads them. Landmarks are
+    dropped (their faces index the full mesh). Output vertices: the first K are the subset.
+    """
+    ids = np.asarray(vertex_ids)
+    reg = np.asarray(flame.J_regressor, np.float64)
+    j = reg.shape[0]
+
+    def with_joints(per_vertex, joint_rows):
+        return np.concatenate([np.asarray(per_vertex)[ids], joint_rows]).astype(np.float32)
+
+    joint_dirs = lambda dirs: np.einsum("jv,vcl->jcl", reg, np.asarray(dirs, np.float64))
+    regressor = np.zeros((j, len(ids) + j), np.float32)
+    regressor[:, len(ids):] = np.eye(j)
+    return FlameModel(
+        v_template=with_joints(flame.v_template, reg @ np.asarray(flame.v_template, np.float64)),
+        shape_dirs=with_joints(flame.shape_dirs, joint_dirs(flame.shape_dirs)),
+        expr_dirs=with_joints(flame.expr_dirs, joint_dirs(flame.expr_dirs)),
+        posedirs=with_joints(flame.posedirs, np.zeros((j,) + flame.posedirs.shape[1:])),
+        J_regressor=regressor, weights=with_joints(flame.weights, np.eye(j)),
+        faces=np.zeros((0, 3), np.int32), lmk_faces_idx=np.zeros((0,), np.int32),
+        lmk_bary_coords=np.zeros((0, 3), np.float32), parents=flame.parents)

@@ -1,0 +1,200 @@
+"""Speaking identities for the motion models: per-sentence FLAME motion + audio features.
+
+Reads VHAP-layout folders (see flashtalker_jax/data/vhap.py) without touching images:
+transforms.json (frame -> flame_param file), transforms_{train,val,test}.json (splits),
+flame_param/*.npz, canonical_flame_param.npz (shape) and the audio file. A split's frames
+are cut into contiguous runs ("sentences": the synthetic splits hold out whole sentences).
+
+Motion per frame = [expr[:n_expr] | jaw_pose (3)]. Audio features are computed once per
+clip on the video grid (steps_per_frame rows per frame, any kind: log-mel or wav2vec2)
+and sliced per sentence.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from flashtalker_jax.errors import InputFileError
+
+# feature_fn(audio_path, fps) -> (steps_per_frame * n_frames, D)
+FeatureFn = Callable[[Path, float], np.ndarray]
+
+
+@dataclasses.dataclass(frozen=True)
+class Sentence:
+    """One contiguous run of frames: motion (T, P) raw, audio (s T, D) raw, first frame."""
+    identity: str
+    identity_index: int
+    motion: np.ndarray
+    audio: np.ndarray
+    shape: np.ndarray
+    start: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Identity:
+    name: str
+    index: int
+    shape: np.ndarray                    # (S,) FLAME shape
+    splits: dict[str, list[Sentence]]
+
+
+def _json(path: Path) -> dict:
+    if not path.is_file():
+        raise InputFileError(path, "missing", "a speaking identity folder needs transforms*.json (VHAP export)")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputFileError(path, f"not valid JSON ({exc})") from exc
+
+
+def _flame_frame(path: Path, n_expr: int) -> np.ndarray:
+    try:
+        with np.load(path) as f:
+            expr, jaw = np.asarray(f["expr"], np.float32).reshape(-1), np.asarray(f["jaw_pose"], np.float32).reshape(-1)
+    except (OSError, KeyError, ValueError) as exc:
+        raise InputFileError(path, f"cannot read expr/jaw_pose ({exc})") from exc
+    if expr.shape[0] < n_expr or jaw.shape != (3,):
+        raise InputFileError(path, f"expr has {expr.shape[0]} coefficients (need {n_expr}), jaw_pose {jaw.shape}")
+    return np.concatenate([expr[:n_expr], jaw])
+
+
+def contiguous_runs(frames: Sequence[int]) -> list[np.ndarray]:
+    """Split sorted frame indices into runs of consecutive frames."""
+    frames = np.sort(np.asarray(frames, np.int64))
+    if frames.size == 0:
+        return []
+    cuts = np.nonzero(np.diff(frames) != 1)[0] + 1
+    return np.split(frames, cuts)
+
+
+def read_identity(root: str | os.PathLike, index: int, n_expr: int, feature_fn: FeatureFn,
+                  steps_per_frame: int = 2, splits: Sequence[str] = ("train", "val", "test")) -> Identity:
+    root = Path(root)
+    top = _json(root / "transforms.json")
+    fps = float(top.get("fps", 25.0))
+    paths = {int(f["timestep_index"]): root / f["flame_param_path"] for f in top["frames"]}
+    n = max(paths) + 1
+    if sorted(paths) != list(range(n)):
+        raise InputFileError(root / "transforms.json", "timesteps are not 0..N-1 without gaps")
+    motion = np.stack([_flame_frame(paths[t], n_expr) for t in range(n)])
+    audio = feature_fn(root / (top.get("audio_path") or "audio.wav"), fps)
+    if audio.shape[0] < steps_per_frame * n:
+        raise InputFileError(root / "audio.wav", f"features cover {audio.shape[0] // steps_per_frame} frames, "
+                                                 f"the motion has {n}")
+    with np.load(root / "canonical_flame_param.npz") as f:
+        shape = np.asarray(f["shape"], np.float32).reshape(-1)
+    out = {}
+    for split in splits:
+        path = root / f"transforms_{split}.json"
+        frames = [int(f["timestep_index"]) for f in _json(path)["frames"]] if path.is_file() else []
+        out[split] = [Sentence(root.name, index, motion[run], audio[steps_per_frame * run[0]:
+                               steps_per_frame * (run[-1] + 1)], shape, int(run[0]))
+                      for run in contiguous_runs(frames)]
+    return Identity(name=root.name, index=index, shape=shape, splits=out)
+
+
+def identity_folders(dataset: str | os.PathLike) -> list[Path]:
+    """Sub-folders holding transforms.json, sorted by name (a single identity folder works too)."""
+    dataset = Path(dataset)
+    if (dataset / "transforms.json").is_file():
+        return [dataset]
+    found = sorted(p for p in dataset.iterdir() if (p / "transforms.json").is_file()) if dataset.is_dir() else []
+    if not found:
+        raise InputFileError(dataset, "holds no identity folders (sub-folders with transforms.json)",
+                             "create one with `flashtalker data synth`")
+    return found
+
+
+@dataclasses.dataclass(frozen=True)
+class Normaliser:
+    """Per-channel mean and std (D,) of a feature or motion track."""
+    mean: np.ndarray
+    std: np.ndarray
+
+    def normalise(self, x):
+        return (x - self.mean) / self.std
+
+    def denormalise(self, x):
+        return x * self.std + self.mean
+
+    def save(self, path) -> None:
+        np.savez(path, mean=self.mean, std=self.std)
+
+    @staticmethod
+    def load(path) -> "Normaliser":
+        try:
+            with np.load(path) as f:
+                return Normaliser(mean=f["mean"].astype(np.float32), std=f["std"].astype(np.float32))
+        except (OSError, KeyError, ValueError) as exc:
+            raise InputFileError(path, f"cannot read normalisation statistics ({exc})") from exc
+
+    @staticmethod
+    def of(rows: np.ndarray, min_std: float = 1e-3) -> "Normaliser":
+        """From (N, D) rows; channels that barely move get std min_std (no blow-up)."""
+        return Normaliser(mean=rows.mean(0).astype(np.float32),
+                          std=np.maximum(rows.std(0), min_std).astype(np.float32))
+
+
+class CropIterator:
+    """Endless batches of random windows over sentences, reproducible from (seed, batch index).
+
+    Each example: a window of `window` frames starting at s (uniform over starts leaving at
+    least `min_frames` real frames; frames past the sentence end are padding), plus the
+    `context` frames before s when s >= context (else context_mask False). Every process
+    draws the same global batch and keeps its rows. State: {"batch": i} (JSON).
+    """
+
+    def __init__(self, sentences: Sequence[Sentence], batch_size: int, window: int, context: int,
+                 min_frames: int, steps_per_frame: int, seed: int, motion_norm, audio_norm,
+                 process_index: int = 0, process_count: int = 1):
+        if not sentences:
+            raise InputFileError("dataset", "no sentences in the chosen split")
+        if batch_size % process_count:
+            raise ValueError(f"batch {batch_size} does not split over {process_count} processes")
+        self.sentences = list(sentences)
+        self.batch_size, self.window, self.context = batch_size, window, context
+        self.min_frames, self.s, self.seed = min_frames, steps_per_frame, seed
+        self.motion_norm, self.audio_norm = motion_norm, audio_norm
+        self.local = batch_size // process_count
+        self.offset = process_index * self.local
+        self.index = 0
+
+    def example(self, sentence: Sentence, start: int) -> dict[str, np.ndarray]:
+        c, w, s = self.context, self.window, self.s
+        motion = self.motion_norm.normalise(sentence.motion).astype(np.float32)
+        audio = self.audio_norm.normalise(sentence.audio).astype(np.float32)
+        t = motion.shape[0]
+        lo, hi = start - c, min(start + w, t)
+        frames = np.zeros((c + w, motion.shape[1]), np.float32)
+        rows = np.zeros((s * (c + w), audio.shape[1]), np.float32)
+        first = max(lo, 0)
+        frames[first - lo:hi - lo] = motion[first:hi]
+        rows[s * (first - lo):s * (hi - lo)] = audio[s * first:s * hi]
+        return {"motion": frames[c:], "context": frames[:c], "context_mask": np.bool_(start >= c and c > 0),
+                "audio": rows, "frame_mask": np.arange(start, start + w) < t,
+                "identity": np.int32(sentence.identity_index), "shape": sentence.shape}
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> dict[str, np.ndarray]:
+        rng = np.random.default_rng((self.seed, self.index))
+        self.index += 1
+        picks = rng.integers(0, len(self.sentences), self.batch_size)
+        lasts = np.array([max(self.sentences[i].motion.shape[0] - self.min_frames, 0) for i in picks])
+        starts = rng.integers(0, lasts + 1)  # drawn for the global batch on every process
+        examples = [self.example(self.sentences[picks[k]], int(starts[k]))
+                    for k in range(self.offset, self.offset + self.local)]
+        return {key: np.stack([e[key] for e in examples]) for key in examples[0]}
+
+    def get_state(self) -> dict:
+        return {"batch": self.index}
+
+    def set_state(self, state: dict) -> None:
+        self.index = int(state["batch"])

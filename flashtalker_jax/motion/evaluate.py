@@ -1,0 +1,160 @@
+"""Held-out evaluation of motion models (`flashtalker eval-a2e`), with baselines.
+
+Per identity, the held-out (test) sentences are predicted from their audio and compared
+with the ground truth through FLAME (identity shape, zero head pose, so only expression
+and jaw differ), using flashtalker_jax.metrics.lip:
+- LVE, both conventions: `lve_max_l2_mm` (max over lip vertices of the per-frame L2 error,
+  mean over frames, mm) and `lve_max_sq_mm2` (the same with squared errors, mm^2);
+- MVE (mm), FDD (upper-face dynamics deviation, mm^2, signed);
+- mouth opening (FLAME inner-lip landmark distance, mm): mean absolute error, Pearson
+  correlation and the lag of the cross-correlation peak (frames; positive = prediction
+  late), on the test sentences joined in order.
+Baselines in the same report: the static mean face (training-mean motion every frame) and
+the ground truth shifted by 2 frames (each sentence starts with its first frame repeated).
+"""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from flashtalker_jax.flame.landmarks import mouth_opening
+from flashtalker_jax.flame.lbs import flame_forward
+from flashtalker_jax.flame.model import FlameModel, FlameParams
+from flashtalker_jax.metrics import lip
+from flashtalker_jax.motion import tasks
+from flashtalker_jax.motion.dataset import Identity
+from flashtalker_jax.motion.inference import Predictor
+
+MAX_LAG = 6
+CHUNK = 64
+
+
+def make_mesh_fn(flame: FlameModel):
+    """motion (T, P), shape (S,) -> vertices (T, V, 3) m, mouth opening (T,) mm."""
+    @jax.jit
+    def chunk(model, motion, shape):
+        n = motion.shape[0]
+        zeros3 = jnp.zeros((n, 3))
+        params = FlameParams(shape=jnp.broadcast_to(shape, (n, shape.shape[0])), expr=motion[:, :-3],
+                             rotation=zeros3, neck_pose=zeros3, jaw_pose=motion[:, -3:],
+                             eyes_pose=jnp.zeros((n, 6)), translation=zeros3)
+        out = flame_forward(model, params)
+        return out.vertices, mouth_opening(out.landmarks) * 1000.0
+
+    def run(motion, shape):
+        t = motion.shape[0]
+        padded = np.zeros((-(-t // CHUNK) * CHUNK, motion.shape[1]), np.float32)
+        padded[:t] = motion
+        parts = [chunk(flame, jnp.asarray(padded[i:i + CHUNK]), jnp.asarray(shape[:flame.n_shape]))
+                 for i in range(0, padded.shape[0], CHUNK)]
+        return (np.concatenate([np.asarray(p[0]) for p in parts])[:t],
+                np.concatenate([np.asarray(p[1]) for p in parts])[:t])
+
+    return run
+
+
+def _finite(x) -> float | None:
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def compare(pred_v, gt_v, pred_open, gt_open, neutral, lip_ids, upper_ids) -> dict:
+    pv, gv = jnp.asarray(pred_v), jnp.asarray(gt_v)
+    corr = lip.pearson(jnp.asarray(pred_open), jnp.asarray(gt_open))
+    finite = bool(np.isfinite(corr))
+    lag = int(lip.peak_lag(jnp.asarray(pred_open), jnp.asarray(gt_open), MAX_LAG)) if finite else None
+    return {"lve_max_l2_mm": _finite(lip.lve_max_l2_mm(pv, gv, lip_ids)),
+            "lve_max_sq_mm2": _finite(lip.lve_max_sq_mm2(pv, gv, lip_ids)),
+            "mve_mm": _finite(lip.mve_mm(pv, gv)),
+            "fdd_mm2": _finite(lip.fdd_mm2(pv, gv, jnp.asarray(neutral), upper_ids)),
+            "opening_error_mm": _finite(lip.opening_error(jnp.asarray(pred_open), jnp.asarray(gt_open))),
+            "opening_pearson": _finite(corr), "opening_peak_lag": lag}
+
+
+def shifted(motion: np.ndarray, frames: int) -> np.ndarray:
+    return np.concatenate([np.repeat(motion[:1], frames, axis=0), motion[:-frames]])
+
+
+def evaluate_identity(ident: Identity, predictors: dict, flame: FlameModel, mesh_fn, lip_ids, upper_ids,
+                      mean_motion: np.ndarray, seed: int, split: str = "test") -> tuple[dict, dict]:
+    """Metrics per method for one identity, and the opening curves for plotting."""
+    sentences = ident.splits[split]
+    if not sentences:
+        raise ValueError(f"identity {ident.name} has no {split} sentences")
+    gt = np.concatenate([s.motion for s in sentences])
+    preds = {"gt_shift_2": np.concatenate([shifted(s.motion, 2) for s in sentences]),
+             "static_mean_face": np.broadcast_to(mean_motion, gt.shape).astype(np.float32)}
+    seconds = {}
+    for name, (predictor, row, template) in predictors.items():
+        start = time.perf_counter()
+        preds[name] = np.concatenate([predictor(s.audio, row, seed + k, template) for k, s in enumerate(sentences)])
+        seconds[name] = time.perf_counter() - start
+    gt_v, gt_open = mesh_fn(gt, ident.shape)
+    neutral = mesh_fn(np.zeros((1, gt.shape[1]), np.float32), ident.shape)[0][0]
+    results, curves = {}, {"ground_truth": gt_open}
+    for name, motion in preds.items():
+        v, opening = mesh_fn(motion, ident.shape)
+        results[name] = compare(v, gt_v, opening, gt_open, neutral, lip_ids, upper_ids)
+        if name in seconds:
+            results[name]["predict_seconds"] = seconds[name]
+            results[name]["frames"] = int(gt.shape[0])
+        curves[name] = opening
+    return results, curves
+
+
+
+def plot_openings(path: Path, curves: dict[str, np.ndarray], title: str, fps: float = 25.0) -> None:
+    """PNG of mouth opening (mm) over time, one line per curve."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(12, 3.2), dpi=100)
+    for name, curve in curves.items():
+        style = dict(color="black", lw=2.0) if name == "ground_truth" else dict(lw=1.2)
+        ax.plot(np.arange(len(curve)) / fps, curve, label=name, **style)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("mouth opening (mm)")
+    ax.set_title(title)
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def speech_frames(waveform: np.ndarray, sample_rate: int, num_frames: int, fps: float,
+                  threshold_db: float = -35.0) -> np.ndarray:
+    """(T,) bool: frame RMS within threshold_db of the clip's 95th-percentile frame RMS."""
+    per = sample_rate / fps
+    rms = np.array([np.sqrt(np.mean(waveform[int(i * per):int((i + 1) * per)] ** 2) + 1e-12)
+                    for i in range(num_frames)])
+    return 20 * np.log10(rms / np.percentile(rms, 95)) > threshold_db
+
+
+def evaluate_real_audio(path: Path, predictor: Predictor, feature_fn, mesh_fn, shape: np.ndarray,
+                        row: int, template, seed: int, png: Path, fps: float) -> dict:
+    """Mouth opening on real speech: PNG trace and mean opening in silent vs speech frames."""
+    from flashtalker_jax.audio import load_audio
+
+    start = time.perf_counter()
+    features = feature_fn(path, fps)
+    motion = predictor(features, row, seed, template)
+    seconds = time.perf_counter() - start
+    _, opening = mesh_fn(motion, shape)
+    waveform = load_audio(path, 16000)
+    speaking = speech_frames(waveform, 16000, opening.shape[0], fps)
+    plot_openings(png, {"predicted": opening, "speech (1) / silence (0) x max": speaking * opening.max()},
+                  f"{path.name}: predicted mouth opening")
+    silent = opening[~speaking]
+    return {"file": str(path), "frames": int(opening.shape[0]), "predict_seconds": seconds,
+            "speech_fraction": float(speaking.mean()),
+            "opening_speech_mean_mm": float(opening[speaking].mean()),
+            "opening_silence_mean_mm": float(silent.mean()) if silent.size else None,
+            "opening_silence_p90_mm": float(np.percentile(silent, 90)) if silent.size else None,
+            "png": str(png)}

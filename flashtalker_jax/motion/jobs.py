@@ -1,0 +1,221 @@
+"""The motion jobs behind `flashtalker pretrain-a2e | adapt-a2e | eval-a2e`.
+
+pretrain: trainer.fit on all identities of a dataset, then model.npz/model.json/norms.
+adapt: start from a prior run's parameters (trainer init_from), audio encoder frozen,
+  low learning rate, evaluated every `early_stop.eval_every` steps on held-out sentences
+  (the val split, else the identity's last training sentence); the best evaluation's
+  parameters are saved, and training stops after `patience` evaluations without gain.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from flax import nnx
+
+from flashtalker_jax.config import apply_overrides, save_config
+from flashtalker_jax.errors import ConfigError, InputFileError
+from flashtalker_jax.motion import tasks
+from flashtalker_jax.motion.dataset import CropIterator, Identity
+
+
+def apply_preset(config: ml_collections.ConfigDict, overrides: list[str]) -> None:
+    """config.preset names an override list in config.presets; explicit overrides win."""
+    if config.preset == "full":
+        return
+    if config.preset not in config.presets:
+        raise ConfigError(f"preset={config.preset!r}: use full or one of {sorted(config.presets)}")
+    apply_overrides(config, list(config.presets[config.preset]), source="preset")
+    apply_overrides(config, overrides)
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    path.write_text(json.dumps(payload, indent=1, default=float))
+
+
+def pretrain(config: ml_collections.ConfigDict, data: str, out: str, resume: bool = False) -> dict:
+    from flashtalker_jax.train.trainer import fit
+
+    config.task.dataset = str(data)
+    start = time.perf_counter()
+    motion = tasks.build(config.task)
+    load_seconds = time.perf_counter() - start
+    save_config(config, out)
+    start = time.perf_counter()
+    result = fit(motion.task, config, out, resume=resume)
+    train_seconds = time.perf_counter() - start
+    names = [i.name for i in motion.identities]
+    tasks.save_motion_model(out, config.task, tasks.params_of(result.state), motion, names)
+    summary = {"status": result.status, "steps": result.step, "identities": len(names),
+               "train_sentences": len(tasks.training_sentences(motion.identities, "train")),
+               "data_seconds": load_seconds, "train_seconds": train_seconds,
+               "devices": jax.device_count(), "platform": jax.devices()[0].platform}
+    _write_json(Path(out) / "summary.json", summary)
+    return summary
+
+
+def hold_out_validation(identities: list[Identity]) -> list[Identity]:
+    """Keep the val split when present; else move each identity's last training sentence there."""
+    out = []
+    for ident in identities:
+        splits = dict(ident.splits)
+        if not splits.get("val"):
+            if len(splits["train"]) < 2:
+                raise InputFileError(ident.name, "needs a val split or at least 2 training sentences "
+                                     "for early stopping")
+            splits["val"], splits["train"] = splits["train"][-1:], splits["train"][:-1]
+        out.append(dataclasses.replace(ident, splits=splits))
+    return out
+
+
+class EarlyStop(Exception):
+    pass
+
+
+class HeldOutTracker:
+    """after_step hook: held-out loss every `every` steps on fixed batches and keys; keeps
+    the best parameters; raises EarlyStop after `patience` evaluations without gain."""
+
+    def __init__(self, motion: tasks.MotionTask, task, early, initial_params: dict):
+        graphdef = nnx.graphdef(nnx.eval_shape(lambda: motion.task.make_model(nnx.Rngs(0))))
+        sentences = [s for i in motion.identities for s in i.splits["val"]]
+        context = task.model.context if task.name == "a2e_prior" else 0
+        crops = CropIterator(sentences, task.batch_size, task.model.window, context, task.min_frames,
+                             task.model.steps_per_frame, 12345, motion.motion_norm, motion.audio_norm)
+        self.batches = [next(crops) for _ in range(early.eval_batches)]
+        loss_fn = motion.task.loss_fn
+        self._loss = jax.jit(lambda params, rest, batch, key: loss_fn(nnx.merge(graphdef, params, rest), batch, key)[0])
+        self.early = early
+        self.best_params, self.best_step, self.best = initial_params, 0, None
+        self.bad = 0
+        self.history = []
+
+    def evaluate(self, params, rest) -> float:
+        keys = [jax.random.key(1000 + i) for i in range(len(self.batches))]
+        return float(np.mean([self._loss(params, rest, b, k) for b, k in zip(self.batches, keys)]))
+
+    def record(self, step: int, loss: float, params_fn) -> None:
+        self.history.append({"step": step, "heldout_loss": loss})
+        if self.best is None or loss < self.best - self.early.min_delta:
+            self.best, self.best_step, self.bad = loss, step, 0
+            if step > 0:
+                self.best_params = params_fn()
+        else:
+            self.bad += 1
+            if self.bad >= self.early.patience:
+                raise EarlyStop
+
+    def __call__(self, step: int, state) -> None:
+        if step % self.early.eval_every:
+            return
+        self.record(step, self.evaluate(state.params, state.rest), lambda: tasks.params_of(state))
+
+
+def adapt(config: ml_collections.ConfigDict, prior: str, data: str, out: str) -> dict:
+    from flashtalker_jax.train.trainer import fit
+
+    prior_model = tasks.load_motion_model(prior)
+    task = prior_model.task
+    task.dataset = str(data)
+    task.max_identities = -1
+    task.batch_size, task.min_frames, task.data_seed = config.batch_size, config.min_frames, config.data_seed
+    task.freeze = tuple(config.freeze_a2e_prior if task.name == "a2e_prior" else config.freeze_audio2param)
+    identities = hold_out_validation(tasks.load_identities(task, prior_model.identities))
+    motion = tasks.build(task, prior_model.identities, (prior_model.motion_norm, prior_model.audio_norm), identities)
+    run = ml_collections.ConfigDict({"task": task, "optim": config.optim, "train": config.train,
+                                     "mesh": config.mesh, "early_stop": config.early_stop})
+    run.train.init_from = str(Path(prior).absolute() / "checkpoints")
+    save_config(run, out)
+    _, prior_params, prior_rest = nnx.split(prior_model.model, nnx.Param, ...)
+    tracker = HeldOutTracker(motion, task, config.early_stop,
+                             {k: np.asarray(v) for k, v in np.load(Path(prior) / "model.npz").items()})
+    tracker.record(0, tracker.evaluate(prior_params, prior_rest), lambda: None)
+    start = time.perf_counter()
+    status = "completed"
+    try:
+        result = fit(motion.task, run, out, after_step=tracker)
+        status = result.status
+    except EarlyStop:
+        status = "early_stopped"
+    seconds = time.perf_counter() - start
+    tasks.save_motion_model(out, task, tracker.best_params, motion, prior_model.identities)
+    summary = {"status": status, "best_step": tracker.best_step, "best_heldout_loss": tracker.best,
+               "history": tracker.history, "train_seconds": seconds,
+               "identities": [i.name for i in identities],
+               "embedding_rows": [i.index for i in identities]}
+    _write_json(Path(out) / "summary.json", summary)
+    return summary
+
+
+def evaluate(model_run: str, data: str, report: str | None, baseline: str | None = None,
+             audio_files: tuple[str, ...] = (), seed: int = 0, sample_steps: int | None = None,
+             guidance: float | None = None, split: str = "test") -> dict:
+    """Held-out metrics for the model (and an optional baseline run) plus real-audio traces."""
+    from flashtalker_jax.motion import evaluate as ev
+    from flashtalker_jax.motion.inference import Predictor
+
+    loaded = tasks.load_motion_model(model_run)
+    task = loaded.task
+    task.dataset, task.max_identities = str(data), -1
+    identities = tasks.load_identities(task, loaded.identities)
+    flame = tasks.load_flame_for(task, identities)
+    lip_ids, upper_ids = tasks.region_ids(task, "lips"), tasks.region_ids(task, "upper_face")
+    mesh_fn = ev.make_mesh_fn(flame)
+    models = {loaded.kind: (loaded, Predictor(loaded, sample_steps, guidance))}
+    if baseline:
+        other = tasks.load_motion_model(baseline)
+        models[f"baseline_{other.kind}"] = (other, Predictor(other, sample_steps, guidance))
+    out_dir = Path(report).with_suffix("") if report else Path(model_run) / "eval"
+    per_identity, pngs = {}, []
+    for ident in identities:
+        predictors = {}
+        for name, (m, predictor) in models.items():
+            row = m.identities.index(ident.name) + 1 if ident.name in m.identities else 0
+            template = tasks.identity_template(flame, ident) if m.kind == "audio2param" else None
+            predictors[name] = (predictor, row, template)
+        results, curves = ev.evaluate_identity(ident, predictors, flame, mesh_fn, lip_ids, upper_ids,
+                                               loaded.motion_norm.mean, seed, split)
+        png = out_dir / f"opening_{ident.name}.png"
+        ev.plot_openings(png, {k: v for k, v in curves.items() if k != "static_mean_face"},
+                         f"{ident.name}: held-out mouth opening (predicted vs ground truth)")
+        pngs.append(str(png))
+        per_identity[ident.name] = {"embedding_row": ident.index, "seen_in_pretraining": ident.index > 0,
+                                    "metrics": results}
+    methods = list(next(iter(per_identity.values()))["metrics"])
+    summary = {m: _mean_metrics([v["metrics"][m] for v in per_identity.values()]) for m in methods}
+    real = []
+    if audio_files:
+        ident = identities[0]
+        m, predictor = models[loaded.kind]
+        template = tasks.identity_template(flame, ident) if m.kind == "audio2param" else None
+        fn = tasks.feature_fn(task)
+        for path in audio_files:
+            png = out_dir / f"real_{Path(path).stem}.png"
+            real.append(ev.evaluate_real_audio(Path(path), predictor, fn, mesh_fn, ident.shape, ident.index,
+                                               template, seed, png, 25.0))
+    result = {"model": str(model_run), "kind": loaded.kind, "baseline": baseline, "data": str(data),
+              "split": split, "seed": seed,
+              "sampling": {"steps": sample_steps or task.sample.steps,
+                           "guidance": task.sample.guidance if guidance is None else guidance},
+              "conventions": {
+                  "lve_max_l2_mm": "mean over frames of the max over FLAME 'lips' vertices of the L2 error, mm",
+                  "lve_max_sq_mm2": "same with the squared L2 error, mm^2 (FaceFormer/CodeTalker style)",
+                  "opening": "FLAME inner-lip landmark distance, mm; lag > 0 = prediction late, frames",
+                  "fdd_mm2": "CodeTalker upper-face dynamics deviation on 'upper_face', signed",
+                  "pose": "identity shape, zero head pose: only expression and jaw differ"},
+              "summary": summary, "identities": per_identity, "pngs": pngs, "real_audio": real}
+    return result
+
+
+def _mean_metrics(rows: list[dict]) -> dict:
+    out = {}
+    for key in rows[0]:
+        values = [r[key] for r in rows if r.get(key) is not None]
+        out[key] = float(np.mean(values)) if values else None
+    return out

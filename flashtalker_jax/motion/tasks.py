@@ -1,0 +1,318 @@
+"""Trainer tasks for the motion models and their saved form.
+
+`make_task(config.task)` builds the GGTalker prior (task.name "a2e_prior") or the
+Audio2Param baseline ("audio2param") on a folder of speaking identities: data (random
+windows of training sentences), model factory, and loss (with the audio encoder's
+parameters frozen under `task.freeze` prefixes during adaptation). Normalisation
+statistics (motion and audio) are computed on pretraining data and reused by adaptation
+and inference (`task.norms_from`).
+
+A finished run folder holds: model.npz (parameters by leaf path), model.json (task config,
+identity names, kind) and norms/{motion,audio}.npz: `load_motion_model(run)` rebuilds it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from flax import nnx
+
+from flashtalker_jax.errors import ConfigError, ModelFileError
+from flashtalker_jax.flame.model import FlameModel
+from flashtalker_jax.motion import diffusion, losses
+from flashtalker_jax.motion.a2e_prior import A2EPrior, PriorDims, PriorLossWeights, prior_loss
+from flashtalker_jax.motion.audio2param import Audio2Param, Audio2ParamDims
+from flashtalker_jax.motion.dataset import (CropIterator, Identity, Normaliser, identity_folders,
+                                            read_identity)
+from flashtalker_jax.motion.layers import jit_init
+from flashtalker_jax.train.state import key_path_str
+from flashtalker_jax.train.tasks import Task
+
+KINDS = ("a2e_prior", "audio2param")
+
+
+# ----------------------------------------------------------------------------- data
+
+def feature_fn(task: ml_collections.ConfigDict):
+    """(audio path, fps) -> features on the video grid, per task.features."""
+    from flashtalker_jax.audio.cache import cached_features, compute_features
+    from flashtalker_jax.audio.io import default_audio_config
+
+    audio_config = default_audio_config()
+    model = None
+    if task.features == "wav2vec2":
+        from flashtalker_jax.audio.wav2vec2 import load_wav2vec2
+        model = load_wav2vec2(task.wav2vec2_dir)[0]
+    elif task.features != "log_mel":
+        raise ConfigError(f"task.features={task.features!r}: use log_mel or wav2vec2")
+
+    def compute(path, fps):
+        if task.feature_cache:
+            return cached_features(path, task.features, task.feature_cache, fps=fps, config=audio_config, model=model)
+        return compute_features(path, task.features, audio_config, fps, model)
+
+    return compute
+
+
+def load_identities(task: ml_collections.ConfigDict, names_for_index: list[str] | None = None) -> list[Identity]:
+    """Identities of task.dataset; embedding row = 1 + position in `names_for_index`
+    (the pretraining list) or 0 ("any speaker") for names not in it."""
+    folders = identity_folders(task.dataset)
+    if task.max_identities > 0:
+        folders = folders[:task.max_identities]
+    names = [f.name for f in folders] if names_for_index is None else names_for_index
+    if len(names) > task.model.num_identities:
+        raise ConfigError(f"{len(names)} identities but task.model.num_identities={task.model.num_identities}")
+    fn = feature_fn(task)
+    return [read_identity(f, names.index(f.name) + 1 if f.name in names else 0, task.n_expr, fn,
+                          task.model.steps_per_frame) for f in folders]
+
+
+def training_sentences(identities: list[Identity], split: str):
+    return [s for ident in identities for s in ident.splits[split]]
+
+
+def compute_norms(identities: list[Identity]) -> tuple[Normaliser, Normaliser]:
+    sentences = training_sentences(identities, "train")
+    return (Normaliser.of(np.concatenate([s.motion for s in sentences])),
+            Normaliser.of(np.concatenate([s.audio for s in sentences])))
+
+
+def load_norms(run: str | Path) -> tuple[Normaliser, Normaliser]:
+    run = Path(run)
+    return Normaliser.load(run / "norms" / "motion.npz"), Normaliser.load(run / "norms" / "audio.npz")
+
+
+def save_norms(run: str | Path, motion: Normaliser, audio: Normaliser) -> None:
+    (Path(run) / "norms").mkdir(parents=True, exist_ok=True)
+    motion.save(Path(run) / "norms" / "motion.npz")
+    audio.save(Path(run) / "norms" / "audio.npz")
+
+
+def load_flame_for(task: ml_collections.ConfigDict, identities: list[Identity]) -> FlameModel:
+    """The FLAME model (task.flame_dir, default <dataset>/flame) truncated to the motion's
+    expression count and the identities' non-zero shape components (exact, cheaper)."""
+    from flashtalker_jax.flame import load_flame_model
+
+    model = load_flame_model(flame_folder(task))
+    used = max((int(np.max(np.nonzero(i.shape)[0], initial=-1)) + 1 for i in identities), default=0)
+    return model.truncated(n_shape=max(used, 1), n_expr=task.n_expr)
+
+
+def flame_folder(task: ml_collections.ConfigDict) -> Path:
+    """task.flame_dir, else <dataset>/flame, else <dataset>/../flame (one identity folder)."""
+    if task.flame_dir:
+        return Path(task.flame_dir)
+    for candidate in (Path(task.dataset) / "flame", Path(task.dataset).parent / "flame"):
+        if candidate.is_dir():
+            return candidate
+    raise ModelFileError(Path(task.dataset) / "flame", "no FLAME folder beside the data",
+                         "set --config.task.flame_dir (the folder with generic_model.pkl and FLAME_masks.pkl)")
+
+
+def region_ids(task: ml_collections.ConfigDict, region: str) -> np.ndarray:
+    """Vertex ids of a FLAME_masks.pkl region beside the model (lips, upper_face, ...)."""
+    from flashtalker_jax.flame import load_region_masks
+
+    folder = flame_folder(task)
+    masks = load_region_masks(folder)
+    if region not in masks:
+        raise ModelFileError(folder, f"FLAME_masks.pkl has no region {region!r} (has {sorted(masks)})")
+    return masks[region].astype(np.int32)
+
+
+# ----------------------------------------------------------------------------- models
+
+def motion_dim(task) -> int:
+    return task.n_expr + 3
+
+
+def make_model_factory(task: ml_collections.ConfigDict, audio_dim: int, template_dim: int = 0):
+    if task.name == "a2e_prior":
+        dims = PriorDims.from_config(task.model, motion_dim(task), audio_dim)
+        return lambda rngs: A2EPrior(dims, rngs)
+    if task.name == "audio2param":
+        dims = Audio2ParamDims.from_config(task.model, motion_dim(task), audio_dim, template_dim)
+        return lambda rngs: Audio2Param(dims, rngs)
+    raise ConfigError(f"task.name={task.name!r}: use one of {KINDS}")
+
+
+def freeze(model: nnx.Module, prefixes) -> None:
+    """Stop gradients into parameters whose leaf path starts with one of `prefixes`.
+    With a decay-free Adam the frozen leaves then get exactly zero updates."""
+    prefixes = tuple(prefixes)
+    if not prefixes:
+        return
+    state = nnx.state(model, nnx.Param)
+    stopped = jax.tree_util.tree_map_with_path(
+        lambda p, x: jax.lax.stop_gradient(x) if key_path_str(p).startswith(prefixes) else x, state)
+    nnx.update(model, stopped)
+
+
+def identity_template(flame: FlameModel, ident: Identity) -> np.ndarray:
+    """Audio2Param's style input: the identity's mean mesh (shape + mean training motion,
+    zero pose) minus the FLAME template, in cm, flattened (3V,)."""
+    train = ident.splits["train"] or [s for v in ident.splits.values() for s in v]
+    mean_motion = np.concatenate([s.motion for s in train]).mean(0)
+    vertices = losses.motion_vertices(flame, jnp.asarray(mean_motion[None, None], jnp.float32),
+                                      jnp.asarray(ident.shape[None, :flame.n_shape]),
+                                      jnp.arange(flame.n_vertices))[0, 0]
+    return (np.asarray(vertices - flame.v_template) * 100.0).reshape(-1).astype(np.float32)
+
+
+def identity_templates(flame: FlameModel, identities: list[Identity]) -> np.ndarray:
+    """(embedding rows, 3V) table of identity_template by each identity's row."""
+    out = np.zeros((max(i.index for i in identities) + 1, 3 * flame.n_vertices), np.float32)
+    for ident in identities:
+        out[ident.index] = identity_template(flame, ident)
+    return out
+
+
+def _loss_fn(task, flame: FlameModel, lip_ids: np.ndarray, motion_norm: Normaliser, templates: np.ndarray | None):
+    loss = task.loss
+    mean, std = jnp.asarray(motion_norm.mean), jnp.asarray(motion_norm.std)
+    denorm = lambda m: m * std + mean
+
+    def mesh_term_on(vertex_ids):
+        # Exact FLAME positions of just these vertices (small constants inside the jitted step).
+        subset = losses.vertex_subset_flame(flame, vertex_ids)
+        first = jnp.arange(len(vertex_ids))
+
+        def term(pred, target, batch):
+            return losses.vertex_loss(subset, denorm(pred), denorm(target), batch["shape"][:, :flame.n_shape],
+                                      first, batch["frame_mask"])
+        return term
+
+    if task.name == "a2e_prior":
+        weights = PriorLossWeights(regression=loss.regression, temporal=loss.temporal,
+                                   temporal_delta=loss.temporal_delta, lip=loss.lip, cond_drop=loss.cond_drop)
+        alpha_bars = jnp.asarray(diffusion.cosine_alpha_bars(task.model.diffusion_steps), jnp.float32)
+        lip_term = mesh_term_on(lip_ids)
+
+        def prior_fn(model, batch, key):
+            freeze(model, task.freeze)
+            id_key, key = jax.random.split(key)
+            keep = ~jax.random.bernoulli(id_key, loss.identity_drop, batch["identity"].shape)
+            batch = {**batch, "identity": jnp.where(keep, batch["identity"], 0)}
+            return prior_loss(model, batch, key, alpha_bars, weights, lip_term)
+
+        return prior_fn
+
+    jaw_term = mesh_term_on(losses.jaw_driven_vertices(flame))
+    table = jnp.asarray(templates)
+
+    def a2p_fn(model, batch, key):
+        freeze(model, task.freeze)
+        pred = model(batch["audio"], table[batch["identity"]], batch["frame_mask"])
+        vertex = jaw_term(pred, batch["motion"], batch)
+        reg = losses.regression_loss(pred, batch["motion"], batch["frame_mask"])
+        return loss.vertex * vertex + loss.regression * reg, {"vertex_mm2": vertex, "regression": reg}
+
+    return a2p_fn
+
+
+@dataclasses.dataclass
+class MotionTask:
+    """Everything a motion job needs beside the trainer's Task."""
+    task: Task
+    identities: list[Identity]
+    motion_norm: Normaliser
+    audio_norm: Normaliser
+    flame: FlameModel
+    templates: np.ndarray | None
+    audio_dim: int
+
+
+def build(task: ml_collections.ConfigDict, names_for_index: list[str] | None = None,
+          norms: tuple[Normaliser, Normaliser] | None = None,
+          identities: list[Identity] | None = None) -> MotionTask:
+    identities = identities or load_identities(task, names_for_index)
+    motion_norm, audio_norm = norms or compute_norms(identities)
+    flame = load_flame_for(task, identities)
+    lip_ids = region_ids(task, "lips")
+    audio_dim = identities[0].splits["train"][0].audio.shape[1] if identities[0].splits["train"] else \
+        next(s for v in identities[0].splits.values() for s in v).audio.shape[1]
+    templates = identity_templates(flame, identities) if task.name == "audio2param" else None
+    template_dim = 0 if templates is None else templates.shape[1]
+    context = task.model.context if task.name == "a2e_prior" else 0
+    window = task.model.window
+    sentences = training_sentences(identities, "train")
+
+    def make_data(process_index: int, process_count: int) -> CropIterator:
+        return CropIterator(sentences, task.batch_size, window, context, task.min_frames,
+                            task.model.steps_per_frame, task.data_seed, motion_norm, audio_norm,
+                            process_index, process_count)
+
+    trainer_task = Task(make_model=make_model_factory(task, audio_dim, template_dim),
+                        loss_fn=_loss_fn(task, flame, lip_ids, motion_norm, templates), make_data=make_data)
+    return MotionTask(trainer_task, identities, motion_norm, audio_norm, flame, templates, audio_dim)
+
+
+def make_task(task: ml_collections.ConfigDict) -> Task:
+    """Registry entry (flashtalker_jax/train/tasks.py): pretraining on task.dataset."""
+    return build(task).task
+
+
+# ----------------------------------------------------------------------------- saved models
+
+def save_motion_model(run: str | Path, task: ml_collections.ConfigDict, params: dict[str, np.ndarray],
+                      motion: MotionTask, identity_names: list[str]) -> None:
+    """model.npz + model.json + norms/ into `run` (params: flat {"a/b/value": array})."""
+    run = Path(run)
+    run.mkdir(parents=True, exist_ok=True)
+    np.savez(run / "model.npz", **params)
+    save_norms(run, motion.motion_norm, motion.audio_norm)
+    if motion.templates is not None:
+        np.save(run / "templates.npy", motion.templates)
+    meta = {"kind": task.name, "task": json.loads(json.dumps(task.to_dict(), default=list)),
+            "identities": identity_names, "audio_dim": motion.audio_dim,
+            "template_dim": 0 if motion.templates is None else int(motion.templates.shape[1])}
+    (run / "model.json").write_text(json.dumps(meta, indent=1))
+
+
+@dataclasses.dataclass
+class LoadedMotionModel:
+    kind: str
+    model: nnx.Module
+    task: ml_collections.ConfigDict
+    identities: list[str]
+    motion_norm: Normaliser
+    audio_norm: Normaliser
+    templates: np.ndarray | None
+
+
+def load_motion_model(run: str | Path) -> LoadedMotionModel:
+    run = Path(run)
+    meta_path = run / "model.json"
+    if not meta_path.is_file():
+        raise ModelFileError(meta_path, "missing", "pass a run folder written by pretrain-a2e or adapt-a2e")
+    meta = json.loads(meta_path.read_text())
+    task = ml_collections.ConfigDict(meta["task"])
+    task.freeze = tuple(task.freeze)
+    factory = make_model_factory(task, meta["audio_dim"], meta["template_dim"])
+    model = jit_init(factory, jax.random.key(0))
+    with np.load(run / "model.npz") as saved:
+        params = {k: saved[k] for k in saved.files}
+    state = nnx.state(model, nnx.Param)
+    flat = jax.tree_util.tree_flatten_with_path(state)
+    names = [key_path_str(p) for p, _ in flat[0]]
+    missing = [n for n in names if n not in params]
+    if missing:
+        raise ModelFileError(run / "model.npz", f"lacks parameters {missing[:3]}", "the run is incomplete or from another version")
+    leaves = [jnp.asarray(params[n]) for n in names]
+    nnx.update(model, jax.tree_util.tree_unflatten(flat[1], leaves))
+    templates = np.load(run / "templates.npy") if (run / "templates.npy").is_file() else None
+    motion_norm, audio_norm = load_norms(run)
+    return LoadedMotionModel(meta["kind"], model, task, meta["identities"], motion_norm, audio_norm, templates)
+
+
+def params_of(state) -> dict[str, Any]:
+    """Flat numpy params of a TrainState (same names model.npz uses)."""
+    flat = jax.tree_util.tree_flatten_with_path(state.params)[0]
+    return {key_path_str(p): np.asarray(jax.device_get(v)) for p, v in flat}
