@@ -120,6 +120,8 @@ def test_matches_restated_lpips(net, tmp_path):
     assert ref.min() > 0.01  # the comparison is not between zeros
     same = ft_lpips.lpips_distance(model, (a + 1) / 2, (a + 1) / 2, normalize=True)
     np.testing.assert_allclose(np.asarray(same), 0.0, atol=1e-7)
+    chunked = ft_lpips.lpips_distance(model, a[None], b[None], batch_size=1)  # (1, 2)
+    np.testing.assert_allclose(np.asarray(chunked)[0], ours, rtol=1e-6)
 
 
 @pytest.fixture
