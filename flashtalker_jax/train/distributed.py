@@ -52,6 +52,12 @@ def global_batch(local_batch: Any, sharding: jax.sharding.Sharding) -> Any:
     process_count rows split over the "data" axis of `sharding`.
     """
     count = jax.process_count()
+    rows = {np.shape(x)[0] if np.ndim(x) else None for x in jax.tree.leaves(local_batch)}
+    data_size = sharding.mesh.shape["data"]
+    if len(rows) != 1 or None in rows or (rows.pop() * count) % data_size:
+        shapes = jax.tree.map(np.shape, local_batch)
+        raise ConfigError(f"batch leaves {shapes} must share a leading (example) axis whose global size "
+                          f"({count} process(es) x local rows) divides by the mesh's data axis ({data_size})")
 
     def one(x):
         x = np.asarray(x)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+import chex
 import jax
 import jax.numpy as jnp
 import optax
@@ -32,6 +33,7 @@ def make_train_step(graphdef: nnx.GraphDef, loss_fn: LossFn, tx: optax.GradientT
         def loss_of(params):
             model = nnx.merge(graphdef, params, state.rest)
             loss, metrics = loss_fn(model, batch, key)
+            chex.assert_shape(loss, ())
             return loss, (metrics, split_model(model)[2])
 
         (loss, (metrics, rest)), grads = jax.value_and_grad(loss_of, has_aux=True)(state.params)

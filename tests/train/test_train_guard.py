@@ -133,3 +133,13 @@ def test_cli_train_writes_config_metrics_and_tensorboard(tmp_path, capsys):
     assert any(p.name.startswith("events.out.tfevents") for p in (out / "tb").iterdir())
     assert main(args) == 2 and "--resume" in capsys.readouterr().err
     assert main([*args, "--resume"]) == 0
+
+
+def test_batch_not_divisible_by_data_axis_is_a_config_error():
+    from flashtalker_jax.errors import ConfigError
+    from flashtalker_jax.train.distributed import global_batch
+    from flashtalker_jax.train.mesh import batch_sharding, make_mesh
+
+    sharding = batch_sharding(make_mesh())
+    with pytest.raises(ConfigError, match="leading"):
+        global_batch({"x": np.zeros((4, 2)), "y": np.zeros((3, 2))}, sharding)
