@@ -9,9 +9,9 @@ Frames where either side has no face (NaN) are left out.
 """
 
 import chex
-import jax
 import jax.numpy as jnp
 
+from flashtalker_jax.metrics._jit import jit_with_ids
 from flashtalker_jax.metrics.landmarks import BLENDSHAPE_NAMES
 
 UPPER_PREFIXES = ("brow", "eye", "cheekSquint", "noseSneer")
@@ -29,12 +29,12 @@ AU_GROUPS = {
 }
 
 
-@jax.jit
+@jit_with_ids("ids")
 def action_unit_error(pred, gt, ids):
     """Mean |pred - gt| over frames with finite scores and the blendshapes `ids`. (T, 52) x2."""
     chex.assert_rank([pred, gt], 2)
     chex.assert_equal_shape([pred, gt])
-    pred, gt = jnp.asarray(pred)[:, jnp.asarray(ids)], jnp.asarray(gt)[:, jnp.asarray(ids)]
+    pred, gt = jnp.asarray(pred)[:, ids], jnp.asarray(gt)[:, ids]
     valid = jnp.all(jnp.isfinite(pred) & jnp.isfinite(gt), axis=1)  # (T,)
     err = jnp.where(valid[:, None], jnp.abs(pred - gt), 0.0)
     return jnp.sum(err) / (jnp.sum(valid) * err.shape[1])

@@ -21,6 +21,9 @@ from functools import partial
 import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from flashtalker_jax.metrics._jit import jit_with_ids
 
 MM_PER_M = 1000.0
 
@@ -30,7 +33,7 @@ def _check_vertices(pred, gt):
     chex.assert_equal_shape([pred, gt])
 
 
-@jax.jit
+@jit_with_ids("lip_ids")
 def lve_max_sq_mm2(pred, gt, lip_ids, scale: float = MM_PER_M):
     """Mean over frames of max over lip vertices of squared error. (T,V,3) x2, (L,) -> mm^2."""
     _check_vertices(pred, gt)
@@ -38,7 +41,7 @@ def lve_max_sq_mm2(pred, gt, lip_ids, scale: float = MM_PER_M):
     return jnp.mean(jnp.max(err2, axis=1))
 
 
-@jax.jit
+@jit_with_ids("lip_ids")
 def lve_max_l2_mm(pred, gt, lip_ids, scale: float = MM_PER_M):
     """Mean over frames of max over lip vertices of the L2 error. (T,V,3) x2, (L,) -> mm."""
     _check_vertices(pred, gt)
@@ -53,7 +56,7 @@ def mve_mm(pred, gt, scale: float = MM_PER_M):
     return jnp.mean(jnp.linalg.norm((pred - gt) * scale, axis=-1))
 
 
-@jax.jit
+@jit_with_ids("upper_ids")
 def fdd_mm2(pred, gt, template, upper_ids, scale: float = MM_PER_M):
     """CodeTalker upper-face dynamics deviation (signed, see module doc).
 
@@ -74,6 +77,7 @@ def mouth_opening(points, upper_ids, lower_ids):
     chex.assert_rank(points, 3)
     if len(upper_ids) != len(lower_ids):
         raise ValueError(f"{len(upper_ids)} upper vs {len(lower_ids)} lower lip ids: pair them")
+    upper_ids, lower_ids = np.asarray(upper_ids), np.asarray(lower_ids)
     return jnp.mean(jnp.linalg.norm(points[:, upper_ids] - points[:, lower_ids], axis=-1), axis=1)
 
 

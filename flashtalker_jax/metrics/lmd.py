@@ -12,17 +12,17 @@ import chex
 import jax
 import jax.numpy as jnp
 
+from flashtalker_jax.metrics._jit import jit_with_ids
 from flashtalker_jax.metrics.landmarks import FACE_IDS, LIP_IDS
 
 
-@jax.jit
+@jit_with_ids("ids")
 def lmd(pred, gt, ids=None):
     """Mean 2-D landmark distance. pred, gt: (T, P, D>=2) pixels; ids: optional (Q,) subset."""
     chex.assert_rank([pred, gt], 3)
     chex.assert_equal_shape([pred, gt])
     pred, gt = jnp.asarray(pred)[..., :2], jnp.asarray(gt)[..., :2]
     if ids is not None:
-        ids = jnp.asarray(ids)
         pred, gt = pred[:, ids], gt[:, ids]
     valid = jnp.all(jnp.isfinite(pred) & jnp.isfinite(gt), axis=(1, 2))  # (T,)
     dist = jnp.linalg.norm(jnp.where(valid[:, None, None], pred - gt, 0.0), axis=-1)  # (T, Q)

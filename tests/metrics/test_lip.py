@@ -21,7 +21,7 @@ def _meshes():
 
 def test_lve_both_conventions_hand_computed():
     pred, gt = _meshes()
-    lips = np.array([0, 1])
+    lips = [0, 1]  # a plain list: id arguments accept lists, tuples and arrays
     assert float(lip.lve_max_sq_mm2(pred, gt, lips)) == pytest.approx((9 + 4) / 2, rel=1e-4)
     assert float(lip.lve_max_l2_mm(pred, gt, lips)) == pytest.approx((3 + 2) / 2, rel=1e-4)
 
@@ -36,7 +36,7 @@ def test_fdd_matches_codetalker_formula():
     template = rng.standard_normal((6, 3)).astype(np.float32) * 0.1
     gt = template + 0.004 * rng.standard_normal((10, 6, 3)).astype(np.float32)
     pred = template + 0.001 * rng.standard_normal((10, 6, 3)).astype(np.float32)
-    upper = np.array([1, 2, 4])
+    upper = (1, 2, 4)
 
     def codetalker_dynamics(v):  # CodeTalker test script: std over time of sum of squares
         disp = (v - template)[:, upper] * 1000.0
