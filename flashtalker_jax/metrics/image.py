@@ -95,10 +95,17 @@ def _avg_pool2(x):
             + x[..., 0::2, 1::2, :] + x[..., 1::2, 1::2, :]) / 4.0
 
 
-@partial(jax.jit, static_argnames=("weights", "sigma", "k1", "k2"))
 def ms_ssim(a, b, data_range: float, weights=MS_SSIM_WEIGHTS, sigma: float = 1.5,
             k1: float = 0.01, k2: float = 0.03):
-    """Multi-scale SSIM of (..., H, W, C) images; the short side must exceed 10 * 2^(scales-1)."""
+    """Multi-scale SSIM of (..., H, W, C) images; the short side must exceed 10 * 2^(scales-1).
+
+    `weights` gives one exponent per scale (any sequence; it is a compile-time constant).
+    """
+    return _ms_ssim(a, b, data_range, tuple(float(w) for w in weights), sigma, k1, k2)
+
+
+@partial(jax.jit, static_argnames=("weights", "sigma", "k1", "k2"))
+def _ms_ssim(a, b, data_range, weights, sigma, k1, k2):
     _check_pair(a, b)
     window = gaussian_window(sigma)
     min_side = (len(window) - 1) * 2 ** (len(weights) - 1)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from flashtalker_jax.errors import ModelFileError
-from flashtalker_jax.metrics import au, landmarks, lmd
+from flashtalker_jax.metrics import au, landmarks, lip, lmd
 
 
 def test_lmd_hand_computed_and_skips_missing_frames():
@@ -84,6 +84,15 @@ def test_lmd_grows_with_jitter(may_frames, may_track, landmarker_path, shift_fra
         moved = landmarks.track_faces(jittered, landmarker_path)
         values.append(float(lmd.lmd_mouth(moved.landmarks, may_track.landmarks[:8])))
     assert values[0] < values[1], values
+
+
+def test_video_mouth_opening_lag(may_track):
+    opening = lip.mouth_opening(may_track.landmarks, landmarks.INNER_LIP_UPPER,
+                                landmarks.INNER_LIP_LOWER)  # (24,) pixels
+    assert float(np.std(opening)) > 1.0  # the speaker's mouth moves in these frames
+    gt, late = opening[2:], opening[:-2]  # the prediction shows each frame 2 frames late
+    assert int(lip.peak_lag(late, gt, max_lag=4)) == 2
+    assert float(lip.pearson(gt, gt)) == pytest.approx(1.0, abs=1e-6)
 
 
 def test_aue_zero_for_identical_and_positive_out_of_sync(may_track):
