@@ -50,6 +50,7 @@ def compute_features(path: str | os.PathLike, kind: str, config: ml_collections.
     if kind == "log_mel":
         waveform = load_audio(path, config.sample_rate, config)
         return log_mel_features(waveform, config.sample_rate, fps, config)
+    # Imported here so `import flashtalker_jax.audio` (log-mel only) does not load JAX/Flax.
     from flashtalker_jax.audio.wav2vec2 import wav2vec2_features, wav2vec2_to_video_steps
 
     rate = model.preprocessor.sampling_rate
@@ -78,7 +79,7 @@ def cached_features(path: str | os.PathLike, kind: str, cache_dir: str | os.Path
         raise ValueError(f"unknown feature kind {kind!r}; expected one of {FEATURE_KINDS}")
     if kind == "wav2vec2" and model is None:
         raise ValueError("kind='wav2vec2' needs the model returned by load_wav2vec2")
-    config = config or default_audio_config()
+    config = default_audio_config() if config is None else config
     fps = config.fps if fps is None else fps
     entry = Path(cache_dir) / f"{cache_key(path, kind, config, fps, model)}.npy"
     if entry.is_file():

@@ -70,7 +70,7 @@ def log_mel_features(waveform: np.ndarray, sample_rate: int = 16000, fps: float 
     Returns:
       (steps_per_frame * n_frames, n_mels + 1) float32, layout in the module docstring.
     """
-    config = config or default_audio_config()
+    config = default_audio_config() if config is None else config
     mel = config.log_mel
     waveform = np.asarray(waveform, dtype=np.float32)
     if waveform.ndim != 1:

@@ -88,7 +88,7 @@ def load_audio(path: str | os.PathLike, sample_rate: int = 16000,
     (`config.checks`, default configs/audio_features.py).
     """
     path = os.fspath(path)
-    checks = (config or default_audio_config()).checks
+    checks = (default_audio_config() if config is None else config).checks
     data, rate = _read(path)
     if data.shape[0] == 0:
         raise InputFileError(path, "audio file contains no samples")

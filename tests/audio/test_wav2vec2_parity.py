@@ -131,6 +131,26 @@ def test_video_step_resampling_gives_two_rows_per_frame(loaded_safetensors):
     np.testing.assert_allclose(steps[10], 0.875 * features[10] + 0.125 * features[9], atol=1e-6)
 
 
+def test_sharded_safetensors_checkpoint_loads(saved_model, loaded_safetensors, tmp_path):
+    model = saved_model[0]
+    model.save_pretrained(tmp_path, max_shard_size="20KB")
+    assert (tmp_path / "model.safetensors.index.json").is_file()
+    waveform = speech_like(1.0, RATE, seed=5)
+    sharded = wav2vec2_features(load_wav2vec2(tmp_path)[0], waveform)
+    np.testing.assert_array_equal(sharded, wav2vec2_features(loaded_safetensors[0], waveform))
+
+
+@pytest.mark.parametrize("key, canonical", [
+    ("wav2vec2.encoder.pos_conv_embed.conv.weight_g", "encoder.pos_conv_embed.conv.weight_g"),
+    ("encoder.pos_conv_embed.conv.parametrizations.weight.original0", "encoder.pos_conv_embed.conv.weight_g"),
+    ("encoder.pos_conv_embed.conv.parametrizations.weight.original1", "encoder.pos_conv_embed.conv.weight_v"),
+    ("wav2vec2.encoder.layers.3.layer_norm.gamma", "encoder.layers.3.layer_norm.weight"),
+    ("feature_projection.layer_norm.beta", "feature_projection.layer_norm.bias"),
+    ("lm_head.weight", "lm_head.weight")])
+def test_checkpoint_key_spellings(key, canonical):
+    assert normalise_key(key) == canonical
+
+
 def test_mismatched_config_is_refused(saved_model, tmp_path):
     _, folder, _ = saved_model
     copy = tmp_path / "wrong"

@@ -76,7 +76,7 @@ def _read_json(path: Path) -> dict:
         raise ModelFileError(path, f"invalid JSON ({exc})") from exc
 
 
-def _check_supported(path: Path, raw: dict) -> None:
+def _check_supported(path: str | os.PathLike, raw: dict) -> None:
     model_type = raw.get("model_type", "wav2vec2")
     if model_type != "wav2vec2":
         raise ModelFileError(path, f"model_type is {model_type!r}, expected 'wav2vec2'",
@@ -91,7 +91,7 @@ def _check_supported(path: Path, raw: dict) -> None:
         raise ModelFileError(path, f"feat_extract_norm={raw['feat_extract_norm']!r}, expected 'group' or 'layer'")
 
 
-def settings_from_dict(raw: dict, path: Path) -> Wav2Vec2Settings:
+def settings_from_dict(raw: dict, path: str | os.PathLike) -> Wav2Vec2Settings:
     """Parse a transformers config.json dict; unknown keys are ignored."""
     _check_supported(path, raw)
     values = {}

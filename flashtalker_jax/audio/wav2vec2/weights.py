@@ -122,7 +122,7 @@ def expected_torch_shapes(abstract_model: nnx.Module) -> dict[str, tuple[int, ..
 
 
 def fill_state(abstract_model: nnx.Module, tensors: dict[str, np.ndarray], source: str | os.PathLike) -> nnx.Module:
-    """A concrete model whose parameters come from `tensors` (canonical keys).
+    """A concrete model whose parameters come from `tensors` (canonical keys), as float32.
 
     Raises ModelFileError for missing, unexpected or mis-shaped backbone tensors, so a
     checkpoint of another architecture never loads silently.
