@@ -76,11 +76,13 @@ class AddAudioFeatures(grain.MapTransform):
 
 
 def make_loader(data_dir: str | Path, split: str, cfg: ml_collections.ConfigDict,
-                num_epochs: int | None = None) -> grain.DataLoader:
+                num_epochs: int | None = None,
+                shard_options: grain.ShardOptions | None = None) -> grain.DataLoader:
     """A grain DataLoader of batched windows from a built TalkingHeads dataset.
 
     cfg: the `pipeline` section of configs/data_synth.py (window, stride, batch_size,
-    seed, worker_count).
+    seed, worker_count). shard_options: default ShardByJaxProcess (one shard per JAX
+    process, equal sizes); pass grain.ShardOptions(i, n) to pick a shard explicitly.
     """
     from flashtalker_jax.data.tfds_builder import TalkingHeads
 
@@ -97,7 +99,7 @@ def make_loader(data_dir: str | Path, split: str, cfg: ml_collections.ConfigDict
     source = WindowSource(builder.as_data_source(split=split), starts, cfg.window,
                           name=f"{builder.info.full_name}:{split}")
     sampler = grain.IndexSampler(
-        num_records=len(source), shard_options=grain.ShardByJaxProcess(drop_remainder=True),
+        num_records=len(source), shard_options=shard_options or grain.ShardByJaxProcess(drop_remainder=True),
         shuffle=True, num_epochs=num_epochs, seed=int(cfg.seed))
     return grain.DataLoader(
         data_source=source, sampler=sampler,
