@@ -1,0 +1,73 @@
+"""`flashtalker bench ...`: performance measurements (each writes --report JSON).
+
+Subcommands are registered from SUBCOMMANDS: add a (name, help, add_arguments, handler)
+entry to add one.
+"""
+from __future__ import annotations
+
+import argparse
+
+
+def _csv_ints(text: str) -> list[int]:
+    scale = {"k": 1_000, "m": 1_000_000}
+    out = []
+    for item in text.split(","):
+        item = item.strip().lower()
+        out.append(int(float(item[:-1]) * scale[item[-1]]) if item[-1] in scale else int(item))
+    return out
+
+
+def _raster_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sizes", type=_csv_ints, default=_csv_ints("10k,50k,100k,1m"),
+                   help="Gaussian counts, comma separated (k/m suffixes), default 10k,50k,100k,1m")
+    p.add_argument("--batch", type=_csv_ints, default=[1, 16],
+                   help="camera batch sizes, default 1,16")
+    p.add_argument("--backends", default="reference,pallas,gsplat",
+                   help="comma separated: reference, pallas, gsplat (CUDA only)")
+    p.add_argument("--width", type=int, default=512)
+    p.add_argument("--height", type=int, default=512)
+    p.add_argument("--runs", type=int, default=20, help="timed runs per row (median)")
+    p.add_argument("--report", default=None, help="write the JSON report here")
+
+
+def _raster(args, overrides) -> int:
+    from flashtalker_jax.errors import ConfigError
+    from flashtalker_jax.render import bench
+    from flashtalker_jax.utils.progress import progress
+    from flashtalker_jax.utils.report import print_table, write_report
+
+    if overrides:
+        raise ConfigError(f"bench raster takes no --config overrides, got {overrides}")
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    unknown = set(backends) - {"reference", "pallas", "gsplat"}
+    if unknown:
+        raise ConfigError(f"unknown backends {sorted(unknown)}; use reference, pallas, gsplat")
+    rows, notes = bench.run(args.sizes, args.batch, backends, args.width, args.height,
+                            args.runs, progress=lambda it: progress(it, desc="bench raster",
+                                                                    unit="row"))
+    columns = ["backend", "gaussians", "cameras", "intersections", "fwd_ms", "fwd_bwd_ms",
+               "fwd_floor_ms", "fwd_bwd_floor_ms", "xla_fwd_bwd_bytes", "peak_bytes",
+               "max_abs_diff_vs_pallas", "error"]
+    present = [c for c in columns if any(c in r for r in rows)]
+    print_table(rows, present)
+    for note in notes:
+        print(note)
+    write_report(args.report, {"command": "bench raster", "width": args.width,
+                               "height": args.height, "runs": args.runs, "rows": rows,
+                               "notes": notes})
+    return 0
+
+
+SUBCOMMANDS = [
+    ("raster", "Time the Gaussian rasterizer (forward, forward+backward, memory).",
+     _raster_arguments, _raster),
+]
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("bench", help="Performance benchmarks (JSON reports).")
+    sub = parser.add_subparsers(dest="bench_command", metavar="BENCH", required=True)
+    for name, help_text, add_arguments, handler in SUBCOMMANDS:
+        p = sub.add_parser(name, help=help_text)
+        add_arguments(p)
+        p.set_defaults(func=handler)
