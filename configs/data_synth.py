@@ -24,6 +24,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.render.cavity_colour = (0.28, 0.08, 0.08)  # mouth interior seen through open lips
     c.render.texture_size = 1024
     c.render.png_compress_level = 6
+    c.render.workers = 2              # frame-rendering processes (output identical for any count)
 
     # Speech (espeak-ng through espeakng-loader); per identity a voice variant, speed, pitch.
     c.speech = ml_collections.ConfigDict()

@@ -22,13 +22,12 @@ import soundfile
 from scipy.signal import resample_poly
 
 from flashtalker_jax.data import vhap
-from flashtalker_jax.data.synth import espeak, mesh_render, motion, texture, visemes
+from flashtalker_jax.data.synth import espeak, frames, mesh_render, motion, texture, visemes
 from flashtalker_jax.audio import num_video_frames
 from flashtalker_jax.flame import (FlameModel, FlameParams, flame_forward, load_region_masks,
                                    load_uv_layout)
 from flashtalker_jax.flame.procedural import EXPR_COMPONENTS
 from flashtalker_jax.utils.files import atomic_path
-from flashtalker_jax.utils.progress import progress
 
 SECONDS_PER_SENTENCE_GUESS = 2.0
 
@@ -92,10 +91,10 @@ def split_frames(sentences: list[tuple[float, float]], num_frames: int, fps: flo
     n = len(sentences)
     test_from = n - cfg.test_sentences
     val_from = test_from - cfg.val_sentences
-    frames = np.arange(num_frames)
-    return {"train": frames[sentence_of < val_from].tolist(),
-            "val": frames[(sentence_of >= val_from) & (sentence_of < test_from)].tolist(),
-            "test": frames[sentence_of >= test_from].tolist()}
+    indices = np.arange(num_frames)
+    return {"train": indices[sentence_of < val_from].tolist(),
+            "val": indices[(sentence_of >= val_from) & (sentence_of < test_from)].tolist(),
+            "test": indices[sentence_of >= test_from].tolist()}
 
 
 def flame_tracks(mouth: dict, face: dict, shape: np.ndarray, n_expr: int, components: dict,
@@ -175,36 +174,20 @@ def synthesize_identity(out: Path, model, flame_dir: Path, index: int, seed: int
     tex = texture.identity_texture(rest, load_region_masks(flame_dir), vt, ft, appearance, rng,
                                    cfg.render.texture_size)
     K, c2w = camera(template, cfg.render)
-    records = _render_frames(out, vertices, np.asarray(model.faces), vt, ft, tex, K, c2w, tracks,
-                             cfg, show_progress, desc=out.name)
+    r = cfg.render
+    scene = frames.Scene(
+        faces=np.asarray(model.faces), vt=vt, ft=ft, texture=tex, K=K, c2w_opengl=c2w, width=r.width,
+        height=r.height, supersample=r.supersample, png_compress_level=r.png_compress_level,
+        shading=mesh_render.Shading(light_dir=tuple(r.light_dir), ambient=r.ambient, diffuse=r.diffuse,
+                                    background=tuple(r.background), cavity_colour=tuple(r.cavity_colour)))
+    params = {**tracks, "static_offset": np.zeros((vertices.shape[0], vertices.shape[1], 3), np.float32)}
+    records = frames.render_sequence(out, vertices, params, scene, r.workers, show_progress, out.name)
     splits = split_frames(speech.sentences, num_frames, cfg.fps, cfg.split)
     _write_sidecars(out, audio, speech, splits, records, tracks, vertices.shape[1], tex, voice,
                     appearance, cfg)
     return {"identity": out.name, "frames": num_frames, "seconds": num_frames / cfg.fps,
             "voice": voice.name, "sentences": len(texts),
             "split_frames": {k: len(v) for k, v in splits.items()}}
-
-
-def _render_frames(out, vertices, faces, vt, ft, tex, K, c2w, tracks, cfg, show_progress, desc):
-    r = cfg.render
-    shading = mesh_render.Shading(light_dir=tuple(r.light_dir), ambient=r.ambient, diffuse=r.diffuse,
-                                  background=tuple(r.background), cavity_colour=tuple(r.cavity_colour))
-    w2c = np.linalg.inv(c2w @ vhap.OPENGL_TO_OPENCV)
-    static_offset = np.zeros((vertices.shape[1], 3), np.float32)
-    records = []
-    for t in progress(range(vertices.shape[0]), desc=desc, unit="frame", disable=not show_progress):
-        rgb, alpha, _ = mesh_render.render_textured(vertices[t], faces, vt, ft, tex, K, w2c, r.width,
-                                                    r.height, shading, r.supersample)
-        params = {k: v[t] for k, v in tracks.items()}
-        params["static_offset"] = static_offset
-        record = vhap.write_frame(out, t, to_uint8(rgb), to_uint8(alpha), params, r.png_compress_level)
-        record.update(vhap.camera_record(K, c2w, r.width, r.height), timestep_index=t, camera_index=0)
-        records.append(record)
-    return records
-
-
-def to_uint8(image: np.ndarray) -> np.ndarray:
-    return np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
 
 
 def _write_sidecars(out, audio, speech, splits, records, tracks, n_vertices, tex, voice, appearance, cfg):
@@ -219,7 +202,7 @@ def _write_sidecars(out, audio, speech, splits, records, tracks, n_vertices, tex
         with open(tmp, "wb") as fh:
             np.savez(fh, shape=tracks["shape"][0], expr=np.zeros(n_expr, np.float32),
                      static_offset=np.zeros((n_vertices, 3), np.float32))
-    vhap.write_png(out / "synth_texture.png", to_uint8(tex))
+    vhap.write_png(out / "synth_texture.png", frames.to_uint8(tex))
     info = {"voice": dataclasses.asdict(voice), "sentences": speech.texts,
             "sentence_seconds": speech.sentences,
             "appearance": {k: np.asarray(v).tolist() for k, v in dataclasses.asdict(appearance).items()}}
