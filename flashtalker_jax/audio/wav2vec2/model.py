@@ -158,18 +158,34 @@ class EncoderLayer(nnx.Module):
 
 
 class Encoder(nnx.Module):
+    """Positional conv + the transformer stack.
+
+    The layers are one EncoderLayer whose parameters carry a leading layer axis (built
+    with vmap, run with scan): tracing and compiling cost one layer, not 12-48.
+    """
+
     def __init__(self, settings: Wav2Vec2Settings, rngs: nnx.Rngs):
         self.stable = settings.do_stable_layer_norm
         self.pos_conv_embed = PositionalConvEmbedding(settings, rngs)
         self.layer_norm = layer_norm(settings.hidden_size, settings.layer_norm_eps, rngs)
-        self.layers = nnx.List([EncoderLayer(settings, rngs) for _ in range(settings.num_hidden_layers)])
+
+        @nnx.split_rngs(splits=settings.num_hidden_layers)
+        @nnx.vmap(in_axes=(0,), out_axes=0)
+        def stacked_layers(layer_rngs: nnx.Rngs) -> EncoderLayer:
+            return EncoderLayer(settings, layer_rngs)
+
+        self.layers = stacked_layers(rngs)
 
     def __call__(self, x: Float[Array, "B T H"]) -> Float[Array, "B T H"]:
         x = x + self.pos_conv_embed(x)
         if not self.stable:
             x = self.layer_norm(x)
-        for layer in self.layers:
-            x = layer(x)
+
+        @nnx.scan(in_axes=(nnx.Carry, 0), out_axes=nnx.Carry)
+        def run_layers(h: Array, layer: EncoderLayer) -> Array:
+            return layer(h)
+
+        x = run_layers(x, self.layers)
         return self.layer_norm(x) if self.stable else x
 
 

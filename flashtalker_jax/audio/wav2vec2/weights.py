@@ -2,9 +2,11 @@
 
 Reads model.safetensors or pytorch_model.bin (each optionally sharded with an
 `.index.json`), normalises key names and maps every parameter by one rule:
-the NNX path joined with dots is the torch key, with kernel/scale -> weight and the
-positional conv's parameters under `.conv`; Linear/Conv kernels are transposed
-(torch (out, in[, k]) -> Flax ([k,] in, out)) and weight_g (1, 1, K) flattened to (K,).
+the NNX path joined with dots is the torch key, with kernel/scale -> weight, the
+positional conv's parameters under `.conv` and the layer index after `encoder.layers`
+(encoder layer parameters are stacked along a leading layer axis); Linear/Conv kernels
+are transposed (torch (out, in[, k]) -> Flax ([k,] in, out)) and weight_g (1, 1, K)
+flattened to (K,).
 
 Accepted key spellings: optional `wav2vec2.` prefix (ForCTC/ForPreTraining files),
 weight norm as `weight_g`/`weight_v` (old) or `parametrizations.weight.original0/1`
@@ -86,9 +88,17 @@ def read_backbone_tensors(folder: str | os.PathLike) -> dict[str, np.ndarray]:
     return tensors
 
 
-def torch_key(path: tuple) -> str:
-    """NNX state path -> canonical torch key."""
-    *parents, leaf = (str(part) for part in path)
+def _is_stacked(path: tuple) -> bool:
+    """Encoder layer parameters carry a leading layer axis (see model.Encoder)."""
+    return tuple(str(p) for p in path[:2]) == ("encoder", "layers")
+
+
+def torch_key(path: tuple, layer: int | None = None) -> str:
+    """NNX state path (plus layer index for stacked encoder layers) -> canonical torch key."""
+    parts = [str(part) for part in path]
+    if layer is not None:
+        parts.insert(2, str(layer))
+    *parents, leaf = parts
     if parents[-1] == "pos_conv_embed":
         parents.append("conv")
     leaf = {"kernel": "weight", "scale": "weight"}.get(leaf, leaf)
@@ -96,7 +106,7 @@ def torch_key(path: tuple) -> str:
 
 
 def to_flax_layout(path: tuple, array: np.ndarray) -> np.ndarray:
-    """torch tensor -> the layout of the NNX parameter at `path`."""
+    """One torch tensor -> the layout of the NNX parameter at `path` (one layer's slice if stacked)."""
     leaf = str(path[-1])
     if leaf in ("kernel", "weight_v"):
         return np.transpose(array)  # reverses all axes: (out, in) -> (in, out), (out, in, k) -> (k, in, out)
@@ -115,10 +125,18 @@ def torch_shape(path: tuple, shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(shape)
 
 
+def _sources(path: tuple, shape: tuple[int, ...]) -> list[tuple[str, tuple[int, ...]]]:
+    """(torch key, Flax-layout shape of that tensor) pairs that make up one NNX parameter."""
+    if _is_stacked(path):
+        return [(torch_key(path, i), shape[1:]) for i in range(shape[0])]
+    return [(torch_key(path), shape)]
+
+
 def expected_torch_shapes(abstract_model: nnx.Module) -> dict[str, tuple[int, ...]]:
     """{canonical torch key: shape} the model needs; works on nnx.eval_shape models."""
     flat = nnx.to_flat_state(nnx.state(abstract_model, nnx.Param))
-    return {torch_key(path): torch_shape(path, tuple(var.shape)) for path, var in flat}
+    return {key: torch_shape(path, shape)
+            for path, var in flat for key, shape in _sources(path, tuple(var.shape))}
 
 
 def fill_state(abstract_model: nnx.Module, tensors: dict[str, np.ndarray], source: str | os.PathLike) -> nnx.Module:
@@ -128,19 +146,21 @@ def fill_state(abstract_model: nnx.Module, tensors: dict[str, np.ndarray], sourc
     checkpoint of another architecture never loads silently.
     """
     graphdef, state = nnx.split(abstract_model)
-    flat = nnx.to_flat_state(state)
     used, problems, leaves = set(), [], []
-    for path, var in flat:
-        key = torch_key(path)
-        if key not in tensors:
-            problems.append(f"missing {key}")
-            leaves.append((path, var))
-            continue
-        value = to_flax_layout(path, tensors[key])
-        if value.shape != tuple(var.shape):
-            problems.append(f"{key} has shape {tensors[key].shape}, expected {torch_shape(path, tuple(var.shape))}")
-        used.add(key)
-        leaves.append((path, var.replace(np.asarray(value, dtype=np.float32))))
+    for path, var in nnx.to_flat_state(state):
+        parts = []
+        for key, shape in _sources(path, tuple(var.shape)):
+            used.add(key)
+            if key not in tensors:
+                problems.append(f"missing {key}")
+                continue
+            part = to_flax_layout(path, tensors[key])
+            if part.shape != shape:
+                problems.append(f"{key} has shape {tensors[key].shape}, expected {torch_shape(path, shape)}")
+            parts.append(part)
+        if not problems:
+            value = np.stack(parts) if _is_stacked(path) else parts[0]
+            leaves.append((path, var.replace(np.asarray(value, dtype=np.float32))))
     problems += [f"unexpected {key}" for key in sorted(set(tensors) - used)]
     if problems:
         shown = "; ".join(problems[:5]) + (f"; ... {len(problems) - 5} more" if len(problems) > 5 else "")
