@@ -1,13 +1,20 @@
-"""Shared fixtures: one procedural FLAME folder per test session (about 10 s to build)."""
+"""Shared fixtures: one procedural FLAME folder per test session, written through the CLI
+(`flashtalker head synth`), so the command is exercised by every session."""
 from __future__ import annotations
+
+import json
 
 import pytest
 
 
 @pytest.fixture(scope="session")
 def flame_dir(tmp_path_factory):
-    from flashtalker_jax.flame.procedural import write_procedural_flame
-    return write_procedural_flame(tmp_path_factory.mktemp("procedural_head"), seed=0)
+    from flashtalker_jax.cli.main import main
+    out = tmp_path_factory.mktemp("procedural_head")
+    report = out / "synth.json"
+    assert main(["head", "synth", "--out", str(out), "--seed", "0", "--report", str(report)]) == 0
+    assert json.loads(report.read_text())["seed"] == 0
+    return out / "flame"
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ import scipy.sparse
 
 from flashtalker_jax.errors import ModelFileError
 from flashtalker_jax.flame import load_flame_model, load_region_masks, load_uv_layout
+from flashtalker_jax.flame.loader import find_model_file
 from flashtalker_jax.flame.safe_pickle import safe_load_pickle
 
 
@@ -130,17 +131,18 @@ def test_missing_model_folder(tmp_path):
         load_flame_model(tmp_path)
 
 
-def test_folder_layouts_and_smplx_name(flame_dir):
-    for path in (flame_dir.parent, flame_dir, flame_dir / "FLAME_NEUTRAL.pkl"):
-        model = load_flame_model(path, n_shape=20, n_expr=7)
-        assert (model.n_shape, model.n_expr) == (20, 7)
-        assert model.lmk_faces_idx.shape == (51,) and model.dynamic_lmk_faces_idx.shape == (79, 17)
+def test_folder_layouts_and_smplx_name(flame_dir, flame_model):
+    assert find_model_file(flame_dir.parent) == flame_dir / "generic_model.pkl"
+    assert find_model_file(flame_dir) == flame_dir / "generic_model.pkl"
+    model = load_flame_model(flame_dir / "FLAME_NEUTRAL.pkl", n_shape=20, n_expr=7)
+    assert (model.n_shape, model.n_expr) == (20, 7)
+    assert model.lmk_faces_idx.shape == (51,) and model.dynamic_lmk_faces_idx.shape == (79, 17)
+    np.testing.assert_array_equal(model.expr_dirs, flame_model.expr_dirs[..., :7])
 
 
-def test_uv_layout_npz_and_obj(flame_dir, tmp_path):
+def test_uv_layout_npz_and_obj(flame_dir, flame_model, tmp_path):
     vt, ft = load_uv_layout(flame_dir.parent)
-    model = load_flame_model(flame_dir)
-    assert ft.shape == model.faces.shape and vt.min() >= 0 and vt.max() <= 1
+    assert ft.shape == flame_model.faces.shape and vt.min() >= 0 and vt.max() <= 1
     obj = tmp_path / "head.obj"
     lines = [f"vt {u} {v}" for u, v in vt] + [f"f 1/{a + 1} 1/{b + 1} 1/{c + 1}" for a, b, c in ft]
     obj.write_text("\n".join(lines))

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse
 
-from flashtalker_jax.flame.procedural.basis import (EXPR_COMPONENTS, SHAPE_COMPONENTS,
+from flashtalker_jax.flame.procedural.basis import (EXPR_COMPONENTS, N_SHAPE, SHAPE_COMPONENTS,
                                                      expression_basis, pose_basis, shape_basis)
 from flashtalker_jax.flame.procedural.layout import (contour_landmarks, joint_regressor,
                                                       region_masks, skinning_weights,
@@ -27,7 +27,7 @@ from flashtalker_jax.flame.procedural.rest import build_rest_head
 from flashtalker_jax.utils.files import atomic_path
 
 __all__ = ["EXPR_COMPONENTS", "SHAPE_COMPONENTS", "generate_procedural_flame",
-           "write_procedural_flame"]
+           "procedural_model", "write_procedural_flame"]
 
 KINTREE_TABLE = np.array([[2 ** 32 - 1, 0, 1, 1, 1], [0, 1, 2, 3, 4]], np.int64)
 
@@ -87,3 +87,23 @@ def write_procedural_flame(out_dir, seed: int = 0) -> Path:
     with atomic_path(folder / "FLAME_texture.npz") as tmp:
         np.savez(tmp, **data["texture"])
     return folder
+
+
+def procedural_model(seed: int = 0, dtype=None, *, with_teeth: bool = False):
+    """The procedural head as a FlameModel, built in memory (no files)."""
+    import jax.numpy as jnp
+
+    from flashtalker_jax.flame.model import model_from_arrays
+    from flashtalker_jax.flame.teeth import add_teeth
+
+    data = generate_procedural_flame(seed)
+    arrays = dict(data["model"], n_shape=N_SHAPE)
+    arrays["J_regressor"] = arrays["J_regressor"].toarray()
+    arrays["lmk_faces_idx"] = data["static_embedding"]["lmk_face_idx"]
+    arrays["lmk_bary_coords"] = data["static_embedding"]["lmk_b_coords"]
+    arrays["dynamic_lmk_faces_idx"] = data["dynamic_embedding"]["lmk_face_idx"]
+    arrays["dynamic_lmk_bary_coords"] = data["dynamic_embedding"]["lmk_b_coords"]
+    if with_teeth:
+        masks = data["masks"]
+        arrays = add_teeth(arrays, masks["lip_outside_ring_upper"], masks["lip_outside_ring_lower"])
+    return model_from_arrays(arrays, dtype=jnp.float32 if dtype is None else dtype)

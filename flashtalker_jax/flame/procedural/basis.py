@@ -9,9 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from flashtalker_jax.flame.procedural import geometry as geo
-from flashtalker_jax.flame.procedural.rest import (LID_CLOSED, LID_OPEN_DOWN, LID_OPEN_UP,
-                                                    RestHead, eyelid_pose, mouth_profile,
-                                                    mouth_rows, vertex_normals)
+from flashtalker_jax.flame.procedural.rest import (RestHead, mouth_profile, mouth_rows,
+                                                    vertex_normals)
 
 # Meaning of the first expression components (jaw-independent; the jaw is a joint).
 EXPR_COMPONENTS = {"mouth_open": 0, "smile": 1, "pucker": 2, "stretch": 3,
@@ -53,16 +52,15 @@ def expression_basis(head: RestHead, rng: np.random.Generator) -> np.ndarray:
     for corner, sx in ((left, 1.0), (right, -1.0)):
         gc = _gauss(p, corner, 0.016)[:, None]
         cheek = _gauss(p, corner + [sx * 0.008, 0.025, -0.01], 0.018)[:, None]
-        e[:, :, 1] += gc * [sx * 0.004, 0.005, -0.003] + cheek * [sx * 0.0015, 0.002, 0.0015]
-        e[:, :, 3] += gc * [sx * 0.006, -0.0015, -0.002]
+        e[:, :, 1] += gc * [sx * 0.005, 0.007, -0.004] + cheek * [sx * 0.002, 0.003, 0.002]
+        e[:, :, 3] += gc * [sx * 0.008, -0.002, -0.003]
     lips = _lip_weight(p)[:, None]
-    e[:, :, 2] = lips * np.stack([-0.3 * p[:, 0], np.zeros(n), np.full(n, 0.007)], 1)
+    e[:, :, 2] = lips * np.stack([-0.35 * p[:, 0], np.zeros(n), np.full(n, 0.01)], 1)
     e[:, :, 3] += lips * [0.0, 0.0, -0.0015]
     front = np.clip(p[:, 2] / 0.05, 0, 1)
     brow = np.exp(-((p[:, 1] - 0.045) / 0.025) ** 2) * np.exp(-(p[:, 0] / 0.085) ** 2) * front
     e[:, 1, 4] = 0.007 * brow
-    raw = head.lids_unposed
-    e[:, :, 5] = eyelid_pose(g, raw, LID_CLOSED, LID_CLOSED) - eyelid_pose(g, raw, LID_OPEN_UP, LID_OPEN_DOWN)
+    e[:, :, 5] = head.closed_lids - p
     inner = (np.exp(-((p[:, 1] - 0.04) / 0.015) ** 2) * np.exp(-((np.abs(p[:, 0]) - 0.022) / 0.02) ** 2)
              * front)
     e[:, :, 6] = inner[:, None] * np.stack([-np.sign(p[:, 0]) * 0.002, np.full(n, -0.004),

@@ -53,7 +53,7 @@ def head_sdf(p: np.ndarray) -> np.ndarray:
     d = _smin(d, _ellipsoid(p, (0, -0.022, 0.028), (0.060, 0.074, 0.068)), 0.02)  # face
     d = _smin(d, _ellipsoid(p, (0, -0.062, 0.036), (0.050, 0.034, 0.056)), 0.02)  # jaw
     d = _smin(d, _ellipsoid(p, (0, -0.084, 0.072), (0.018, 0.014, 0.014)), 0.012)  # chin
-    d = _smin(d, _ellipsoid(p, (0, 0.037, 0.075), (0.054, 0.012, 0.015)), 0.02)  # brow ridge
+    d = _smin(d, _ellipsoid(p, (0, 0.041, 0.074), (0.054, 0.012, 0.015)), 0.02)  # brow ridge
     for sx in (-1.0, 1.0):
         d = _smin(d, _ellipsoid(p, (sx * 0.044, 0.004, 0.056), (0.022, 0.015, 0.020)), 0.015)
         d = _smin(d, _ellipsoid(p, (sx * 0.077, 0.002, -0.010), (0.010, 0.028, 0.017)), 0.008)
@@ -66,9 +66,9 @@ def head_sdf(p: np.ndarray) -> np.ndarray:
     neck = np.maximum(np.hypot(x, (z + 0.012) * 1.1) - 0.05, y + 0.03)
     d = _smin(d, neck, 0.03)
     for center in eye_centers():
-        socket = np.linalg.norm(p - (center + [0, 0.002, 0.016]), axis=-1) - 0.0145
-        d = _smax(d, -socket, 0.006)
-        d = _smin(d, np.linalg.norm(p - center, axis=-1) - (EYE_RADIUS + LID_GAP), 0.004)
+        socket = np.linalg.norm(p - (center + [0.0, -0.001, 0.017]), axis=-1) - 0.013
+        d = _smax(d, -socket, 0.01)
+        d = _smin(d, np.linalg.norm(p - center, axis=-1) - (EYE_RADIUS + LID_GAP), 0.006)
     return d
 
 
@@ -78,7 +78,7 @@ def directions(theta: np.ndarray, polar: np.ndarray) -> np.ndarray:
                      np.sin(polar) * np.cos(theta)], axis=-1)
 
 
-def ray_cast(dirs: np.ndarray, t_max: float = 0.3, steps: int = 192, iters: int = 40) -> np.ndarray:
+def ray_cast(dirs: np.ndarray, t_max: float = 0.3, steps: int = 120, iters: int = 32) -> np.ndarray:
     """Points (N, 3) where rays from RAY_ORIGIN last leave the surface (outermost crossing)."""
     t = np.linspace(0.0, t_max, steps)
     inside = head_sdf(RAY_ORIGIN + dirs[:, None, :] * t[None, :, None]) < 0

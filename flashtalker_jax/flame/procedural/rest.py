@@ -7,9 +7,9 @@ import numpy as np
 
 from flashtalker_jax.flame.procedural import geometry as geo
 
-LID_OPEN_UP, LID_OPEN_DOWN = 0.40, -0.28  # lid rotation about the eye centre at rest (rad)
-LID_CLOSED = -0.24  # both lids meet here when the eyes are closed
-LID_FALLOFF_ROWS = 3.5
+# Eye opening at rest, as polar-angle shifts of the cut's upper / lower edge (rad).
+LID_OPEN_UP, LID_OPEN_DOWN = 0.055, 0.035
+LID_FALLOFF_ROWS = 3.0
 MOUTH_CREASE_DEPTH = 0.003
 
 
@@ -20,7 +20,7 @@ class RestHead:
     faces: np.ndarray
     eyeballs: list  # per eye: dict(ids, centre_ids, coords)
     eye_thetas: tuple  # azimuth of the left and right eye cuts
-    lids_unposed: np.ndarray  # (Vh, 3) head vertices before the lids were opened
+    closed_lids: np.ndarray  # (Vh, 3) head vertices with the eye cuts closed
 
     @property
     def n_head(self) -> int:
@@ -31,25 +31,20 @@ def _ring_spacing(grid: geo.HeadGrid, ring: int) -> float:
     return float((grid.rings[ring + 1] - grid.rings[ring - 1]) / 2)
 
 
-def eyelid_pose(grid: geo.HeadGrid, points: np.ndarray, upper: float, lower: float) -> np.ndarray:
-    """Rotate the lid skin about each eye centre's x axis: `upper` (rad, + = up) at the upper
-    edge of the cut, `lower` at the lower edge, fading over LID_FALLOFF_ROWS rings and to zero
-    at the eye corners (an almond-shaped opening) and with the distance from the eyeball."""
-    out = points.copy()
-    eye_theta = geo.eye_slit_ring()[0]
+def opened_polar(grid: geo.HeadGrid) -> np.ndarray:
+    """Polar angles with each eye cut opened into an almond: the upper edge moves up by
+    LID_OPEN_UP, the lower edge down by LID_OPEN_DOWN, fading over LID_FALLOFF_ROWS rings
+    (slower than the ring spacing, so rings never cross) and to zero at the eye corners.
+    Ray-casting the shifted directions keeps the lids on the head surface."""
     rows = (grid.polar - grid.rings[grid.eye_ring]) / _ring_spacing(grid, grid.eye_ring)
     is_upper = np.where(grid.side != 0, grid.side > 0, rows < 0)
     fall = np.clip(1 - np.abs(rows) / LID_FALLOFF_ROWS, 0, 1)
-    for center, theta in zip(geo.eye_centers(), (eye_theta, -eye_theta)):
+    eye_theta = geo.eye_slit_ring()[0]
+    shift = np.zeros_like(grid.polar)
+    for theta in (eye_theta, -eye_theta):
         s = (grid.theta - theta) / geo.EYE_HALF_WIDTH
-        rel = out - center
-        near = np.clip(1 - (np.linalg.norm(rel, axis=1) - geo.EYE_RADIUS - geo.LID_GAP) / 0.008, 0, 1)
-        angle = np.where(is_upper, upper, lower) * np.clip(1 - s ** 2, 0, 1) ** 0.7 * fall * near
-        c, sn = np.cos(angle), np.sin(angle)
-        y = rel[:, 1] * c + rel[:, 2] * sn
-        z = -rel[:, 1] * sn + rel[:, 2] * c
-        out[:, 1], out[:, 2] = center[1] + y, center[2] + z
-    return out
+        shift += np.clip(1 - s ** 2, 0, 1) * fall
+    return grid.polar + shift * np.where(is_upper, -LID_OPEN_UP, LID_OPEN_DOWN)
 
 
 def mouth_profile(grid: geo.HeadGrid) -> np.ndarray:
@@ -74,9 +69,8 @@ def mouth_crease(grid: geo.HeadGrid, points: np.ndarray) -> np.ndarray:
 
 def build_rest_head() -> RestHead:
     grid = geo.build_grid()
-    head = geo.ray_cast(geo.directions(grid.theta, grid.polar))
-    unposed = mouth_crease(grid, head)
-    head = eyelid_pose(grid, unposed, LID_OPEN_UP, LID_OPEN_DOWN)
+    closed = mouth_crease(grid, geo.ray_cast(geo.directions(grid.theta, grid.polar)))
+    head = mouth_crease(grid, geo.ray_cast(geo.directions(grid.theta, opened_polar(grid))))
     vertices, faces, eyeballs = [head], [grid.faces], []
     first = head.shape[0]
     for center in geo.eye_centers():
@@ -90,7 +84,7 @@ def build_rest_head() -> RestHead:
     faces = _orient_outward(vertices, faces, grid.n_vertices)
     eye_theta = geo.eye_slit_ring()[0]
     return RestHead(grid=grid, vertices=vertices, faces=faces, eyeballs=eyeballs,
-                    eye_thetas=(eye_theta, -eye_theta), lids_unposed=unposed)
+                    eye_thetas=(eye_theta, -eye_theta), closed_lids=closed)
 
 
 def _orient_outward(vertices, faces, n_head):
