@@ -20,6 +20,7 @@ from flashtalker_jax.errors import FlashtalkerError
 COMMAND_MODULES: list[str] = [
     "flashtalker_jax.cli.train",
     "flashtalker_jax.cli.data",
+    "flashtalker_jax.cli.head",
     "flashtalker_jax.cli.bench",
     "flashtalker_jax.cli.a2e",
 ]
