@@ -1,7 +1,9 @@
 """Wav2Vec 2.0 encoder (inference) as Flax NNX modules, mirroring transformers' Wav2Vec2Model.
 
 Attribute names follow the torch module tree (feature_extractor.conv_layers.i.conv, ...)
-so checkpoint mapping stays a readable one-to-one table (weights.py). Two variants:
+so checkpoint mapping stays one rule (weights.py); the only difference is that the
+encoder layers are a single stacked EncoderLayer (leading layer axis) run with scan.
+Two variants:
   - base / wav2vec2-large: feat_extract_norm="group" (GroupNorm(C, C) on conv 0 only) and
     a post-LN encoder (pos-conv -> LayerNorm -> layers with LN after each residual);
   - large-lv60 / XLS-R: feat_extract_norm="layer" (LayerNorm after every conv) and a
