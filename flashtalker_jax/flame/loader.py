@@ -160,11 +160,12 @@ def load_flame_model(path, *, with_teeth: bool = False, dtype=jnp.float32,
     return model.truncated(n_shape, n_expr)
 
 
-def load_uv_layout(path) -> tuple[np.ndarray, np.ndarray]:
+def load_uv_layout(path, *, with_teeth: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """UV layout: vt (T, 2) in [0, 1] (v up, like FLAME_texture.npz) and ft (F, 3) int.
 
     path: FLAME_texture.npz, a Wavefront .obj with vt and f v/vt lines, or a folder holding
-    flame/FLAME_texture.npz or FLAME_texture.npz.
+    flame/FLAME_texture.npz or FLAME_texture.npz. with_teeth appends the teeth chart and
+    faces (in the order load_flame_model(with_teeth=True) appends the teeth faces).
     """
     path = Path(path)
     if path.is_dir():
@@ -192,7 +193,11 @@ def load_uv_layout(path) -> tuple[np.ndarray, np.ndarray]:
         raise ModelFileError(path, f"key 'ft' has shape {ft.shape}, expected (F, 3)")
     if ft.min() < 0 or ft.max() >= vt.shape[0]:
         raise ModelFileError(path, f"key 'ft' indexes outside 0..{vt.shape[0] - 1}")
-    return vt.astype(np.float32), ft.astype(np.int32)
+    vt, ft = vt.astype(np.float32), ft.astype(np.int32)
+    if with_teeth:
+        from flashtalker_jax.flame.teeth import add_teeth_uv
+        vt, ft = add_teeth_uv(vt, ft)
+    return vt, ft
 
 
 def _read_obj_uv(path: Path):

@@ -107,3 +107,25 @@ def add_teeth(arrays: dict, ring_upper: np.ndarray, ring_lower: np.ndarray) -> d
         f=np.concatenate([arrays["f"], teeth_faces(V, n)]),
         teeth_upper=upper, teeth_lower=lower)
     return out
+
+
+# UV box of the teeth: GaussianAvatars' strip above the FLAME texture (u 0.38..0.62, v near 1),
+# free in both FLAME's and the procedural head's layouts.
+TEETH_UV_BOX = (0.38, 1 - 0.0425, 0.62, 1 - 0.0083)
+# v level (0 = bottom of the box) of each of the 8 rows (order of teeth_vertices), chosen so
+# that every strip of teeth_faces joins two neighbouring levels and no triangles overlap.
+_TEETH_UV_LEVEL = (4, 3, 5, 2, 7, 6, 0, 1)
+
+
+def teeth_uv(n_ring: int = 15) -> np.ndarray:
+    """(8 n, 2) texture coordinates of the teeth vertices inside TEETH_UV_BOX."""
+    u0, v0, u1, v1 = TEETH_UV_BOX
+    u = np.linspace(u1, u0, n_ring)
+    levels = np.linspace(v0, v1, 8)
+    return np.concatenate([np.stack([u, np.full(n_ring, levels[k])], 1) for k in _TEETH_UV_LEVEL])
+
+
+def add_teeth_uv(vt: np.ndarray, ft: np.ndarray, n_ring: int = 15):
+    """UV layout (vt, ft) extended with the teeth chart, matching add_teeth's new faces."""
+    return (np.concatenate([vt, teeth_uv(n_ring)]).astype(vt.dtype),
+            np.concatenate([ft, teeth_faces(vt.shape[0], n_ring)]).astype(ft.dtype))

@@ -45,3 +45,21 @@ def test_flame2020_topology_gets_5143_vertices_10144_faces(tmp_path):
     assert set(np.nonzero(w[:, 1])[0] + V) == set(out["teeth_upper"])
     assert set(np.nonzero(w[:, 2])[0] + V) == set(out["teeth_lower"])
     assert len(FLAME2020_LIP_RING_LOWER) == 15
+
+
+def test_teeth_uv_chart(flame_dir, flame_model):
+    from flashtalker_jax.flame import load_uv_layout
+    from flashtalker_jax.flame.teeth import TEETH_UV_BOX
+    vt, ft = load_uv_layout(flame_dir, with_teeth=True)
+    head_vt, head_ft = load_uv_layout(flame_dir)
+    assert vt.shape[0] == head_vt.shape[0] + 120 and ft.shape[0] == head_ft.shape[0] + 168
+    teeth = vt[head_vt.shape[0]:]
+    u0, v0, u1, v1 = TEETH_UV_BOX
+    assert np.all((teeth >= np.array([u0, v0]) - 1e-6) & (teeth <= np.array([u1, v1]) + 1e-6))
+    assert np.all(head_vt[:, 1] < v0)  # the teeth box is free in the head's layout
+    a, b, c = (vt[ft[head_ft.shape[0]:, k]] for k in range(3))
+    area = 0.5 * np.abs((b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0]))
+    # 8 rows on 8 levels, 6 strips each spanning one of the 7 gaps between levels (the gap
+    # between the two roots stays empty): areas add up to 6/7 of the box only if none overlap
+    assert area.min() > 0
+    np.testing.assert_allclose(area.sum(), 6 / 7 * (u1 - u0) * (v1 - v0), rtol=1e-4)
