@@ -34,7 +34,7 @@ def run_synth(args: argparse.Namespace, overrides: list[str]) -> int:
     start = time.perf_counter()
     folder = write_procedural_flame(args.out, seed=args.seed)
     seconds = time.perf_counter() - start
-    rows = [{"file": p.name, "megabytes": round(p.stat().st_size / 1e6, 2)}
+    rows = [{"file": p.name, "megabytes": round(p.stat().st_size / 1e6, 3)}
             for p in sorted(folder.iterdir())]
     write_report(args.report, {"command": "head synth", "folder": str(folder), "seed": args.seed,
                                "wall_seconds": seconds, "files": rows})

@@ -14,7 +14,6 @@ import jax.numpy as jnp
 import numpy as np
 
 # Joint order of every FLAME release: 0 global (root), 1 neck, 2 jaw, 3 left eye, 4 right eye.
-JOINT_NAMES = ("global", "neck", "jaw", "left_eye", "right_eye")
 FLAME_PARENTS = (-1, 0, 1, 1, 1)
 
 

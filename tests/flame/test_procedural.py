@@ -7,11 +7,10 @@ import pickle
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 import scipy.sparse
 
 from flashtalker_jax.flame import (FlameParams, flame_forward, load_region_masks, load_uv_layout,
-                                   mouth_opening)
+                                   mouth_opening, to_ibug68)
 from flashtalker_jax.flame.procedural import EXPR_COMPONENTS
 
 FILES = ["generic_model.pkl", "FLAME_NEUTRAL.pkl", "flame_static_embedding.pkl",
@@ -65,6 +64,18 @@ def test_lips_part_when_the_jaw_opens(flame_model):
     opening = np.asarray(mouth_opening(_forward(flame_model, jaw_pose=jaw).landmarks))
     assert opening[0] < 1e-4  # closed mouth at rest
     assert np.all(np.diff(opening) > 1e-3) and opening[-1] > 0.015
+
+
+def test_mouth_opening_uses_ibug_inner_lip_midpoints(flame_model):
+    """mouth_opening reads static points 45 / 49, i.e. iBUG-68 points 62 / 66 (inner lip,
+    upper / lower middle) once the 17 contour points are put first."""
+    jaw = np.array([[0.2, 0.0, 0.0]])
+    lm = _forward(flame_model, jaw_pose=jaw).landmarks
+    ibug = np.asarray(to_ibug68(lm))
+    expected = np.linalg.norm(ibug[:, 62] - ibug[:, 66], axis=-1)
+    np.testing.assert_allclose(mouth_opening(lm), expected, rtol=1e-6)
+    # 62 is on the upper lip, 66 on the lower, both on the face's midline
+    assert ibug[0, 62, 1] > ibug[0, 66, 1] and abs(ibug[0, 62, 0]) < 1e-4
 
 
 def test_named_expressions(flame_model):

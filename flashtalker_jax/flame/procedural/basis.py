@@ -138,8 +138,9 @@ def pose_basis(head: RestHead, rng: np.random.Generator) -> np.ndarray:
     out = np.zeros((p.shape[0], 3, N_POSE))
     neck_w = np.exp(-((p[:, 1] + 0.07) / 0.035) ** 2)
     neck_w[n:] = 0
+    neck_anchors = p[:n][neck_w[:n] > 0.5]
     for c in range(9):
-        out[:, :, c] = _random_field(p, p[:n][neck_w[:n] > 0.5], rng, 0.003, (0.03, 0.05), 2) * neck_w[:, None]
+        out[:, :, c] = _random_field(p, neck_anchors, rng, 0.003, (0.03, 0.05), 2) * neck_w[:, None]
     left, right = _mouth_corners(head)
     jaw = (_gauss(p, left, 0.02)[:, None] * [-0.004, -0.002, 0.0]
            + _gauss(p, right, 0.02)[:, None] * [0.004, -0.002, 0.0]

@@ -199,7 +199,6 @@ def lip_rings(head: RestHead) -> dict:
 
 HEAD_UV_CENTER, HEAD_UV_RADIUS = np.array([0.41, 0.5]), 0.4
 EYE_UV_CENTERS, EYE_UV_RADIUS = np.array([[0.9, 0.8], [0.9, 0.2]]), 0.09
-TEETH_UV_BOX = (0.82, 0.42, 0.99, 0.58)  # reserved for the optional teeth (u0, v0, u1, v1)
 
 
 def uv_layout(head: RestHead, faces: np.ndarray):
