@@ -65,7 +65,9 @@ def _finite(x) -> float | None:
 
 def compare(pred_v, gt_v, pred_open, gt_open, neutral, lip_ids, upper_ids) -> dict:
     pv, gv = jnp.asarray(pred_v), jnp.asarray(gt_v)
-    corr = lip.pearson(jnp.asarray(pred_open), jnp.asarray(gt_open))
+    # A (numerically) constant curve has no correlation: report None, not rounding noise.
+    varies = float(np.std(pred_open)) > 1e-4 and float(np.std(gt_open)) > 1e-4
+    corr = lip.pearson(jnp.asarray(pred_open), jnp.asarray(gt_open)) if varies else jnp.nan
     finite = bool(np.isfinite(corr))
     lag = int(lip.peak_lag(jnp.asarray(pred_open), jnp.asarray(gt_open), MAX_LAG)) if finite else None
     return {"lve_max_l2_mm": _finite(lip.lve_max_l2_mm(pv, gv, lip_ids)),

@@ -30,7 +30,6 @@ from flashtalker_jax.motion.a2e_prior import A2EPrior, PriorDims, PriorLossWeigh
 from flashtalker_jax.motion.audio2param import Audio2Param, Audio2ParamDims
 from flashtalker_jax.motion.dataset import (CropIterator, Identity, Normaliser, identity_folders,
                                             read_identity)
-from flashtalker_jax.motion.layers import jit_init
 from flashtalker_jax.train.state import key_path_str
 from flashtalker_jax.train.tasks import Task
 
@@ -296,17 +295,21 @@ def load_motion_model(run: str | Path) -> LoadedMotionModel:
     task = ml_collections.ConfigDict(meta["task"])
     task.freeze = tuple(task.freeze)
     factory = make_model_factory(task, meta["audio_dim"], meta["template_dim"])
-    model = jit_init(factory, jax.random.key(0))
+    # Shapes only (no initialisation compute), then the saved arrays fill every leaf.
+    graphdef, abstract = nnx.split(nnx.eval_shape(lambda: factory(nnx.Rngs(0))))
     with np.load(run / "model.npz") as saved:
         params = {k: saved[k] for k in saved.files}
-    state = nnx.state(model, nnx.Param)
-    flat = jax.tree_util.tree_flatten_with_path(state)
-    names = [key_path_str(p) for p, _ in flat[0]]
+    flat, treedef = jax.tree_util.tree_flatten_with_path(abstract)
+    names = [key_path_str(p) for p, _ in flat]
     missing = [n for n in names if n not in params]
     if missing:
-        raise ModelFileError(run / "model.npz", f"lacks parameters {missing[:3]}", "the run is incomplete or from another version")
-    leaves = [jnp.asarray(params[n]) for n in names]
-    nnx.update(model, jax.tree_util.tree_unflatten(flat[1], leaves))
+        raise ModelFileError(run / "model.npz", f"lacks parameters {missing[:3]}",
+                             "the run is incomplete or from another version")
+    wrong = [n for (n, (_, leaf)) in zip(names, flat) if tuple(params[n].shape) != tuple(leaf.shape)]
+    if wrong:
+        raise ModelFileError(run / "model.npz", f"parameters {wrong[:3]} have other shapes than model.json implies",
+                             "the run folder mixes files of different runs")
+    model = nnx.merge(graphdef, jax.tree_util.tree_unflatten(treedef, [jnp.asarray(params[n]) for n in names]))
     templates = np.load(run / "templates.npy") if (run / "templates.npy").is_file() else None
     motion_norm, audio_norm = load_norms(run)
     return LoadedMotionModel(meta["kind"], model, task, meta["identities"], motion_norm, audio_norm, templates)
