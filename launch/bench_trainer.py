@@ -64,21 +64,23 @@ def bare_step_seconds(args) -> float:
     graphdef = nnx.graphdef(nnx.eval_shape(lambda: task.make_model(nnx.Rngs(0))))
     params, opt_state, rest = state.params, state.opt_state, state.rest
 
-    def plain_step(params, opt_state, batch, key):
+    def plain_step(params, opt_state, batch, t):
+        key = jax.random.fold_in(jax.random.key(1), t)
+
         def loss_of(p):
             return task.loss_fn(nnx.merge(graphdef, p, rest), batch, key)[0]
         loss, grads = jax.value_and_grad(loss_of)(params)
         updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, loss
+        return optax.apply_updates(params, updates), opt_state, t + 1
 
-    step = jax.jit(plain_step, donate_argnums=(0, 1))
-    data, sharding, key = task.make_data(0, 1), batch_sharding(mesh), jax.random.key(1)
+    step = jax.jit(plain_step, donate_argnums=(0, 1, 3))
+    data, sharding, t = task.make_data(0, 1), batch_sharding(mesh), jax.numpy.zeros((), jax.numpy.int32)
     for i in range(args.steps):
         if i == args.warmup:
             jax.block_until_ready(params)
             start = time.perf_counter()
         batch = jax.device_put(next(data), sharding)
-        params, opt_state, loss = step(params, opt_state, batch, jax.random.fold_in(key, i))
+        params, opt_state, t = step(params, opt_state, batch, t)
     jax.block_until_ready(params)
     return (time.perf_counter() - start) / (args.steps - args.warmup)
 

@@ -13,7 +13,7 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import jax
 import ml_collections
@@ -141,6 +141,19 @@ def _check_nonfinite(metrics: dict, step: int, limit: int, ckpt: Checkpointer) -
             f"training stopped. Last good checkpoint: step {ckpt.latest_step()} in {ckpt.directory}")
 
 
+class _Rate:
+    """Steps per second since the previous update."""
+
+    def __init__(self, step: int):
+        self._step, self._time = step, time.perf_counter()
+
+    def update(self, step: int) -> float:
+        now = time.perf_counter()
+        rate = (step - self._step) / max(now - self._time, 1e-9)
+        self._step, self._time = step, now
+        return rate
+
+
 def _loop(state, graphdef, step_fn, data, mesh, config, ckpt, logger, stop, after_step) -> FitResult:
     train = config.train
     saved_config = json.loads(json.dumps(config.to_dict(), default=str))
@@ -148,8 +161,7 @@ def _loop(state, graphdef, step_fn, data, mesh, config, ckpt, logger, stop, afte
     step = int(jax.device_get(state.step))
     bar = progress(total=train.steps, initial=step, desc="train", unit="step",
                    disable=not distributed.is_main_process())
-    blocks, previous, status = [], None, "completed"
-    last_time, last_step = time.perf_counter(), step
+    blocks, previous, status, rate = [], None, "completed", _Rate(step)
     while step < train.steps:
         batch = distributed.global_batch(next(data), sharding)
         state, metrics = step_fn(state, batch)
@@ -161,11 +173,8 @@ def _loop(state, graphdef, step_fn, data, mesh, config, ckpt, logger, stop, afte
         if saving or step % train.log_every == 0:
             _check_nonfinite(metrics, step, train.max_nonfinite, ckpt)
         if step % train.log_every == 0 or step == train.steps:
-            now = time.perf_counter()
             values = {k: float(v) for k, v in jax.device_get(metrics).items()}
-            values["steps_per_s"] = (step - last_step) / max(now - last_time, 1e-9)
-            last_time, last_step = now, step
-            logger.log(step, values)
+            logger.log(step, {**values, "steps_per_s": rate.update(step)})
             bar.set_postfix(loss=f"{values['loss']:.4g}", refresh=False)
         if after_step is not None:
             after_step(step, state)
