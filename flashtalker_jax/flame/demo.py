@@ -24,6 +24,28 @@ def demo_poses(model: FlameModel, expr_components: dict) -> tuple[list[str], Fla
     return labels, params.replace(expr=expr)
 
 
+SKIN, IRIS, PUPIL = (0.85, 0.85, 0.85), (0.35, 0.22, 0.12), (0.05, 0.05, 0.05)
+
+
+def eye_face_colors(model: FlameModel) -> np.ndarray:
+    """(F, 3) colours: grey skin, brown iris and black pupil on the eyeball faces (vertices
+    skinned only to an eye joint) that look along +z from the eye joint at rest."""
+    v = np.asarray(model.v_template)
+    weights = np.asarray(model.weights)
+    joints = np.asarray(model.J_regressor) @ v
+    faces = np.asarray(model.faces)
+    colors = np.tile(np.asarray(SKIN), (faces.shape[0], 1))
+    for joint in (3, 4):
+        eyeball = weights[:, joint] > 0.999
+        centre = v[faces].mean(1)
+        face_cos = (centre - joints[joint])[:, 2] / np.maximum(
+            np.linalg.norm(centre - joints[joint], axis=1), 1e-12)
+        on_eye = eyeball[faces].all(1)
+        colors[on_eye & (face_cos > np.cos(0.5))] = IRIS
+        colors[on_eye & (face_cos > np.cos(0.22))] = PUPIL
+    return colors
+
+
 def _tile(image: np.ndarray, label: str) -> np.ndarray:
     pil = Image.fromarray(image)
     ImageDraw.Draw(pil).text((4, 4), label, fill=(235, 235, 235))
@@ -43,7 +65,8 @@ def render_demo_sheet(model: FlameModel, expr_components: dict, size: int = 192,
     jobs = [(verts[0], yaw, f"yaw {yaw}") for yaw in TURNTABLE_YAWS]
     jobs += [(v, EXPRESSION_YAW, label) for v, label in zip(verts, labels)]
     wrap = progress_bar or (lambda it, **_: it)
-    tiles = [_tile(render_mesh(v, faces, size, yaw), label)
+    colors = eye_face_colors(model)
+    tiles = [_tile(render_mesh(v, faces, size, yaw, colors), label)
              for v, yaw, label in wrap(jobs, total=len(jobs), desc="render", unit="view")]
     per_row = len(TURNTABLE_YAWS)
     blank = np.full_like(tiles[0], tiles[0][0, -1])  # background colour
