@@ -48,26 +48,23 @@ def gaussian_window(sigma: float = 1.5, truncate: float = 3.5) -> np.ndarray:
 
 
 def _filter_valid(x, window):
-    """Separable 'valid' filtering of (..., H, W, C) along H then W, each channel alone."""
-    lead, (h, w, c) = x.shape[:-3], x.shape[-3:]
-    planes = jnp.moveaxis(x.reshape((-1, h, w, c)), -1, 1).reshape((-1, h, w, 1))
-    taps = jnp.asarray(window)
-    for kernel in (taps.reshape(-1, 1, 1, 1), taps.reshape(1, -1, 1, 1)):
-        planes = jax.lax.conv_general_dilated(
-            planes, kernel, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"),
-            precision=jax.lax.Precision.HIGHEST)
-    out_h, out_w = planes.shape[1:3]
-    return jnp.moveaxis(planes.reshape((-1, c, out_h, out_w)), 1, -1).reshape(
-        lead + (out_h, out_w, c))
+    """Separable 'valid' filtering of (..., H, W, C) along H then W.
+
+    Written as weighted sums of shifted slices, which XLA fuses: on CPU this ran 4x faster
+    than a banded matmul and 20x faster than a depthwise lax.conv (512^2, 15 channels).
+    """
+    n, h, w = len(window), x.shape[-3], x.shape[-2]
+    x = sum(float(window[k]) * x[..., k : h - n + 1 + k, :, :] for k in range(n))
+    return sum(float(window[k]) * x[..., :, k : w - n + 1 + k, :] for k in range(n))
 
 
 def _ssim_maps(a, b, data_range, window, k1, k2):
     """Per-pixel SSIM and contrast-structure maps over the valid region, (..., h, w, C)."""
     c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
-    mu_a, mu_b = _filter_valid(a, window), _filter_valid(b, window)
-    var_a = _filter_valid(a * a, window) - mu_a**2
-    var_b = _filter_valid(b * b, window) - mu_b**2
-    cov = _filter_valid(a * b, window) - mu_a * mu_b
+    # One filter pass over the five statistics stacked on the channel axis.
+    moments = _filter_valid(jnp.concatenate([a, b, a * a, b * b, a * b], axis=-1), window)
+    mu_a, mu_b, e_aa, e_bb, e_ab = jnp.split(moments, 5, axis=-1)
+    var_a, var_b, cov = e_aa - mu_a**2, e_bb - mu_b**2, e_ab - mu_a * mu_b
     cs = (2 * cov + c2) / (var_a + var_b + c2)
     luminance = (2 * mu_a * mu_b + c1) / (mu_a**2 + mu_b**2 + c1)
     return luminance * cs, cs
