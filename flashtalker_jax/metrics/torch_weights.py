@@ -19,11 +19,20 @@ import zipfile
 
 import numpy as np
 
-from flashtalker_jax.audio.wav2vec2.torch_zip import (ALLOWED_GLOBALS, _StorageType,
+from flashtalker_jax.audio.wav2vec2.torch_zip import (ALLOWED_GLOBALS, STORAGE_DTYPES,
+                                                      _rebuild_tensor, _StorageType,
                                                       load_torch_state_dict)
 from flashtalker_jax.errors import ModelFileError
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+# Files from torch < 0.4 (torchvision's 2017 VGG16 weights among them) rebuild tensors with
+# `_rebuild_tensor` (no requires_grad / hooks arguments); files saved from GPU may name
+# `torch.cuda.<X>Storage`. Both are data only.
+LEGACY_GLOBALS = {
+    **ALLOWED_GLOBALS,
+    ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
+    **{("torch.cuda", name): _StorageType(dtype) for name, dtype in STORAGE_DTYPES.items()},
+}
 
 
 class _LegacyUnpickler(pickle.Unpickler):
@@ -36,7 +45,7 @@ class _LegacyUnpickler(pickle.Unpickler):
 
     def find_class(self, module: str, name: str):
         try:
-            return ALLOWED_GLOBALS[(module, name)]
+            return LEGACY_GLOBALS[(module, name)]
         except KeyError:
             raise ModelFileError(self.path, "refusing to load: the pickle references"
                                             f" {module}.{name}, which is not a tensor type"

@@ -37,6 +37,45 @@ def test_safetensors(tmp_path):
     np.testing.assert_array_equal(load_torch_weights(tmp_path / "w.safetensors")["a"], [0, 1, 2])
 
 
+class _Storage:
+    def __init__(self, values):
+        self.values = values
+
+
+class _OldTensor:
+    """Pickles like a torch < 0.4 tensor: torch._utils._rebuild_tensor(storage, 0, size, stride)."""
+
+    def __init__(self, storage, size, stride):
+        self.args = (storage, 0, size, stride)
+
+    def __reduce__(self):
+        return (torch._utils._rebuild_tensor, self.args)
+
+
+def test_pre_0_4_legacy_file(tmp_path):
+    """Writes the legacy layout by hand (torch no longer can) with old-style rebuild calls."""
+    import pickle
+    import struct
+
+    values = np.arange(6, dtype=np.float32)
+    storage = _Storage(values)
+    state = {"w": _OldTensor(storage, (2, 3), (3, 1)), "w_t": _OldTensor(storage, (3, 2), (1, 3))}
+    path = tmp_path / "old.pth"
+    with open(path, "wb") as file:
+        for header in (0x1950A86A20F9469CFC6C, 1001, {"little_endian": True}):
+            pickle.dump(header, file, protocol=2)
+        pickler = pickle.Pickler(file, protocol=2)
+        pickler.persistent_id = lambda obj: (("storage", torch.cuda.FloatStorage, "7", "cuda:0",
+                                              obj.values.size, None)
+                                             if isinstance(obj, _Storage) else None)
+        pickler.dump(state)
+        pickle.dump(["7"], file, protocol=2)
+        file.write(struct.pack("<q", values.size) + values.tobytes())
+    loaded = load_torch_weights(path)
+    np.testing.assert_array_equal(loaded["w"], values.reshape(2, 3))
+    np.testing.assert_array_equal(loaded["w_t"], values.reshape(2, 3).T)
+
+
 class _RunsCode:
     def __reduce__(self):
         return (os.system, ("echo this must never run",))
