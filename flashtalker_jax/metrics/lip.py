@@ -124,4 +124,4 @@ def cross_correlation(pred, gt, max_lag: int):
 def peak_lag(pred, gt, max_lag: int):
     """Lag (frames) of the cross-correlation peak; positive means `pred` lags behind `gt`."""
     lags, values = cross_correlation(pred, gt, max_lag)
-    return lags[jnp.argmax(values)]
+    return lags[jnp.argmax(jnp.where(jnp.isnan(values), -jnp.inf, values))]  # NaN: flat overlap
