@@ -6,6 +6,7 @@ import io
 import pickle
 from pathlib import Path
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from numpy.lib import format as npformat
@@ -156,6 +157,9 @@ def load_flame_model(path, *, with_teeth: bool = False, dtype=jnp.float32,
     teeth (needs lip rings: FLAME_masks.pkl entries or the FLAME 2020 topology).
     n_shape / n_expr keep only the first components (default: all in the file).
     """
+    if jnp.dtype(dtype) == jnp.float64 and not jax.config.jax_enable_x64:
+        raise ValueError("a float64 FLAME model needs 64-bit JAX: wrap the call in "
+                         "`with jax.enable_x64(True):` or set JAX_ENABLE_X64=1")
     model = model_from_arrays(load_flame_arrays(path, with_teeth=with_teeth), dtype=dtype)
     return model.truncated(n_shape, n_expr)
 

@@ -5,6 +5,8 @@ import pickle
 import sys
 import types
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.sparse
@@ -55,6 +57,18 @@ def test_chumpy_pickle_round_trip(tmp_path, fake_chumpy, protocol):
     np.testing.assert_array_equal(loaded["J_regressor"], arrays["J_regressor"].toarray())
     model = load_flame_model(path)
     assert model.n_shape == 300 and model.n_expr == 10 and model.lmk_faces_idx.shape == (0,)
+
+
+def test_float64_load(tmp_path):
+    path = tmp_path / "generic_model.pkl"
+    arrays = _tiny_model()
+    path.write_bytes(pickle.dumps(arrays, protocol=2))
+    with pytest.raises(ValueError, match="64-bit JAX"):
+        load_flame_model(path, dtype=jnp.float64)
+    with jax.enable_x64(True):
+        model = load_flame_model(path, dtype=jnp.float64)
+        assert model.v_template.dtype == jnp.float64
+        np.testing.assert_array_equal(np.asarray(model.v_template), arrays["v_template"])
 
 
 @pytest.mark.parametrize("sparse", [scipy.sparse.csc_matrix, scipy.sparse.csr_matrix,
