@@ -48,7 +48,8 @@ def run_synth(args: argparse.Namespace, overrides: list[str]) -> int:
     report = synthesize_dataset(args.out, args.identities, args.seconds, args.seed, config)
     save_config(config, args.out)
     write_report(args.report, {"command": "data synth", **report})
-    print_table(report["rows"], ["identity", "frames", "seconds", "voice", "wall_seconds", "megabytes"])
+    print_table(report["rows"], ["identity", "frames", "seconds", "voice", "wall_seconds", "cpu_seconds",
+                                 "megabytes"])
     print(f"data synth: {args.identities} identities in {report['wall_seconds']:.1f} s, "
           f"{report['total_megabytes']:.1f} MB under {args.out}", file=sys.stderr)
     return 0

@@ -29,7 +29,9 @@ from flashtalker_jax.flame import (FlameModel, FlameParams, flame_forward, load_
 from flashtalker_jax.flame.procedural import EXPR_COMPONENTS
 from flashtalker_jax.utils.files import atomic_path
 
-SECONDS_PER_SENTENCE_GUESS = 2.0
+# Sentences are drawn for seconds / this many (a low guess of a sentence's length), then
+# the shortest prefix reaching the requested duration is kept.
+SECONDS_PER_SENTENCE_LOW = 1.5
 
 
 def builtin_sentences() -> list[str]:
@@ -53,10 +55,23 @@ def choose_voice(rng: np.random.Generator, cfg: ml_collections.ConfigDict) -> es
                         rate=int(rng.integers(*cfg.rate_range)), pitch=int(rng.integers(*cfg.pitch_range)))
 
 
+def shortest_prefix(utterances: list[espeak.Utterance], seconds: float, min_count: int,
+                    cfg: ml_collections.ConfigDict) -> list[espeak.Utterance]:
+    """The first k >= min_count utterances whose joined length (lead, pauses) reaches `seconds`."""
+    total = cfg.lead_seconds
+    for k, utt in enumerate(utterances, start=1):
+        total += utt.duration + cfg.pause_seconds
+        if k >= min_count and total >= seconds:
+            return utterances[:k]
+    return utterances
+
+
 def speak(texts: list[str], voice: espeak.Voice, seed: int, cfg: ml_collections.ConfigDict,
-          sample_rate: int) -> Speech:
-    """Synthesise and join sentences with pauses; resample 22050 Hz -> sample_rate."""
-    utterances = espeak.synthesize(texts, voice, seed)
+          sample_rate: int, seconds: float = 0.0, min_count: int = 1) -> Speech:
+    """Synthesise, keep the shortest prefix reaching `seconds`, join with pauses, and
+    resample 22050 Hz -> sample_rate."""
+    utterances = shortest_prefix(espeak.synthesize(texts, voice, seed), seconds, min_count, cfg)
+    texts = [u.text for u in utterances]
     source_rate = utterances[0].sample_rate
     pieces, phonemes, sentences = [np.zeros(int(cfg.lead_seconds * source_rate))], [], []
     cursor = len(pieces[0])
@@ -76,7 +91,7 @@ def speak(texts: list[str], voice: espeak.Voice, seed: int, cfg: ml_collections.
 
 def pick_sentences(rng: np.random.Generator, seconds: float, min_count: int) -> list[str]:
     pool = builtin_sentences()
-    count = max(min_count, int(np.ceil(seconds / SECONDS_PER_SENTENCE_GUESS)))
+    count = max(min_count, int(np.ceil(seconds / SECONDS_PER_SENTENCE_LOW)))
     order = rng.permutation(len(pool))
     return [pool[i] for i in order[np.arange(count) % len(pool)]]
 
@@ -151,8 +166,9 @@ def synthesize_identity(out: Path, model, flame_dir: Path, index: int, seed: int
     """Write one identity folder under `out`; returns a summary dict."""
     rng = np.random.default_rng([seed, index])
     voice = choose_voice(rng, cfg.speech)
-    texts = pick_sentences(rng, seconds, cfg.split.test_sentences + cfg.split.val_sentences + 1)
-    speech = speak(texts, voice, seed * 1000 + index, cfg.speech, cfg.sample_rate)
+    min_count = cfg.split.test_sentences + cfg.split.val_sentences + 1
+    texts = pick_sentences(rng, seconds, min_count)
+    speech = speak(texts, voice, seed * 1000 + index, cfg.speech, cfg.sample_rate, seconds, min_count)
     num_frames = num_video_frames(len(speech.audio), cfg.sample_rate, cfg.fps)
     needed = int(np.ceil(num_frames * cfg.sample_rate / cfg.fps))
     audio = np.pad(speech.audio, (0, max(0, needed - len(speech.audio))))
@@ -186,7 +202,7 @@ def synthesize_identity(out: Path, model, flame_dir: Path, index: int, seed: int
     _write_sidecars(out, audio, speech, splits, records, tracks, vertices.shape[1], tex, voice,
                     appearance, cfg)
     return {"identity": out.name, "frames": num_frames, "seconds": num_frames / cfg.fps,
-            "voice": voice.name, "sentences": len(texts),
+            "voice": voice.name, "sentences": len(speech.texts),
             "split_frames": {k: len(v) for k, v in splits.items()}}
 
 
