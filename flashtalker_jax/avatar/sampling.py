@@ -109,27 +109,29 @@ def _barycentric_2d(p, a, b, c):
     return np.stack([1 - l1 - l2, l1, l2], 1)
 
 
+def faces_in_masks(faces: np.ndarray, region_masks: Mapping[str, np.ndarray],
+                   names: Sequence[str], group: str) -> np.ndarray:
+    """(F,) bool: at least two of the face's vertices are in the union of the named masks.
+    Names the mask file lacks are skipped; none of them present is a ConfigError."""
+    present = [n for n in names if n in region_masks]
+    if not present:
+        raise ConfigError(f"placement.{group}_masks={list(names)}: none of these regions is in "
+                          f"the mask file (it has {sorted(region_masks)})")
+    n_vertices = int(faces.max()) + 1
+    flag = np.zeros(n_vertices, bool)
+    for name in present:
+        ids = np.asarray(region_masks[name])
+        flag[ids[ids < n_vertices]] = True
+    return flag[faces].sum(1) >= 2
+
+
 def face_regions(faces: np.ndarray, region_masks: Mapping[str, np.ndarray],
                  upper_masks: Sequence[str], lower_masks: Sequence[str]) -> np.ndarray:
-    """Region id of every face: UPPER / LOWER when at least two of its vertices are in the
-    union of the named upper / lower masks (upper checked first), else OTHER. Mask names
-    the file does not have are skipped; none of a group being present is an error."""
-    n_vertices = int(faces.max()) + 1
-
-    def member(names, group):
-        present = [n for n in names if n in region_masks]
-        if not present:
-            raise ConfigError(f"placement.{group}_masks={list(names)}: none of these regions is in "
-                              f"the mask file (it has {sorted(region_masks)})")
-        flag = np.zeros(n_vertices, bool)
-        for name in present:
-            ids = np.asarray(region_masks[name])
-            flag[ids[ids < n_vertices]] = True
-        return flag[faces].sum(1) >= 2
-
+    """Region id of every face: UPPER / LOWER when it is in the named upper / lower masks
+    (see faces_in_masks; upper wins where both hold), else OTHER."""
     region = np.full(len(faces), OTHER, np.int32)
-    region[member(lower_masks, "lower")] = LOWER
-    region[member(upper_masks, "upper")] = UPPER
+    region[faces_in_masks(faces, region_masks, lower_masks, "lower")] = LOWER
+    region[faces_in_masks(faces, region_masks, upper_masks, "upper")] = UPPER
     return region
 
 

@@ -1,0 +1,86 @@
+"""FlashTalker per-identity adaptation (`flashtalker adapt`): UV-sampled Gaussians on FLAME,
+cross-region attention offsets, colour MLP, lip-guided supervision, joint FLAME refinement.
+
+Defaults are the GPU-sized run (512x512, 256^2 UV grid). `configs/adapt_cpu.py` is the
+CPU-sized preset; `configs/adapt_gaussianavatars.py` the per-face placement.
+"""
+import ml_collections
+
+
+def avatar_task() -> ml_collections.ConfigDict:
+    """The task config shared by the adapt presets (each preset overrides fields)."""
+    t = ml_collections.ConfigDict()
+    t.name = "avatar_adapt"
+    t.data = ""                      # VHAP folder (set by --data)
+    t.flame = ""                     # FLAME folder; "" = DATA/flame
+    t.resolution = 512               # training/eval frames are resized to this square size
+    t.batch_size = 1
+    t.data_seed = 0
+    t.train_splits = ("train",)
+    t.eval_splits = ("test", "val")
+    t.use_mask = True                # composite ground truth on `background` with its mask
+    t.background = (1.0, 1.0, 1.0)
+    t.init_colors_from_frame = True  # template colours from the first training frame
+    t.refine_start = 2000            # step where joint FLAME/camera refinement starts (-1: never)
+    t.refine_lr_scale = 0.1          # refinement step size relative to optim.lr
+
+    t.placement = ml_collections.ConfigDict()
+    t.placement.mode = "uv"          # "uv" (FlashTalker) or "per_face" (GaussianAvatars)
+    t.placement.uv_resolution = 256  # UV grid side: about coverage * 256^2 Gaussians
+    t.placement.teeth_per_face = 3   # Gaussians on each teeth triangle
+    t.placement.upper_masks = ("upper_face", "eye_region", "left_eyeball", "right_eyeball",
+                               "forehead")
+    t.placement.lower_masks = ("lower_face", "lips")
+    t.placement.lip_masks = ("lips",)
+
+    t.avatar = ml_collections.ConfigDict()
+    t.avatar.capacity = 0            # static Gaussian capacity (0 = the placement's count)
+    t.avatar.init_scale_factor = 0.5  # initial scale (sigma) = factor * spacing between Gaussians
+    t.avatar.init_opacity = 0.9
+    t.avatar.feature_dim = 32
+    t.avatar.feature_init_std = 0.1
+    t.avatar.heads = 4
+    t.avatar.expr_tokens = 4         # tokens per region made from the expression vector
+    t.avatar.offset_hidden = 64
+    t.avatar.offset_layers = 2
+    t.avatar.color_mlp = True
+    t.avatar.color_hidden = 32
+    t.avatar.use_audio = True        # lower-face audio token from per-frame log-mel rows
+    # Per-attribute step size relative to optim.lr (3DGS-style learning-rate groups).
+    t.avatar.lr_scale = ml_collections.ConfigDict(dict(
+        local_means=1.0, local_log_scales=1.0, local_quats=1.0, opacity_logits=5.0,
+        color_logits=2.0, features=1.0))
+
+    t.loss = ml_collections.ConfigDict()
+    t.loss.l1 = 0.8
+    t.loss.ssim = 0.2
+    t.loss.position = 1e-2           # GaussianAvatars binding regularisers
+    t.loss.position_threshold = 1.0
+    t.loss.scale = 1.0
+    t.loss.scale_threshold = 0.6
+    t.loss.lip_anchor = 1e-3         # lip-guided supervision (avatar/losses.py)
+    t.loss.lip_silhouette = 0.02
+    t.loss.refine = 1e-2             # keeps refined FLAME params near the tracked ones
+
+    t.render = ml_collections.ConfigDict()
+    t.render.backend = "auto"        # render.rasterize backend, or "tiles" (avatar/tile_render.py)
+    t.render.intersections_per_gaussian = 8  # static tile-intersection buffer per Gaussian
+    t.render.per_tile = 512          # "tiles": depth-sorted entries kept per 16x16 tile
+    t.render.tile_chunk = 64         # "tiles": tiles composited at once (memory bound)
+    return t
+
+
+def get_config() -> ml_collections.ConfigDict:
+    config = ml_collections.ConfigDict()
+    config.task = avatar_task()
+    config.optim = ml_collections.ConfigDict(dict(
+        name="adam", lr=5e-3, schedule="warmup_cosine", warmup_steps=100, decay_steps=0,
+        end_lr_fraction=0.05, b1=0.9, b2=0.999, weight_decay=0.0, momentum=0.0, clip_norm=0.0,
+    ))
+    config.train = ml_collections.ConfigDict(dict(
+        steps=15000, seed=0, log_every=50, checkpoint_every=1000, keep_checkpoints=2,
+        async_checkpoint=True, max_nonfinite=20, init_from="", init_from_prefix="params",
+        init_into="",
+    ))
+    config.mesh = ml_collections.ConfigDict(dict(data=-1, model=1))
+    return config

@@ -1,0 +1,129 @@
+"""The Gaussian avatar: template Gaussians bound to FLAME triangles plus learned offsets.
+
+`GaussianAvatar(placement, template, faces, config.avatar, rngs)` holds
+- the binding (nnx Variables, not trained): face_ids (C,), barycentrics (C, 3), region
+  (C,), active (C,) bool. C is the capacity: the placement's count, or a larger static
+  capacity for per-face densification (unused slots are inactive and fully transparent);
+- the template (nnx Params): local means / log-scales / quaternions (in the triangle
+  frame, see binding.py), opacity and colour logits, and per-Gaussian query features;
+- the Deformer (deform.py).
+Per-group learning rates (3DGS uses a different one per attribute) with one optimiser:
+every template Param is stored divided by `cfg.lr_scale.<name>` and multiplied back when
+used, so Adam's step on the stored value (~ lr) is a step of lr * scale on the attribute.
+`avatar(vertices, faces, drive)` gives per-frame world-space Gaussians ready for
+`render.rasterize`: offsets from the deformer are added to the local parameters, then the
+binding maps them to the posed mesh.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Mapping
+
+import chex
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from flax import nnx
+from jaxtyping import Array, Float, Int
+
+from flashtalker_jax.avatar.binding import local_to_world, triangle_frames
+from flashtalker_jax.avatar.deform import Deformer
+from flashtalker_jax.avatar.sampling import Placement
+
+
+class Binding(nnx.Variable):
+    """Non-trained per-Gaussian binding data (triangle, barycentrics, region, active)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Gaussians:
+    """World-space Gaussians per frame: means (B, N, 3), quats (B, N, 4) wxyz unit,
+    scales (B, N, 3), opacities (B, N) in [0, 1], colors (B, N, 3) in [0, 1].
+    Also the local parameters the regularisers need: local_means (B, N, 3) and
+    local_log_scales (B, N, 3) after offsets."""
+    means: Array
+    quats: Array
+    scales: Array
+    opacities: Array
+    colors: Array
+    local_means: Array
+    local_log_scales: Array
+
+
+jax.tree_util.register_dataclass(Gaussians, data_fields=[f.name for f in dataclasses.fields(Gaussians)],
+                                 meta_fields=[])
+
+
+def drive_from_flame(params, audio: Array | None = None) -> dict[str, Array]:
+    """The deformer's drive signals from FlameParams (B frames); audio (B, A) optional."""
+    drive = {"expr": params.expr, "jaw_pose": params.jaw_pose, "eyes_pose": params.eyes_pose,
+             "rotation": params.rotation, "neck_pose": params.neck_pose}
+    if audio is not None:
+        drive["audio"] = audio
+    return drive
+
+
+class GaussianAvatar(nnx.Module):
+    def __init__(self, placement: Placement, template: np.ndarray, faces: np.ndarray, n_expr: int,
+                 audio_dim: int, cfg: ml_collections.ConfigDict, rngs: nnx.Rngs):
+        n = placement.count
+        capacity = max(n, int(cfg.capacity))
+        pad = capacity - n
+        with jax.ensure_compile_time_eval():  # constants, also when built inside jit
+            k = np.asarray(triangle_frames(jnp.asarray(template), jnp.asarray(faces))[1])
+        k = k[placement.face_ids]
+        log_scale = np.log(np.maximum(placement.spacing * cfg.init_scale_factor, 1e-8) / k)
+
+        def padded(a, fill):
+            a = np.asarray(a)
+            return np.concatenate([a, np.full((pad,) + a.shape[1:], fill, a.dtype)])
+
+        self.face_ids = Binding(jnp.asarray(padded(placement.face_ids, 0), jnp.int32))
+        self.barycentrics = Binding(jnp.asarray(padded(placement.barycentrics, 1 / 3), jnp.float32))
+        self.region = Binding(jnp.asarray(padded(placement.region, 0), jnp.int32))
+        self.active = Binding(jnp.asarray(padded(np.ones(n, bool), False)))
+        self.lr_scale = {k: float(v) for k, v in cfg.lr_scale.items()}
+        init_opacity = float(np.log(cfg.init_opacity / (1 - cfg.init_opacity)))
+        initial = {
+            "local_means": jnp.zeros((capacity, 3)),
+            "local_log_scales": jnp.asarray(padded(np.repeat(log_scale[:, None], 3, 1)
+                                                   .astype(np.float32), 0.0)),
+            "local_quats": jnp.tile(jnp.array([1.0, 0, 0, 0]), (capacity, 1)),
+            "opacity_logits": jnp.full((capacity,), init_opacity, jnp.float32),
+            "color_logits": jnp.zeros((capacity, 3)),
+            "features": cfg.feature_init_std * jax.random.normal(rngs.params(),
+                                                                 (capacity, cfg.feature_dim)),
+        }
+        for name, value in initial.items():
+            setattr(self, name, nnx.Param(value / self.lr_scale[name]))
+        self.deformer = Deformer(
+            n_expr=n_expr, audio_dim=audio_dim, dim=cfg.feature_dim, heads=cfg.heads,
+            expr_tokens=cfg.expr_tokens, hidden=cfg.offset_hidden, layers=cfg.offset_layers,
+            color_mlp=cfg.color_mlp, color_hidden=cfg.color_hidden, rngs=rngs)
+
+    @property
+    def capacity(self) -> int:
+        return self.face_ids.shape[0]
+
+    def template(self, name: str) -> Array:
+        """A template attribute at its true scale (see the per-group learning rates)."""
+        return getattr(self, name)[...] * self.lr_scale[name]
+
+    def __call__(self, vertices: Float[Array, "B V 3"], faces: Int[Array, "F 3"],
+                 drive: Mapping[str, Array]) -> Gaussians:
+        chex.assert_rank(vertices, 3)
+        color_logits = self.template("color_logits")
+        offsets, color_fix = self.deformer(self.template("features"), self.region[...],
+                                           color_logits, drive)
+        local_means = self.template("local_means") + offsets["position"]
+        local_log_scales = self.template("local_log_scales") + offsets["log_scale"]
+        local_quats = self.template("local_quats") + offsets["rotation"]
+        means, scales, quats = local_to_world(vertices, faces, self.face_ids[...],
+                                              self.barycentrics[...], local_means,
+                                              local_log_scales, local_quats)
+        opacity = jax.nn.sigmoid(self.template("opacity_logits") + offsets["opacity"][..., 0])
+        colors = jax.nn.sigmoid(color_logits + offsets["color"] + color_fix)
+        return Gaussians(means=means, quats=quats, scales=scales,
+                         opacities=opacity * self.active[...], colors=colors,
+                         local_means=local_means, local_log_scales=local_log_scales)
