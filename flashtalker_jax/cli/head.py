@@ -45,17 +45,26 @@ def run_synth(args: argparse.Namespace, overrides: list[str]) -> int:
 
 
 def run_demo(args: argparse.Namespace, overrides: list[str]) -> int:
-    from flashtalker_jax.flame import load_flame_model
+    from flashtalker_jax.errors import ModelFileError
+    from flashtalker_jax.flame import load_flame_model, load_region_masks
     from flashtalker_jax.flame.demo import render_demo_sheet, save_png
-    from flashtalker_jax.flame.procedural import EXPR_COMPONENTS, procedural_model
+    from flashtalker_jax.flame.loader import find_model_file
+    from flashtalker_jax.flame.procedural import (EXPR_COMPONENTS, generate_procedural_flame,
+                                                  model_from_generated)
     from flashtalker_jax.utils.progress import progress
 
     if args.model:
         model = load_flame_model(args.model)
         components = EXPR_COMPONENTS if args.named_expressions else {}
+        try:
+            masks = load_region_masks(find_model_file(args.model).parent)
+        except ModelFileError:
+            masks = None  # no FLAME_masks.pkl beside the model: lips stay uncoloured
     else:
-        model, components = procedural_model(seed=0), EXPR_COMPONENTS
-    sheet = render_demo_sheet(model, components, size=args.size, progress_bar=progress)
+        data = generate_procedural_flame(seed=0)
+        model, components, masks = model_from_generated(data), EXPR_COMPONENTS, data["masks"]
+    sheet = render_demo_sheet(model, components, size=args.size, progress_bar=progress,
+                              masks=masks)
     path = Path(args.out) / "head_demo.png"
     save_png(sheet, path)
     print(f"head demo: {sheet.shape[1]}x{sheet.shape[0]} sheet -> {path}", file=sys.stderr)

@@ -24,17 +24,22 @@ def demo_poses(model: FlameModel, expr_components: dict) -> tuple[list[str], Fla
     return labels, params.replace(expr=expr)
 
 
-SKIN, IRIS, PUPIL = (0.85, 0.85, 0.85), (0.35, 0.22, 0.12), (0.05, 0.05, 0.05)
+SKIN, IRIS, PUPIL, LIPS = (0.85, 0.85, 0.85), (0.35, 0.22, 0.12), (0.05, 0.05, 0.05), (0.8, 0.5, 0.5)
 
 
-def eye_face_colors(model: FlameModel) -> np.ndarray:
-    """(F, 3) colours: grey skin, brown iris and black pupil on the eyeball faces (vertices
-    skinned only to an eye joint) that look along +z from the eye joint at rest."""
+def face_colors(model: FlameModel, masks: dict | None = None) -> np.ndarray:
+    """(F, 3) colours: grey skin, pink lips (when region masks are given), brown iris and
+    black pupil on the eyeball faces (vertices skinned only to an eye joint) that look along
+    +z from the eye joint at rest."""
     v = np.asarray(model.v_template)
     weights = np.asarray(model.weights)
     joints = np.asarray(model.J_regressor) @ v
     faces = np.asarray(model.faces)
     colors = np.tile(np.asarray(SKIN), (faces.shape[0], 1))
+    if masks is not None and "lips" in masks:
+        lips = np.zeros(v.shape[0], bool)
+        lips[masks["lips"]] = True
+        colors[lips[faces].all(1)] = LIPS
     for joint in (3, 4):
         eyeball = weights[:, joint] > 0.999
         centre = v[faces].mean(1)
@@ -53,11 +58,12 @@ def _tile(image: np.ndarray, label: str) -> np.ndarray:
 
 
 def render_demo_sheet(model: FlameModel, expr_components: dict, size: int = 192,
-                      progress_bar=None) -> np.ndarray:
+                      progress_bar=None, masks: dict | None = None) -> np.ndarray:
     """(H, W, 3) uint8: row 1 the neutral head turning, row 2.. the expressions.
 
     expr_components: name -> expression index (e.g. procedural.EXPR_COMPONENTS; {} for none).
     progress_bar: optional callable wrapping an iterable (e.g. utils.progress.progress).
+    masks: optional region masks (load_region_masks) to colour the lips.
     """
     labels, params = demo_poses(model, expr_components)
     verts = np.asarray(jax.jit(flame_forward)(model, params).vertices)
@@ -65,7 +71,7 @@ def render_demo_sheet(model: FlameModel, expr_components: dict, size: int = 192,
     jobs = [(verts[0], yaw, f"yaw {yaw}") for yaw in TURNTABLE_YAWS]
     jobs += [(v, EXPRESSION_YAW, label) for v, label in zip(verts, labels)]
     wrap = progress_bar or (lambda it, **_: it)
-    colors = eye_face_colors(model)
+    colors = face_colors(model, masks)
     tiles = [_tile(render_mesh(v, faces, size, yaw, colors), label)
              for v, yaw, label in wrap(jobs, total=len(jobs), desc="render", unit="view")]
     per_row = len(TURNTABLE_YAWS)

@@ -27,7 +27,7 @@ from flashtalker_jax.flame.procedural.rest import build_rest_head
 from flashtalker_jax.utils.files import atomic_path
 
 __all__ = ["EXPR_COMPONENTS", "SHAPE_COMPONENTS", "generate_procedural_flame",
-           "procedural_model", "write_procedural_flame"]
+           "model_from_generated", "procedural_model", "write_procedural_flame"]
 
 KINTREE_TABLE = np.array([[2 ** 32 - 1, 0, 1, 1, 1], [0, 1, 2, 3, 4]], np.int64)
 
@@ -91,12 +91,16 @@ def write_procedural_flame(out_dir, seed: int = 0) -> Path:
 
 def procedural_model(seed: int = 0, dtype=None, *, with_teeth: bool = False):
     """The procedural head as a FlameModel, built in memory (no files)."""
+    return model_from_generated(generate_procedural_flame(seed), dtype, with_teeth=with_teeth)
+
+
+def model_from_generated(data: dict, dtype=None, *, with_teeth: bool = False):
+    """FlameModel from generate_procedural_flame's dict."""
     import jax.numpy as jnp
 
     from flashtalker_jax.flame.model import model_from_arrays
     from flashtalker_jax.flame.teeth import add_teeth
 
-    data = generate_procedural_flame(seed)
     arrays = dict(data["model"], n_shape=N_SHAPE)
     arrays["J_regressor"] = arrays["J_regressor"].toarray()
     arrays["lmk_faces_idx"] = data["static_embedding"]["lmk_face_idx"]

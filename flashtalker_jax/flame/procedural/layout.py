@@ -168,7 +168,7 @@ def region_masks(head: RestHead) -> dict:
         "face": face,
         "forehead": front & (np.abs(th) < 0.9) & (po > 0.6) & (po < eye_polar - 0.22),
         "nose": (np.abs(th) < 0.2) & (po > eye_polar - 0.02) & (po < mouth_polar - 0.12),
-        "lips": (np.abs(th) < geo.MOUTH_HALF_WIDTH + 0.08) & (np.abs(po - mouth_polar) < 0.13),
+        "lips": (th / (geo.MOUTH_HALF_WIDTH + 0.03)) ** 2 + ((po - mouth_polar) / 0.075) ** 2 < 1,
         "neck": po > np.where(front, chin_polar + 0.05, 2.05),
         "scalp": (po < 0.75) | (~front & (po < 1.7) & (np.abs(np.abs(th) - 1.57) > 0.3)),
         "boundary": np.isin(np.arange(n), g.base[-1]),
