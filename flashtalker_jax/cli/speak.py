@@ -1,0 +1,57 @@
+"""`flashtalker speak`: an audio file in, a talking-head mp4 (with that audio) out."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("speak", help="audio -> expressions -> FLAME -> Gaussians -> H.264 mp4 "
+                              "with the input audio muxed")
+    p.add_argument("--avatar", required=True, help="avatar folder written by `flashtalker adapt`")
+    p.add_argument("--audio", required=True, help="speech file (WAV/FLAC/OGG/MP3, any rate/channels)")
+    p.add_argument("--a2e", required=True, help="motion run of pretrain-a2e / adapt-a2e "
+                   "(diffusion prior or Audio2Param)")
+    pose = p.add_mutually_exclusive_group()
+    pose.add_argument("--pose-from", help="VHAP folder whose tracked head pose is replayed "
+                      "(default: the avatar's training data)")
+    pose.add_argument("--still", action="store_true", help="hold the first tracked head pose")
+    p.add_argument("--out", required=True, help="output mp4 (written only when every stage succeeded)")
+    p.add_argument("--save-params", help="also write an npz of the per-frame FLAME parameters "
+                   "and mouth_opening_mm")
+    p.add_argument("--report", help="JSON report of frames and per-stage timings")
+    p.add_argument("--batch", type=int, default=16, help="frames rendered per batch")
+    p.add_argument("--size", type=int, help="output side in pixels (default: the avatar's resolution)")
+    p.add_argument("--fps", type=float, default=25.0)
+    p.add_argument("--backend", help="rasterizer backend (default: the avatar's, auto = Pallas on GPU)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (diffusion prior)")
+    p.add_argument("--steps", type=int, help="DDIM steps (default: the motion run's)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_speak)
+
+
+def run_speak(args: argparse.Namespace, overrides: list[str]) -> int:
+    from flashtalker_jax.errors import ConfigError
+    from flashtalker_jax.pipeline.speaker import load_speaker
+    from flashtalker_jax.utils.report import print_table, write_report
+
+    if overrides:
+        raise ConfigError(f"speak takes no --config overrides (got {overrides})")
+    if args.batch < 1:
+        raise ConfigError(f"--batch must be >= 1, got {args.batch}")
+    speaker = load_speaker(args.avatar, args.a2e, pose_from=args.pose_from, still=args.still,
+                           batch_size=args.batch, size=args.size, backend=args.backend, fps=args.fps,
+                           seed=args.seed, sample_steps=args.steps)
+    result = speaker.speak(args.audio, args.out, save_params=args.save_params,
+                           show_progress=not args.quiet)
+    fps = result.stage_fps()
+    rows = [{"stage": k, "seconds": round(v, 3), "fps": round(fps[k], 1)}
+            for k, v in result.stage_seconds.items()]
+    rows.append({"stage": "total", "seconds": round(result.total_seconds, 3), "fps": round(fps["total"], 1)})
+    print_table(rows)
+    write_report(args.report, {"out": str(result.out), "frames": result.frames,
+                               "audio_seconds": result.audio_seconds, "size": speaker.avatar.size,
+                               "batch": args.batch, "stage_seconds": result.stage_seconds,
+                               "stage_fps": fps, "total_seconds": result.total_seconds})
+    print(result.summary(), file=sys.stderr)
+    return 0

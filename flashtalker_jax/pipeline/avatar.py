@@ -1,0 +1,110 @@
+"""The render stage of `speak`: FLAME parameters -> posed mesh -> avatar Gaussians -> frames.
+
+Loads an avatar folder written by `flashtalker adapt` (avatar/adapt.py: config.json,
+meta.json, identity.npz, state.npz, flame/) and renders it from one tracked camera of the
+identity's VHAP folder (the avatar's training data unless `data_dir` is given). One jitted
+function per batch size does FLAME, the Gaussian binding + offsets and the rasterizer.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from flashtalker_jax.errors import InputFileError, ModelFileError
+from flashtalker_jax.flame.landmarks import mouth_opening
+from flashtalker_jax.pipeline.stream import RenderFn, Track
+
+MM_PER_M = 1000.0
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedAvatar:
+    render_fn: RenderFn
+    size: int
+    n_expr: int
+    audio_dim: int          # per-frame log-mel drive width (0: the avatar takes no audio)
+    data_dir: Path          # the identity's VHAP folder (pose track, camera)
+
+
+def view_camera(data_dir: Path, size: int, camera: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(viewmat (4, 4) world-to-camera OpenCV, K (3, 3) scaled to size x size) of the first
+    frame of `camera` in the folder."""
+    from flashtalker_jax.data.vhap import read_vhap
+
+    seq = read_vhap(data_dir)
+    rows = np.flatnonzero(seq.cameras == camera)
+    if rows.size == 0:
+        raise InputFileError(data_dir, f"no frames of camera {camera}")
+    row = rows[np.argmin(seq.timesteps[rows])]
+    K = seq.K[row].astype(np.float32).copy()
+    K[:2] *= size / seq.width
+    return seq.w2c[row].astype(np.float32), K
+
+
+def to_uint8(rgb) -> np.ndarray:
+    return np.asarray(jnp.round(jnp.clip(rgb, 0.0, 1.0) * 255.0).astype(jnp.uint8))
+
+
+def load_avatar_renderer(avatar_dir: str | Path, data_dir: str | Path | None = None,
+                         size: int | None = None, backend: str | None = None) -> LoadedAvatar:
+    """Render function for speak.stream: batch {expr, jaw_pose, rotation, neck_pose,
+    eyes_pose, translation (B, k)[, audio (B, A)]} -> (uint8 (B, S, S, 3), mouth mm (B,))."""
+    from flax import nnx
+
+    from flashtalker_jax.avatar.adapt import load_avatar, render
+    from flashtalker_jax.flame.model import FlameParams
+
+    avatar_dir = Path(avatar_dir)
+    if not avatar_dir.is_dir():
+        raise ModelFileError(avatar_dir, "avatar folder not found", "pass RUN/avatar written by `flashtalker adapt`")
+    model, task_cfg = load_avatar(avatar_dir)
+    data_dir = Path(data_dir or task_cfg.data)
+    size = int(size or task_cfg.resolution)
+    if backend:
+        task_cfg.render.backend = backend
+    viewmat, K = view_camera(data_dir, size)
+    n_expr = int(model.flame.model().n_expr)
+    audio_dim = int(model.audio_mean.shape[0]) if hasattr(model, "audio_mean") else 0
+    graphdef, state = nnx.split(model)
+
+    @jax.jit
+    def frames(state, batch):
+        m = nnx.merge(graphdef, state)
+        b = batch["rotation"].shape[0]
+        params = FlameParams(shape=jnp.zeros((b, 0)), expr=batch["expr"], rotation=batch["rotation"],
+                             neck_pose=batch["neck_pose"], jaw_pose=batch["jaw_pose"],
+                             eyes_pose=batch["eyes_pose"], translation=batch["translation"])
+        cams = (jnp.broadcast_to(viewmat, (b, 4, 4)), jnp.broadcast_to(K, (b, 3, 3)))
+        rgb, _, _, out, _ = render(m, params, *cams, batch.get("audio"), task_cfg, size)
+        return rgb, mouth_opening(out.landmarks) * MM_PER_M
+
+    def render_fn(batch: Track):
+        rgb, mouth = frames(state, {k: jnp.asarray(v, jnp.float32) for k, v in batch.items()})
+        return to_uint8(rgb), np.asarray(mouth)
+
+    return LoadedAvatar(render_fn, size, n_expr, audio_dim, data_dir)
+
+
+def audio_drive(audio_path: Path, fps: float, n_frames: int) -> np.ndarray:
+    """Per-frame log-mel rows (n_frames, 2 (n_mels + 1)) as adaptation used them
+    (avatar/adapt_data.audio_frame_features)."""
+    from flashtalker_jax.audio.features import log_mel_features
+    from flashtalker_jax.audio.io import load_audio
+    from flashtalker_jax.pipeline.motion import fit_length
+
+    rows = log_mel_features(load_audio(audio_path, 16000), 16000, fps)
+    return fit_length(rows[: rows.shape[0] // 2 * 2].reshape(rows.shape[0] // 2, -1), n_frames)
+
+
+def with_audio_drive(motion_fn: Callable, fps: float) -> Callable:
+    """Wrap a MotionFn so its track also carries the avatar's per-frame audio drive."""
+    def wrapped(audio_path: Path, n_frames: int):
+        track = dict(motion_fn(audio_path, n_frames))
+        track["audio"] = audio_drive(audio_path, fps, n_frames)
+        return track
+    return wrapped

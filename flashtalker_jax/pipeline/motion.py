@@ -1,0 +1,73 @@
+"""The motion stage of `speak`: audio file -> per-frame FLAME parameters.
+
+Expression and jaw come from a saved motion run (`pretrain-a2e` / `adapt-a2e`: the GGTalker
+diffusion prior or the Audio2Param baseline, see motion/inference.py). Head pose, neck and
+eyes come from the identity's tracked video (`--pose-from`, played forward and backward
+for long clips) or, with `still=True`, from its first frame only.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from flashtalker_jax.errors import InputFileError
+from flashtalker_jax.pipeline.stream import MotionFn
+
+POSE_KEYS = ("rotation", "neck_pose", "eyes_pose", "translation")
+
+
+def pose_track(data_dir: str | Path, still: bool = False, camera: int = 0) -> dict[str, np.ndarray]:
+    """Head pose per timestep (one camera's frames, in time order) of a VHAP folder."""
+    from flashtalker_jax.data.vhap import read_vhap
+
+    seq = read_vhap(data_dir)
+    rows = np.flatnonzero(seq.cameras == camera)
+    if rows.size == 0:
+        raise InputFileError(data_dir, f"no frames of camera {camera}")
+    rows = rows[np.argsort(seq.timesteps[rows], kind="stable")]
+    if still:
+        rows = rows[:1]
+    return {k: np.asarray(seq.flame[k][rows], np.float32) for k in POSE_KEYS}
+
+
+def fit_length(motion: np.ndarray, n_frames: int) -> np.ndarray:
+    """Trim, or repeat the last row, so the motion has exactly n_frames rows (the feature
+    grid and round(duration * fps) can differ by a frame at the end of the clip)."""
+    if motion.shape[0] >= n_frames:
+        return motion[:n_frames]
+    return np.concatenate([motion, np.repeat(motion[-1:], n_frames - motion.shape[0], 0)])
+
+
+def motion_from_run(run: str | Path, poses: dict[str, np.ndarray], fps: float, n_expr: int,
+                    identity: str | None = None, seed: int = 0, sample_steps: int | None = None) -> MotionFn:
+    """A MotionFn giving expr (T, n_expr), jaw_pose (T, 3) and the pose keys (T, k).
+
+    `identity`: a name the run was trained on selects its style row; otherwise row 0 ("any
+    speaker"). The run's expressions are zero-padded or truncated to `n_expr`, the count the
+    avatar's FLAME model drives."""
+    from flashtalker_jax.motion.inference import Predictor, to_flame_params
+    from flashtalker_jax.motion.tasks import feature_fn, load_motion_model
+
+    loaded = load_motion_model(run)
+    task = loaded.task
+    task.feature_cache = ""  # speech given to `speak` is new: nothing to reuse
+    features = feature_fn(task)
+    predictor = Predictor(loaded, sample_steps)
+    row = loaded.identities.index(identity) + 1 if identity in loaded.identities else 0
+    template = None
+    if loaded.kind == "audio2param":
+        template = loaded.templates[row] if loaded.templates is not None and row < len(loaded.templates) \
+            else np.zeros(loaded.model.dims.template_dim, np.float32)
+
+    def motion_fn(audio_path: Path, n_frames: int) -> dict[str, np.ndarray]:
+        motion = fit_length(predictor(features(audio_path, fps), row, seed, template), n_frames)
+        track = to_flame_params(motion, poses, np.zeros(0, np.float32))
+        del track["shape"]  # the avatar's FLAME model has the identity's shape built in
+        expr = np.zeros((n_frames, n_expr), np.float32)
+        k = min(n_expr, track["expr"].shape[1])
+        expr[:, :k] = track["expr"][:, :k]
+        track["expr"] = expr
+        return track
+
+    return motion_fn

@@ -1,0 +1,47 @@
+"""An avatar and a motion model loaded once, ready to speak any number of audio files.
+
+`load_speaker(avatar, a2e)` wires pipeline/avatar.py (render stage) and pipeline/motion.py
+(motion stage) into pipeline/stream.py; `speaker.speak(audio, out)` runs one file.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+from flashtalker_jax.pipeline.avatar import LoadedAvatar, load_avatar_renderer, with_audio_drive
+from flashtalker_jax.pipeline.motion import motion_from_run, pose_track
+from flashtalker_jax.pipeline.stream import MotionFn, SpeakResult, speak
+
+# What --save-params writes beside mouth_opening_mm: the FLAME parameters per frame.
+FLAME_KEYS = ("expr", "jaw_pose", "rotation", "neck_pose", "eyes_pose", "translation")
+
+
+@dataclasses.dataclass(frozen=True)
+class Speaker:
+    avatar: LoadedAvatar
+    motion_fn: MotionFn
+    fps: float
+    batch_size: int
+
+    def speak(self, audio_path: str | os.PathLike, out_path: str | os.PathLike,
+              save_params: str | os.PathLike | None = None, show_progress: bool = True) -> SpeakResult:
+        return speak(audio_path, out_path, motion_fn=self.motion_fn, render_fn=self.avatar.render_fn,
+                     width=self.avatar.size, height=self.avatar.size, fps=self.fps,
+                     batch_size=self.batch_size, save_params=save_params, param_keys=FLAME_KEYS,
+                     show_progress=show_progress)
+
+
+def load_speaker(avatar_dir: str | Path, a2e_run: str | Path, *, pose_from: str | Path | None = None,
+                 still: bool = False, batch_size: int = 16, size: int | None = None,
+                 backend: str | None = None, fps: float = 25.0, seed: int = 0,
+                 sample_steps: int | None = None, identity: str | None = None) -> Speaker:
+    """`pose_from`: VHAP folder whose tracked head pose is replayed (default: the avatar's
+    training data); `still`: hold its first frame's pose instead."""
+    avatar = load_avatar_renderer(avatar_dir, size=size, backend=backend)
+    poses = pose_track(pose_from or avatar.data_dir, still=still)
+    motion_fn = motion_from_run(a2e_run, poses, fps, avatar.n_expr, identity=identity, seed=seed,
+                                sample_steps=sample_steps)
+    if avatar.audio_dim:
+        motion_fn = with_audio_drive(motion_fn, fps)
+    return Speaker(avatar, motion_fn, fps, batch_size)
