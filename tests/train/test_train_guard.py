@@ -46,37 +46,31 @@ def nan_task(config, steps):
     return dataclasses.replace(task, make_data=lambda i, n: NaNFrom(task.make_data(i, n), steps))
 
 
-def test_single_nan_batch_is_skipped_and_counted(tmp_path):
-    config = small_config()
-    snapshots = {}
+def test_nan_batch_is_skipped_and_counted_then_persistent_nan_stops(tmp_path):
+    """Batch 3 is NaN (skipped, counted), batches 6.. are NaN: stop after 3 in a row."""
+    config = small_config("--config.train.max_nonfinite=3")
+    seen = {}
 
     def keep(step, state):
-        if step in (2, 3):
-            snapshots[step] = params_as_numpy(state)
+        if step in (2, 3, 5):
+            seen[step] = (params_as_numpy(state), int(state.nonfinite_total), int(state.nonfinite_run))
 
-    result = fit(nan_task(config, {3}), config, tmp_path, after_step=keep)
-    assert result.status == "completed"
-    assert int(result.state.nonfinite_total) == 1 and int(result.state.nonfinite_run) == 0
-    for name, value in snapshots[2].items():  # step 3's update was not applied
-        np.testing.assert_array_equal(snapshots[3][name], value)
-    assert all(np.isfinite(v).all() for v in params_as_numpy(result.state).values())
-    last = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])
-    assert last["nonfinite_total"] == 1.0
-
-
-def test_persistent_nan_stops_with_last_good_checkpoint(tmp_path):
-    config = small_config("--config.train.max_nonfinite=3")
     with pytest.raises(TrainingError, match="3 non-finite losses in a row"):
-        fit(nan_task(config, set(range(6, 13))), config, tmp_path)
+        fit(nan_task(config, {3, *range(6, 13)}), config, tmp_path, after_step=keep)
+    for name, value in seen[2][0].items():  # step 3's update was not applied
+        np.testing.assert_array_equal(seen[3][0][name], value)
+    assert seen[3][1:] == (1, 1) and seen[5][1:] == (1, 0)  # counted; the run reset after a finite step
+    logged = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[0])
+    assert (logged["step"], logged["nonfinite_total"], logged["skipped"]) == (4, 1.0, 0.0)
     ckpt = Checkpointer(tmp_path / "checkpoints")
     try:
-        assert ckpt.all_steps() == [4]  # no checkpoint written during the NaN run
+        assert ckpt.all_steps() == [4]  # nothing saved during the NaN run (step 8 would have been)
         task = get_task(config.task)
         tx, _ = make_optimizer(config.optim, config.train.steps)
         state, step = ckpt.restore_latest(abstract_state(task.make_model, tx)[1])
     finally:
         ckpt.close()
-    assert step == 4 and int(state.nonfinite_total) == 0
+    assert step == 4 and int(state.nonfinite_total) == 1
     assert all(np.isfinite(v).all() for v in params_as_numpy(state).values())
 
 

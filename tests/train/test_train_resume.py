@@ -35,26 +35,19 @@ def crash_at(k):
     return hook
 
 
-def test_resume_after_crash_matches_uninterrupted(tmp_path, baseline):
-    with pytest.raises(Crash):
-        run(tmp_path, small_config(), after_step=crash_at(7))
-    steps = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
-    assert steps == [4]  # saved every 4 steps; the crash came before step 8
-    result = run(tmp_path, small_config(), resume=True)
-    assert result.status == "completed" and result.step == 12
-    assert_same(params_as_numpy(result.state), baseline[1])
-
-
-def test_sigterm_saves_and_resume_matches(tmp_path, baseline):
+def test_sigterm_then_crash_then_resume_matches_uninterrupted(tmp_path, baseline):
     def send_sigterm(step, state):
         if step == 5:
             os.kill(os.getpid(), signal.SIGTERM)
 
     result = run(tmp_path, small_config(), after_step=send_sigterm)
-    assert (result.status, result.step) == ("preempted", 5)
-    assert (tmp_path / "checkpoints" / "5").is_dir()
+    assert (result.status, result.step) == ("preempted", 5)  # saved at once, off the 4-step grid
+    with pytest.raises(Crash):
+        run(tmp_path, small_config(), resume=True, after_step=crash_at(10))
+    steps = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
+    assert steps == [4, 5, 8]  # the crash after step 10 came before the step-12 save
     resumed = run(tmp_path, small_config(), resume=True)
-    assert resumed.step == 12
+    assert (resumed.status, resumed.step) == ("completed", 12)
     assert_same(params_as_numpy(resumed.state), baseline[1])
 
 
