@@ -19,7 +19,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from flashtalker_jax.render import rasterize, required_capacity
+from flashtalker_jax.render import rasterize
+from flashtalker_jax.render.rasterize import intersection_counts
 from flashtalker_jax.render.binning import next_power_of_two
 from flashtalker_jax.render.scenes import intrinsics, orbit_cameras, random_scene
 
@@ -44,7 +45,7 @@ def traffic_floor(n: int, batch: int, n_isect: int, width: int, height: int) -> 
     intersection's screen record read once (2 mean + 3 conic + 1 opacity + C colour
     + 1 depth floats), images written (C + alpha + depth floats per pixel);
     backward adds: output cotangents read, forward images read again, records read
-    again, parameter gradients written."""
+    again, parameter gradients written. n_isect: intersections summed over cameras."""
     f = 4
     params = n * (11 + CHANNELS) * f
     records = n_isect * (6 + CHANNELS + 1) * f
@@ -80,9 +81,9 @@ def _peak_bytes() -> int | None:
 
 def bench_jax(backend: str, n: int, batch: int, width: int, height: int, runs: int) -> dict:
     scene, cams, K = bench_scene(n, batch, width, height)
-    n_isect = required_capacity(scene.means, scene.quats, scene.scales, scene.opacities,
-                                cams, K, width, height)
-    capacity = next_power_of_two(max(n_isect, 1024))
+    counts = intersection_counts(scene.means, scene.quats, scene.scales, scene.opacities,
+                                 cams, K, width, height)
+    capacity = next_power_of_two(max(int(jnp.max(counts)), 1024))
 
     def render(s, v):
         return rasterize(*s, v, K, width, height, backend=backend, capacity=capacity).rgb
@@ -93,7 +94,7 @@ def bench_jax(backend: str, n: int, batch: int, width: int, height: int, runs: i
     fwd = jax.jit(render)
     fwd_bwd = jax.jit(jax.grad(loss))
     row = {"backend": backend, "gaussians": n, "cameras": batch,
-           "intersections": n_isect, "capacity": capacity}
+           "intersections": int(jnp.sum(counts)), "capacity": capacity}
     row["fwd_ms"] = 1e3 * _time(lambda: fwd(scene, cams), runs)
     row["fwd_bwd_ms"] = 1e3 * _time(lambda: fwd_bwd(scene, cams), runs)
     row["xla_fwd_bwd_bytes"] = _xla_bytes(fwd_bwd, scene, cams)

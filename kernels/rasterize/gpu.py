@@ -32,9 +32,10 @@ def _compiler_params():
     return pltriton.CompilerParams(num_warps=8, num_stages=1)
 
 
-def _reader(rec_ref, cam, r: int):
+def _reader(rec_ref, cam, r: int, n_feat: int):
+    """Loads of one record's used scalars (the padding past GEOM + F is never read)."""
     def read(slot):
-        return [rec_ref[cam, slot * r + k] for k in range(r)]
+        return [rec_ref[cam, slot * r + k] for k in range(cm.GEOM + n_feat)]
     return read
 
 
@@ -42,7 +43,7 @@ def _fwd_kernel(first_ref, count_ref, rec_ref, out_ref, *, n_feat, tiles_x, r):
     cam, tile = pl.program_id(0), pl.program_id(1)
     first, count = first_ref[cam, tile], count_ref[cam, tile]
     px, py = cm.pixel_centres(tile, tiles_x, PIXELS)
-    read = _reader(rec_ref, cam, r)
+    read = _reader(rec_ref, cam, r, n_feat)
     n_chunks = cm.num_chunks(count, CHUNK)
 
     def cond(carry):
@@ -86,7 +87,7 @@ def _bwd_kernel(first_ref, count_ref, rec_ref, img_ref, cot_ref, grad_ref, *, n_
     cam, tile = pl.program_id(0), pl.program_id(1)
     first, count = first_ref[cam, tile], count_ref[cam, tile]
     px, py = cm.pixel_centres(tile, tiles_x, PIXELS)
-    read = _reader(rec_ref, cam, r)
+    read = _reader(rec_ref, cam, r, n_feat)
     cot = cm.Cotangents(final_acc=tuple(img_ref[k, :] for k in range(n_feat)),
                         final_trans=img_ref[n_feat, :],
                         d_acc=tuple(cot_ref[k, :] for k in range(n_feat)),

@@ -20,8 +20,8 @@ from flashtalker_jax.kernels.rasterize import tpu
 from flashtalker_jax.kernels.rasterize.vjp import composite_pallas
 from flashtalker_jax.render import binning, reference
 
-B, N, W, H, CAPACITY = 1, 40, 48, 32, 512
-TILES_X, TILES_Y = 3, 2
+B, N, W, H, CAPACITY = 1, 40, 32, 16, 256
+TILES_X, TILES_Y = 2, 1
 
 
 def _inputs(seed):
@@ -33,7 +33,7 @@ def _inputs(seed):
     opacities = jax.random.uniform(k[2], (B, N), minval=0.05, maxval=0.95)
     features = jax.random.uniform(k[3], (B, N, 4))
     depths = jax.random.uniform(k[4], (B, N), minval=1.0, maxval=3.0)
-    radii = jnp.full((B, N, 2), 48, jnp.int32)
+    radii = jnp.full((B, N, 2), 32, jnp.int32)
     return means2d, conics, opacities, features, depths, radii
 
 

@@ -36,7 +36,7 @@ def _fwd_kernel(first_ref, count_ref, rec_hbm, out_ref, buf, sem, *, n_feat, n_t
     px, py = cm.pixel_centres(tile, tiles_x, PIXELS)
 
     def read(i):
-        return [buf[i * r + k] for k in range(r)]
+        return [buf[i * r + k] for k in range(cm.GEOM + n_feat)]
 
     def cond(carry):
         c, state = carry
@@ -90,7 +90,7 @@ def _bwd_kernel(first_ref, count_ref, rec_hbm, img_ref, cot_ref, grad_hbm, buf, 
                         d_trans=cot_ref[n_feat])
 
     def read(i):
-        return [buf[i * r + k] for k in range(r)]
+        return [buf[i * r + k] for k in range(cm.GEOM + n_feat)]
 
     def write(i, grads):
         for k, g in enumerate(grads):
