@@ -14,7 +14,7 @@ from flashtalker_jax.errors import TrainingError
 from flashtalker_jax.train.checkpoint import Checkpointer
 from flashtalker_jax.train.data import ArrayBatchIterator
 from flashtalker_jax.train.optim import make_optimizer
-from flashtalker_jax.train.state import abstract_state, params_as_numpy
+from flashtalker_jax.train.state import abstract_state, merge_model, params_as_numpy
 from flashtalker_jax.train.tasks import get_task
 from flashtalker_jax.train.trainer import fit
 from train_worker import SMALL_OVERRIDES, run, small_config
@@ -125,6 +125,11 @@ def test_cli_train_writes_config_metrics_and_tensorboard(tmp_path, capsys):
     lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in lines] == [4, 8, 12] and lines[-1]["lr"] > 0
     assert any(p.name.startswith("events.out.tfevents") for p in (out / "tb").iterdir())
+    ckpt = Checkpointer(out / "checkpoints")
+    try:
+        assert ckpt.saved_config(12)["optim"]["lr"] == 0.01  # the config travels with the weights
+    finally:
+        ckpt.close()
     assert main(args) == 2 and "--resume" in capsys.readouterr().err
     assert main([*args, "--resume"]) == 0
 
@@ -137,3 +142,23 @@ def test_batch_not_divisible_by_data_axis_is_a_config_error():
     sharding = batch_sharding(make_mesh())
     with pytest.raises(ConfigError, match="leading"):
         global_batch({"x": np.zeros((4, 2)), "y": np.zeros((3, 2))}, sharding)
+
+
+def test_merged_model_matches_a_plain_numpy_forward(baseline):
+    """merge_model (graphdef + trained state) is the same function as the saved arrays say:
+    x -> gelu(x W0 + b0) -> gelu(. W1 + b1) -> . Wout + bout, in float64 numpy (tolerance
+    1e-5: float32 matmuls over 16-wide layers, and jax's tanh-approximate gelu is used
+    on both sides)."""
+    result = baseline[2]
+    model = merge_model(result.graphdef, result.state)
+    p = baseline[1]
+    x = np.random.default_rng(0).normal(size=(5, small_config().task.input_dim))
+
+    def gelu(v):
+        return 0.5 * v * (1 + np.tanh(np.sqrt(2 / np.pi) * (v + 0.044715 * v ** 3)))
+
+    h = x
+    for i in range(2):
+        h = gelu(h @ p[f"hidden/{i}/kernel/value"] + p[f"hidden/{i}/bias/value"])
+    expected = h @ p["out/kernel/value"] + p["out/bias/value"]
+    np.testing.assert_allclose(np.asarray(model(x.astype(np.float32))), expected, rtol=1e-5, atol=1e-5)
