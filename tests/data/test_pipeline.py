@@ -99,3 +99,20 @@ def test_missing_dataset_and_split_are_reported(built, cfg, tmp_path):
         make_loader(tmp_path, "train", cfg)
     with pytest.raises(InputFileError, match="no split 'val'"):
         make_loader(built, "val", cfg)
+
+
+def test_iterator_state_round_trips_through_an_orbax_checkpoint(built, cfg, tmp_path):
+    import orbax.checkpoint as ocp
+
+    iterator = iter(make_loader(built, "train", cfg))
+    take(iterator, 2)
+    with ocp.CheckpointManager(tmp_path / "ckpt", item_handlers={"data": grain.PyGrainCheckpointHandler()}) as manager:
+        manager.save(2, args=ocp.args.Composite(data=grain.PyGrainCheckpointSave(iterator)))
+        manager.wait_until_finished()
+    expected = take(iterator, 3)
+    resumed = iter(make_loader(built, "train", cfg))
+    with ocp.CheckpointManager(tmp_path / "ckpt", item_handlers={"data": grain.PyGrainCheckpointHandler()}) as manager:
+        manager.restore(manager.latest_step(), args=ocp.args.Composite(data=grain.PyGrainCheckpointRestore(resumed)))
+    for a, b in zip(expected, take(resumed, 3)):
+        np.testing.assert_array_equal(a["timestep"], b["timestep"])
+        np.testing.assert_array_equal(a["image"], b["image"])
