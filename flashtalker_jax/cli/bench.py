@@ -42,9 +42,15 @@ def _raster(args, overrides) -> int:
     unknown = set(backends) - {"reference", "pallas", "gsplat"}
     if unknown:
         raise ConfigError(f"unknown backends {sorted(unknown)}; use reference, pallas, gsplat")
+    def report(rows, notes=()):
+        write_report(args.report, {"command": "bench raster", "width": args.width,
+                                   "height": args.height, "runs": args.runs, "rows": rows,
+                                   "notes": list(notes)})
+
     rows, notes = bench.run(args.sizes, args.batch, backends, args.width, args.height,
                             args.runs, progress=lambda it: progress(it, desc="bench raster",
-                                                                    unit="row"))
+                                                                    unit="row"),
+                            on_row=report)
     columns = ["backend", "gaussians", "cameras", "intersections", "fwd_ms", "fwd_bwd_ms",
                "fwd_floor_ms", "fwd_bwd_floor_ms", "xla_fwd_bwd_bytes", "peak_bytes",
                "max_abs_diff_vs_pallas", "error"]
@@ -52,9 +58,7 @@ def _raster(args, overrides) -> int:
     print_table(rows, present)
     for note in notes:
         print(note)
-    write_report(args.report, {"command": "bench raster", "width": args.width,
-                               "height": args.height, "runs": args.runs, "rows": rows,
-                               "notes": notes})
+    report(rows, notes)
     return 0
 
 

@@ -162,8 +162,10 @@ def bench_gsplat(n: int, batch: int, width: int, height: int, runs: int) -> dict
             "peak_bytes": int(torch.cuda.max_memory_allocated()), "image": image}
 
 
-def run(sizes, batches, backends, width: int, height: int, runs: int, progress=None):
-    """All rows (dicts without images) plus notes; `progress` wraps the row iterator."""
+def run(sizes, batches, backends, width: int, height: int, runs: int, progress=None,
+        on_row=None):
+    """All rows (dicts without images) plus notes; `progress` wraps the row iterator;
+    on_row(rows) is called after each row (to save partial results of long runs)."""
     device = jax.devices()[0].device_kind
     bandwidth = BANDWIDTH.get(device)
     gsplat_reason = gsplat_unavailable_reason() if "gsplat" in backends else None
@@ -190,6 +192,8 @@ def run(sizes, batches, backends, width: int, height: int, runs: int, progress=N
                 row["fwd_floor_ms"] = 1e3 * row["fwd_bytes"] / bandwidth
                 row["fwd_bwd_floor_ms"] = 1e3 * row["fwd_bwd_bytes"] / bandwidth
         rows.append(row)
+        if on_row:
+            on_row(rows)
     if gsplat_reason:
         notes.append(f"gsplat CUDA rows skipped: {gsplat_reason}")
     if not bandwidth:
