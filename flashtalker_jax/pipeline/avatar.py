@@ -52,7 +52,7 @@ def to_uint8(rgb) -> np.ndarray:
 
 def load_avatar_renderer(avatar_dir: str | Path, data_dir: str | Path | None = None,
                          size: int | None = None, backend: str | None = None) -> LoadedAvatar:
-    """Render function for speak.stream: batch {expr, jaw_pose, rotation, neck_pose,
+    """`avatar_dir`: RUN/avatar or the run folder RUN. Render function for speak.stream: batch {expr, jaw_pose, rotation, neck_pose,
     eyes_pose, translation (B, k)[, audio (B, A)]} -> (uint8 (B, S, S, 3), mouth mm (B,))."""
     from flax import nnx
 
@@ -60,6 +60,8 @@ def load_avatar_renderer(avatar_dir: str | Path, data_dir: str | Path | None = N
     from flashtalker_jax.flame.model import FlameParams
 
     avatar_dir = Path(avatar_dir)
+    if (avatar_dir / "avatar").is_dir():  # a run folder of `flashtalker adapt`
+        avatar_dir = avatar_dir / "avatar"
     if not avatar_dir.is_dir():
         raise ModelFileError(avatar_dir, "avatar folder not found", "pass RUN/avatar written by `flashtalker adapt`")
     model, task_cfg = load_avatar(avatar_dir)

@@ -4,7 +4,6 @@ tests/test_video.py for why exact), per-frame parameters saved; bad inputs give 
 errors and leave no mp4 behind."""
 from __future__ import annotations
 
-import json
 import shutil
 
 import numpy as np
@@ -39,17 +38,6 @@ def test_speak_frames_audio_params(speaker, tmp_path, rate, channels, seconds):
     assert saved["expr"].shape == (n, speaker.avatar.n_expr) and saved["jaw_pose"].shape == (n, 3)
     assert "audio" not in saved.files
     assert set(result.stage_seconds) == {"audio", "motion", "render", "encode"}
-
-
-def test_cli_speak_report(tiny_runs, tmp_path):
-    wav = _tone(tmp_path / "in.wav", 16000, 1, 0.3)
-    out, report = tmp_path / "o.mp4", tmp_path / "r.json"
-    assert main(["speak", "--avatar", str(tiny_runs["avatar"]), "--a2e", str(tiny_runs["a2e"]),
-                 "--audio", str(wav), "--still", "--batch", "4", "--out", str(out), "--report", str(report),
-                 "--quiet"]) == 0
-    data = json.loads(report.read_text())
-    assert data["frames"] == video.count_frames(out) == 8
-    assert set(data["stage_fps"]) == {"audio", "motion", "render", "encode", "total"}
 
 
 def test_bad_audio_leaves_nothing(speaker, tmp_path):

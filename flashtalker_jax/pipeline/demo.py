@@ -1,0 +1,147 @@
+"""`flashtalker demo`: every stage of the project on a procedural identity, no downloads.
+
+Layout of the output folder (each step is skipped when its result exists, so re-running
+reuses what is there):
+  data/       the procedural identity (VHAP layout + flame/), `flashtalker data synth`
+  avatar/     the adapted avatar run (`flashtalker adapt`; avatar/avatar is the folder)
+  a2e_data/   motion-only speaking identities for the audio model (`synth-a2e-data`)
+  a2e/        the audio-to-expression run (`pretrain-a2e`)
+  speech.wav  the sentence in a voice the identity was not trained on (espeak-ng)
+  demo.mp4, demo_params.npz, contact_sheet.png, heldout.png, report.json
+report.json (flat): psnr_heldout, ssim_heldout (avatar on held-out frames), mouth_open_corr
+(Pearson correlation of the rendered head's mouth opening with the jaw track that the
+sentence's phoneme timings give; null for --audio files, which have no phonemes),
+render_fps (render stage of speak, compile included), total_seconds.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import ml_collections
+import numpy as np
+
+from flashtalker_jax.errors import FlashtalkerError
+from flashtalker_jax.utils.files import atomic_path
+
+
+def _cli(argv: list[str]) -> None:
+    from flashtalker_jax.cli.main import main
+
+    if main([str(a) for a in argv]) != 0:
+        raise FlashtalkerError(f"demo step failed: flashtalker {' '.join(map(str, argv))}")
+
+
+def _overrides(items) -> list[str]:
+    return [f"--config.{item}" for item in items]
+
+
+def make_identity(out: Path, cfg: ml_collections.ConfigDict) -> Path:
+    from flashtalker_jax.config import load_config
+    from flashtalker_jax.data.synth.dataset import synthesize_dataset
+
+    ident = out / "data" / "identity_000"
+    if not (ident / "transforms.json").is_file():
+        synthesize_dataset(out / "data", identities=1, seconds=cfg.data.seconds, seed=cfg.seed,
+                           cfg=load_config("data_synth", list(cfg.data.overrides)))
+    return ident
+
+
+def make_avatar(out: Path, ident: Path, cfg: ml_collections.ConfigDict) -> Path:
+    run = out / "avatar"
+    if not (run / "avatar" / "state.npz").is_file():
+        _cli(["adapt", "--data", ident, "--flame", ident.parent / "flame", "--out", run, "--config", cfg.adapt.config,
+              *_overrides(cfg.adapt.overrides)])
+    return run
+
+
+def make_a2e(out: Path, cfg: ml_collections.ConfigDict) -> Path:
+    run, data = out / "a2e", out / "a2e_data"
+    if not (run / "model.json").is_file():
+        if not (data / "flame").is_dir():
+            _cli(["synth-a2e-data", "--out", data, "--identities", cfg.a2e.identities,
+                  "--seconds", cfg.a2e.seconds, "--seed", cfg.seed, *_overrides(cfg.a2e.synth_overrides)])
+        _cli(["pretrain-a2e", "--data", data, "--out", run, "--config", cfg.a2e.config,
+              *_overrides(cfg.a2e.overrides)])
+    return run
+
+
+def make_speech(out: Path, ident: Path, cfg: ml_collections.ConfigDict, text: str):
+    """(wav path, phonemes, voice name) of `text` in the first configured voice that is not
+    the identity's."""
+    import soundfile
+
+    from flashtalker_jax.data.synth import espeak
+
+    trained = json.loads((ident / "identity.json").read_text())["voice"]["variant"]
+    variant = next(v for v in cfg.speak.voices if v != trained)
+    voice = espeak.Voice("en", variant, cfg.speak.rate, cfg.speak.pitch)
+    utterance = espeak.synthesize([text], voice, seed=cfg.seed)[0]
+    wav = out / "speech.wav"
+    with atomic_path(wav) as tmp:
+        soundfile.write(tmp, utterance.samples, utterance.sample_rate, format="WAV")
+    return wav, utterance.phonemes, voice.name
+
+
+def jaw_track(phonemes, n_frames: int, fps: float) -> np.ndarray:
+    """The viseme model's jaw opening per frame (what the synthetic identities' lips follow)."""
+    from flashtalker_jax.config import load_config
+    from flashtalker_jax.data.synth.visemes import mouth_tracks
+
+    v = load_config("data_synth").visemes
+    return mouth_tracks(phonemes, n_frames, fps, v.tau_seconds, v.closure_ramp_seconds, v.lead_seconds)["jaw"]
+
+
+def contact_sheet(video_path: Path, png: Path, count: int) -> Path:
+    """`count` evenly spaced frames of the video side by side."""
+    from PIL import Image
+
+    from flashtalker_jax.video import count_frames, iter_frames
+
+    n = count_frames(video_path)
+    wanted = set(np.linspace(0, n - 1, min(count, n)).round().astype(int).tolist())
+    frames = [f for i, f in enumerate(iter_frames(video_path)) if i in wanted]
+    with atomic_path(png) as tmp:
+        Image.fromarray(np.concatenate(frames, axis=1)).save(tmp, format="PNG")
+    return png
+
+
+def run_demo(out: str | os.PathLike, cfg: ml_collections.ConfigDict, text: str | None = None,
+             audio: str | os.PathLike | None = None) -> dict:
+    """Run (or resume) the demo in `out` and return the report written to out/report.json."""
+    import jax.numpy as jnp
+
+    from flashtalker_jax.avatar.adapt import load_avatar
+    from flashtalker_jax.avatar.evaluate import evaluate_avatar
+    from flashtalker_jax.metrics.lip import pearson
+    from flashtalker_jax.pipeline.speaker import load_speaker
+
+    start = time.perf_counter()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    ident = make_identity(out, cfg)
+    avatar_run = make_avatar(out, ident, cfg)
+    a2e_run = make_a2e(out, cfg)
+    phonemes, voice = None, None
+    if audio is None:
+        audio, phonemes, voice = make_speech(out, ident, cfg, text or cfg.speak.text)
+    speaker = load_speaker(avatar_run, a2e_run, batch_size=cfg.speak.batch, fps=cfg.fps, seed=cfg.seed)
+    result = speaker.speak(audio, out / "demo.mp4", save_params=out / "demo_params.npz")
+    corr = None
+    if phonemes is not None:
+        mouth = np.load(out / "demo_params.npz")["mouth_opening_mm"]
+        corr = float(pearson(jnp.asarray(mouth), jnp.asarray(jaw_track(phonemes, result.frames, cfg.fps))))
+    model, task_cfg = load_avatar(avatar_run / "avatar")
+    held_out = evaluate_avatar(model, task_cfg, ident, png_path=out / "heldout.png")
+    contact_sheet(out / "demo.mp4", out / "contact_sheet.png", cfg.sheet_frames)
+    report = {"psnr_heldout": held_out["psnr"], "ssim_heldout": held_out["ssim"],
+              "mouth_open_corr": corr if corr is None or np.isfinite(corr) else None,
+              "render_fps": result.stage_fps()["render"], "total_seconds": time.perf_counter() - start,
+              "frames": result.frames, "audio_seconds": result.audio_seconds, "voice": voice,
+              "identity_voice": json.loads((ident / "identity.json").read_text())["voice"]["variant"],
+              "speak_seconds": result.total_seconds}
+    with atomic_path(out / "report.json") as tmp:
+        tmp.write_text(json.dumps(report, indent=1))
+    return report
