@@ -22,6 +22,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.render.diffuse = 0.65
     c.render.light_dir = (0.3, 0.4, 1.0)   # towards the light, camera-facing, world axes
     c.render.cavity_colour = (0.28, 0.08, 0.08)  # mouth interior seen through open lips
+    c.render.dim_back_level = 0.3     # inside of the neck (seen through its cut): albedo x this
     c.render.texture_size = 1024
     c.render.png_compress_level = 6
     c.render.workers = 2              # frame-rendering processes (output identical for any count)

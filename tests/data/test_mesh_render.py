@@ -94,3 +94,15 @@ def test_back_faces_render_as_cavity_and_supersampling_gives_fractional_edges():
     # Column 15 spans [15, 16]; sub-pixel centres at 15.125..15.875, of which 15.875 is inside.
     assert alpha[32, 15] == pytest.approx(0.25)
     assert alpha[32, 16] == 1.0 and alpha[32, 14] == 0.0
+
+
+def test_dimmed_back_faces_show_their_albedo_scaled():
+    v, f, uv = quad(-0.5, 0.5, -0.5, 0.5, 2.0)
+    texture = np.full((4, 4, 3), 0.8, np.float32)
+    shading = mr.Shading(light_dir=(0, 0, -1), ambient=1.0, diffuse=0.0, background=(0, 0, 0),
+                         cavity_colour=(0.2, 0.1, 0.1), dim_back_faces=np.array([True, False]),
+                         dim_back_level=0.25)
+    rgb, _, frags = mr.render_textured(v, f[:, ::-1], uv, f[:, ::-1], texture, K, EYE, W, H, shading)
+    first = frags.face == 0
+    np.testing.assert_allclose(rgb[first], 0.2, atol=1e-6)                 # 0.8 x 0.25
+    np.testing.assert_allclose(rgb[frags.face == 1], np.broadcast_to((0.2, 0.1, 0.1), rgb[frags.face == 1].shape), atol=1e-6)

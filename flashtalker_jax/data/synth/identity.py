@@ -187,7 +187,8 @@ def synthesize_identity(out: Path, model, flame_dir: Path, index: int, seed: int
     rest = template + np.asarray(model.shape_dirs, np.float64) @ shape
     vt, ft = load_uv_layout(flame_dir)
     appearance = texture.sample_appearance(rng, cfg.identity)
-    tex = texture.identity_texture(rest, load_region_masks(flame_dir), vt, ft, appearance, rng,
+    regions = load_region_masks(flame_dir)
+    tex = texture.identity_texture(rest, regions, vt, ft, appearance, rng,
                                    cfg.render.texture_size)
     K, c2w = camera(template, cfg.render)
     r = cfg.render
@@ -195,7 +196,9 @@ def synthesize_identity(out: Path, model, flame_dir: Path, index: int, seed: int
         faces=np.asarray(model.faces), vt=vt, ft=ft, texture=tex, K=K, c2w_opengl=c2w, width=r.width,
         height=r.height, supersample=r.supersample, png_compress_level=r.png_compress_level,
         shading=mesh_render.Shading(light_dir=tuple(r.light_dir), ambient=r.ambient, diffuse=r.diffuse,
-                                    background=tuple(r.background), cavity_colour=tuple(r.cavity_colour)))
+                                    background=tuple(r.background), cavity_colour=tuple(r.cavity_colour),
+                                    dim_back_faces=np.isin(np.asarray(model.faces), regions["neck"]).all(1),
+                                    dim_back_level=r.dim_back_level))
     params = {**tracks, "static_offset": np.zeros((vertices.shape[0], vertices.shape[1], 3), np.float32)}
     records = frames.render_sequence(out, vertices, params, scene, r.workers, show_progress, out.name)
     splits = split_frames(speech.sentences, num_frames, cfg.fps, cfg.split)

@@ -196,12 +196,16 @@ def sample_texture(texture: np.ndarray, uv: np.ndarray) -> np.ndarray:
 @dataclasses.dataclass(frozen=True)
 class Shading:
     """Lambert shading with a directional light in world axes, and the cavity colour used
-    where the visible side of a face is its back (the mouth interior through open lips)."""
+    where the visible side of a face is its back (the mouth interior through open lips).
+    Back faces listed in `dim_back_faces` (e.g. the inside of the neck, seen through its
+    slanted cut) show their own albedo at `dim_back_level` instead."""
     light_dir: tuple[float, float, float]
     ambient: float
     diffuse: float
     background: tuple[float, float, float]
     cavity_colour: tuple[float, float, float]
+    dim_back_faces: np.ndarray | None = None    # (F,) bool
+    dim_back_level: float = 0.3
 
 
 def render_textured(vertices, faces, uv_coords, uv_faces, texture, K, w2c, width, height,
@@ -222,7 +226,11 @@ def render_textured(vertices, faces, uv_coords, uv_faces, texture, K, w2c, width
     light = light / np.linalg.norm(light)
     lambert = np.clip(normals @ light, 0.0, 1.0)
     colour = albedo * (shading.ambient + shading.diffuse * lambert)[:, None]
-    colour[~frags.front[mask]] = np.asarray(shading.cavity_colour, np.float32)
+    back = ~frags.front[mask]
+    colour[back] = np.asarray(shading.cavity_colour, np.float32)
+    if shading.dim_back_faces is not None:
+        dim = back & shading.dim_back_faces[face]
+        colour[dim] = albedo[dim] * shading.dim_back_level
     rgb = np.empty((*mask.shape, 3), np.float32)
     rgb[:] = np.asarray(shading.background, np.float32)
     rgb[mask] = colour
