@@ -18,6 +18,7 @@ def avatar_task() -> ml_collections.ConfigDict:
     t.data_seed = 0
     t.train_splits = ("train",)
     t.eval_splits = ("test", "val")
+    t.eval_max_frames = 0            # evaluate the first k held-out frames (0 = all)
     t.use_mask = True                # composite ground truth on `background` with its mask
     t.background = (1.0, 1.0, 1.0)
     t.init_colors_from_frame = True  # template colours from the first training frame
@@ -43,6 +44,7 @@ def avatar_task() -> ml_collections.ConfigDict:
     t.avatar.expr_tokens = 4         # tokens per region made from the expression vector
     t.avatar.offset_hidden = 64
     t.avatar.offset_layers = 2
+    t.avatar.offset_scale = 0.1      # deformer outputs are scaled by this (see deform.py)
     t.avatar.color_mlp = True
     t.avatar.color_hidden = 32
     t.avatar.use_audio = True        # lower-face audio token from per-frame log-mel rows

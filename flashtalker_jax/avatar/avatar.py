@@ -100,7 +100,8 @@ class GaussianAvatar(nnx.Module):
         self.deformer = Deformer(
             n_expr=n_expr, audio_dim=audio_dim, dim=cfg.feature_dim, heads=cfg.heads,
             expr_tokens=cfg.expr_tokens, hidden=cfg.offset_hidden, layers=cfg.offset_layers,
-            color_mlp=cfg.color_mlp, color_hidden=cfg.color_hidden, rngs=rngs)
+            color_mlp=cfg.color_mlp, color_hidden=cfg.color_hidden,
+            offset_scale=cfg.offset_scale, rngs=rngs)
 
     @property
     def capacity(self) -> int:

@@ -11,8 +11,10 @@ attention lets a Gaussian attend only to its own region's tokens (a masked softm
 head-wide cross-attention over all tokens keeps motion continuous across region borders.
 The offset MLP maps [feature, regional context, head context] to per-Gaussian offsets:
 position (3, in the triangle's local frame), rotation (4, added to the template
-quaternion), log-scale (3), colour logit (3) and opacity logit (1). Its last layer starts
-at zero, so an untrained deformer leaves the template unchanged.
+quaternion), log-scale (3), colour logit (3) and opacity logit (1), multiplied by
+`offset_scale` (a small factor: with one optimiser learning rate for everything, it keeps
+the network's early steps from throwing Gaussians off their triangles). Its last layer
+starts at zero, so an untrained deformer leaves the template unchanged.
 The colour MLP (GGTalker's M_SH, here on RGB logits rather than SH) maps a Gaussian's
 colour logit with expression and pose embeddings to a colour-logit correction; its last
 layer also starts at zero.
@@ -111,7 +113,9 @@ class Deformer(nnx.Module):
     colour-logit correction (B, N, 3) from the colour MLP (zeros when it is disabled)."""
 
     def __init__(self, *, n_expr: int, audio_dim: int, dim: int, heads: int, expr_tokens: int,
-                 hidden: int, layers: int, color_mlp: bool, color_hidden: int, rngs: nnx.Rngs):
+                 hidden: int, layers: int, color_mlp: bool, color_hidden: int,
+                 offset_scale: float, rngs: nnx.Rngs):
+        self.offset_scale = float(offset_scale)
         self.tokens = DriveTokens(n_expr, audio_dim, dim, expr_tokens, rngs)
         self.regional = CrossAttention(dim, heads, rngs)
         self.head_wide = CrossAttention(dim, heads, rngs)
@@ -133,7 +137,7 @@ class Deformer(nnx.Module):
         head = self.head_wide(features, tokens)
         batch = tokens.shape[0]
         feats = jnp.broadcast_to(features, (batch,) + features.shape)
-        raw = self.offset_mlp(jnp.concatenate([feats, regional, head], -1))
+        raw = self.offset_scale * self.offset_mlp(jnp.concatenate([feats, regional, head], -1))
         bounds = np.cumsum(list(OFFSET_SPLITS.values()))[:-1]
         offsets = dict(zip(OFFSET_SPLITS, jnp.split(raw, bounds, axis=-1)))
         return offsets, self._color_correction(color_logits, drive, batch)
@@ -148,4 +152,4 @@ class Deformer(nnx.Module):
                                 jax.nn.gelu(self.pose_embed(pose))], -1)  # (B, 2d)
         x = jnp.concatenate([jnp.broadcast_to(color_logits, (batch, n, 3)),
                              jnp.broadcast_to(cond[:, None], (batch, n, cond.shape[-1]))], -1)
-        return self.color_mlp(x)
+        return self.offset_scale * self.color_mlp(x)

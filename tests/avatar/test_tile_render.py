@@ -12,7 +12,7 @@ from flashtalker_jax.avatar.tile_render import render_tiles
 from flashtalker_jax.render.rasterize import rasterize
 
 
-def scene(n=300, seed=0):
+def scene(n=120, seed=0):
     rng = np.random.default_rng(seed)
     means = np.concatenate([rng.uniform(-0.6, 0.6, (n, 2)), rng.uniform(-0.3, 0.3, (n, 1))], 1)
     quats = rng.normal(size=(n, 4))
@@ -21,24 +21,24 @@ def scene(n=300, seed=0):
     colors = rng.uniform(0, 1, (n, 4))
     viewmat = np.eye(4)
     viewmat[2, 3] = 2.5
-    K = np.array([[60.0, 0, 24], [0, 60, 20], [0, 0, 1]])
+    K = np.array([[40.0, 0, 16], [0, 40, 14], [0, 0, 1]])
     return [jnp.asarray(a, jnp.float32) for a in (means, quats, scales, opacities, colors, viewmat, K)]
 
 
 def test_matches_reference_rasterizer_in_values_and_gradients():
     means, quats, scales, opacities, colors, viewmat, K = scene()
     bg = jnp.array([0.2, 0.5, 0.9, 0.0])
-    w, h = 48, 40
+    w, h = 32, 28
 
     def ours(m, c):
         out = render_tiles(m[None], quats[None], scales[None], opacities[None], c[None],
-                           viewmat[None], K[None], w, h, background=bg[None], capacity=4096,
-                           per_tile=300)
+                           viewmat[None], K[None], w, h, background=bg[None], capacity=1024,
+                           per_tile=200)
         return out.rgb[0], out.alpha[0], out.tile_overflow[0]
 
     def ref(m, c):
         out = rasterize(m, quats, scales, opacities, c, viewmat, K, w, h, background=bg,
-                        backend="reference", capacity=4096)
+                        backend="reference", capacity=1024)
         return out.rgb, out.alpha
 
     rgb, alpha, overflow = ours(means, colors)
@@ -56,8 +56,8 @@ def test_matches_reference_rasterizer_in_values_and_gradients():
 
 
 def test_reports_overflow_when_a_tile_holds_more_than_per_tile():
-    means, quats, scales, opacities, colors, viewmat, K = scene(n=200)
+    means, quats, scales, opacities, colors, viewmat, K = scene()
     out = render_tiles(means[None], quats[None], scales[None], opacities[None], colors[None],
-                       viewmat[None], K[None], 48, 40, background=jnp.zeros((1, 4)),
-                       capacity=4096, per_tile=4)
+                       viewmat[None], K[None], 32, 28, background=jnp.zeros((1, 4)),
+                       capacity=1024, per_tile=4)
     assert int(out.tile_overflow[0]) > 0
