@@ -12,7 +12,9 @@ jaw_pose[0] > 0 (radians about +x).
 """
 from __future__ import annotations
 
+import os
 import pickle
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -73,13 +75,22 @@ def _write_pickle(path: Path, obj) -> None:
         pickle.dump(obj, fh, protocol=2)
 
 
+def _link_or_copy(source: Path, target: Path) -> None:
+    """Give `target` the content of `source`: a hard link (the model pickle is ~76 MB), else a copy."""
+    with atomic_path(target) as tmp:
+        try:
+            os.link(source, tmp)
+        except OSError:  # filesystems without hard links
+            shutil.copyfile(source, tmp)
+
+
 def write_procedural_flame(out_dir, seed: int = 0) -> Path:
     """Write the procedural head under out_dir/flame/ with FLAME's file names; return that folder."""
     folder = Path(out_dir) / "flame"
     folder.mkdir(parents=True, exist_ok=True)
     data = generate_procedural_flame(seed)
     _write_pickle(folder / "generic_model.pkl", data["model"])
-    _write_pickle(folder / "FLAME_NEUTRAL.pkl", data["model"])
+    _link_or_copy(folder / "generic_model.pkl", folder / "FLAME_NEUTRAL.pkl")
     _write_pickle(folder / "flame_static_embedding.pkl", data["static_embedding"])
     _write_pickle(folder / "FLAME_masks.pkl", data["masks"])
     with atomic_path(folder / "flame_dynamic_embedding.npy") as tmp:
