@@ -29,8 +29,9 @@ def write_motion_identity(out: Path, model, index: int, seed: int, seconds: floa
     out = Path(out)
     rng = np.random.default_rng([seed, index])
     voice = synth.choose_voice(rng, cfg.speech)
-    texts = synth.pick_sentences(rng, seconds, cfg.split.test_sentences + cfg.split.val_sentences + 1)
-    speech = synth.speak(texts, voice, seed * 1000 + index, cfg.speech, cfg.sample_rate)
+    min_count = cfg.split.test_sentences + cfg.split.val_sentences + 1
+    texts = synth.pick_sentences(rng, seconds, min_count)
+    speech = synth.speak(texts, voice, seed * 1000 + index, cfg.speech, cfg.sample_rate, seconds, min_count)
     num_frames = num_video_frames(len(speech.audio), cfg.sample_rate, cfg.fps)
     needed = int(np.ceil(num_frames * cfg.sample_rate / cfg.fps))
     audio = np.pad(speech.audio, (0, max(0, needed - len(speech.audio))))
@@ -58,7 +59,7 @@ def write_motion_identity(out: Path, model, index: int, seed: int, seconds: floa
         with open(tmp, "wb") as fh:
             np.savez(fh, shape=shape, expr=np.zeros(model.n_expr, np.float32))
     with atomic_path(out / "identity.json") as tmp:
-        tmp.write_text(json.dumps({"voice": voice.name, "sentences": texts,
+        tmp.write_text(json.dumps({"voice": voice.name, "sentences": speech.texts,
                                    "sentence_seconds": speech.sentences}, indent=1))
     return {"identity": out.name, "frames": num_frames, "voice": voice.name,
             "split_frames": {k: len(v) for k, v in splits.items()}}

@@ -23,7 +23,7 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from flashtalker_jax.errors import ConfigError, ModelFileError
+from flashtalker_jax.errors import ConfigError, InputFileError, ModelFileError
 from flashtalker_jax.flame.model import FlameModel
 from flashtalker_jax.motion import diffusion, losses
 from flashtalker_jax.motion.a2e_prior import A2EPrior, PriorDims, PriorLossWeights, prior_loss
@@ -79,6 +79,9 @@ def training_sentences(identities: list[Identity], split: str):
 
 def compute_norms(identities: list[Identity]) -> tuple[Normaliser, Normaliser]:
     sentences = training_sentences(identities, "train")
+    if not sentences:
+        raise InputFileError(identities[0].name if identities else "dataset", "no training sentences in any identity",
+                             "the train split (transforms_train.json) must list frames")
     return (Normaliser.of(np.concatenate([s.motion for s in sentences])),
             Normaliser.of(np.concatenate([s.audio for s in sentences])))
 
