@@ -60,6 +60,7 @@ def avatar_task() -> ml_collections.ConfigDict:
     t.loss.position_threshold = 1.0
     t.loss.scale = 1.0
     t.loss.scale_threshold = 0.6
+    t.loss.scale_limit_factor = 2.0  # limit = max(threshold, factor * initial local scale)
     t.loss.lip_anchor = 1e-3         # lip-guided supervision (avatar/losses.py)
     t.loss.lip_silhouette = 0.02
     t.loss.refine = 1e-2             # keeps refined FLAME params near the tracked ones

@@ -177,8 +177,10 @@ def make_loss_fn(task_cfg):
         target = composite_target(batch, background) if task_cfg.use_mask else batch["image"] / 255.0
         photo, metrics = losses.photometric_loss(rgb, target, w.l1, w.ssim)
         active = model.avatar.active[...]
+        limit = losses.scale_limits(model.avatar.init_scale[...], w.scale_threshold,
+                                    w.scale_limit_factor)
         position, scale = losses.binding_regularizers(g.local_means, g.local_log_scales, active,
-                                                      w.position_threshold, w.scale_threshold)
+                                                      w.position_threshold, limit)
         lip_anchor = losses.lip_anchor_loss(g.local_means, model.is_lip[...] & active)
         total = photo + w.position * position + w.scale * scale + w.lip_anchor * lip_anchor
         if w.lip_silhouette > 0:
@@ -191,7 +193,9 @@ def make_loss_fn(task_cfg):
         total = total + w.refine * refine
         mse = jnp.mean((rgb - target) ** 2)
         metrics.update(position=position, scale=scale, lip_anchor=lip_anchor, refine=refine,
-                       psnr=-10.0 * jnp.log10(mse), render_overflow=jnp.max(overflow))
+                       psnr=-10.0 * jnp.log10(mse), render_overflow=jnp.max(overflow),
+                       opacity=jnp.mean(g.opacities), log_scale=jnp.mean(g.local_log_scales),
+                       offset=jnp.mean(jnp.abs(g.local_means)))
         return total, metrics
 
     return loss_fn

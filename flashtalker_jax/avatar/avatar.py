@@ -83,6 +83,9 @@ class GaussianAvatar(nnx.Module):
         self.barycentrics = Binding(jnp.asarray(padded(placement.barycentrics, 1 / 3), jnp.float32))
         self.region = Binding(jnp.asarray(padded(placement.region, 0), jnp.int32))
         self.active = Binding(jnp.asarray(padded(np.ones(n, bool), False)))
+        # Initial local scale (triangle units): UV samples can be larger than their
+        # triangle, so the scale regulariser's limit is taken relative to it (losses.py).
+        self.init_scale = Binding(jnp.asarray(padded(np.exp(log_scale).astype(np.float32), 1.0)))
         self.lr_scale = {k: float(v) for k, v in cfg.lr_scale.items()}
         init_opacity = float(np.log(cfg.init_opacity / (1 - cfg.init_opacity)))
         initial = {

@@ -4,7 +4,8 @@
   metrics.image (Gaussian window 11, sigma 1.5), images (B, H, W, 3) in [0, 1].
 - Binding regularisers (GaussianAvatars), over active Gaussians, in triangle units:
   position  mean(relu(|mu_local| - pos_threshold))       (keeps Gaussians near their face)
-  scale     mean(relu(exp(s_local) - scale_threshold))   (keeps them no larger than it)
+  scale     mean(relu(exp(s_local) - limit))             (keeps them no larger than it)
+  with limit = max(scale_threshold, factor * initial local scale) per Gaussian.
 - Lip-guided Gaussian supervision (FlashTalker names the idea; its paper text is not
   public, so this is our reading, two terms):
   1. lip anchoring: mean over lip Gaussians of |mu_local|^2, the squared distance (in
@@ -46,14 +47,22 @@ def _masked_mean(values: Float[Array, "B N"], mask: Bool[Array, "N"]) -> Array:
 
 
 def binding_regularizers(local_means: Float[Array, "B N 3"], local_log_scales: Float[Array, "B N 3"],
-                         active: Bool[Array, "N"], pos_threshold: float, scale_threshold: float
-                         ) -> tuple[Array, Array]:
-    """(position, scale) regularisers of GaussianAvatars (module docstring), unweighted."""
+                         active: Bool[Array, "N"], pos_threshold: float,
+                         scale_limit: Float[Array, "N"]) -> tuple[Array, Array]:
+    """(position, scale) regularisers of GaussianAvatars (module docstring), unweighted.
+    scale_limit (N,): per-Gaussian scale threshold (see `scale_limits`)."""
     dist = jnp.sqrt(jnp.sum(local_means**2, -1) + 1e-12)
     position = _masked_mean(jax.nn.relu(dist - pos_threshold), active)
-    scale = _masked_mean(jnp.mean(jax.nn.relu(jnp.exp(local_log_scales) - scale_threshold), -1),
-                         active)
+    excess = jax.nn.relu(jnp.exp(local_log_scales) - scale_limit[:, None])
+    scale = _masked_mean(jnp.mean(excess, -1), active)
     return position, scale
+
+
+def scale_limits(init_scale: Float[Array, "N"], threshold: float, factor: float) -> Float[Array, "N"]:
+    """max(threshold, factor * initial local scale): GaussianAvatars' 0.6 assumes at least
+    one Gaussian per triangle; a coarse UV grid starts with Gaussians larger than their
+    triangle, which the plain threshold would shrink into holes."""
+    return jnp.maximum(threshold, factor * init_scale)
 
 
 def lip_anchor_loss(local_means: Float[Array, "B N 3"], is_lip: Bool[Array, "N"]) -> Array:
