@@ -19,6 +19,7 @@ from flashtalker_jax.train.step import LossFn
 
 TASKS: dict[str, str] = {
     "toy_regression": "flashtalker_jax.train.toy:make_task",
+    "avatar_adapt": "flashtalker_jax.avatar.adapt:make_task",
 }
 
 
