@@ -78,3 +78,35 @@ def run_demo(args: argparse.Namespace, overrides: list[str]) -> int:
                                          "total_seconds")}])
     print(f"demo: {args.out}/demo.mp4, contact_sheet.png, report.json", file=sys.stderr)
     return 0
+
+
+BENCH_HELP = "Time flashtalker speak: render-stage and whole-pipeline FPS per batch, first-frame latency."
+
+
+def bench_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--avatar", required=True, help="avatar folder (or adapt run folder)")
+    p.add_argument("--a2e", required=True, help="motion run folder")
+    p.add_argument("--seconds", type=float, default=60.0, help="clip length")
+    p.add_argument("--size", type=int, default=512, help="output side in pixels")
+    p.add_argument("--batch", default="1,16", help="batch sizes, comma separated")
+    p.add_argument("--audio", help="time this speech file instead of a generated tone")
+    p.add_argument("--backend", help="rasterizer backend (default: the avatar's)")
+    p.add_argument("--report", help="write the JSON report here")
+
+
+def run_bench(args: argparse.Namespace, overrides: list[str]) -> int:
+    from flashtalker_jax.errors import ConfigError
+    from flashtalker_jax.pipeline.bench import bench_speak
+    from flashtalker_jax.utils.progress import progress
+    from flashtalker_jax.utils.report import print_table, write_report
+
+    if overrides:
+        raise ConfigError(f"bench speak takes no --config overrides, got {overrides}")
+    batches = [int(b) for b in args.batch.split(",") if b.strip()]
+    rows = bench_speak(args.avatar, args.a2e, seconds=args.seconds, size=args.size, batches=batches,
+                       audio=args.audio, backend=args.backend,
+                       progress=lambda it: progress(it, desc="bench speak", unit="batch size"))
+    print_table(rows)
+    write_report(args.report, {"command": "bench speak", "avatar": args.avatar, "a2e": args.a2e,
+                               "seconds": args.seconds, "rows": rows})
+    return 0

@@ -42,6 +42,7 @@ class SpeakResult:
     audio_seconds: float
     stage_seconds: dict[str, float]
     total_seconds: float
+    first_frame_seconds: float  # from the call to the first rendered batch (streaming latency)
 
     def stage_fps(self) -> dict[str, float]:
         """Frames per second of each stage alone and of the whole run."""
@@ -120,6 +121,8 @@ def speak(audio_path: str | os.PathLike, out_path: str | os.PathLike, *, motion_
             seconds["render"] += t1 - t0
             seconds["encode"] += time.perf_counter() - t1
             mouth[start:start + count] = opening
+            if start == 0:
+                first_frame = t1 - start_all
             bar.update(count)
         bar.close()
         t0 = time.perf_counter()
@@ -130,4 +133,4 @@ def speak(audio_path: str | os.PathLike, out_path: str | os.PathLike, *, motion_
             with open(tmp, "wb") as fh:
                 np.savez(fh, mouth_opening_mm=mouth, fps=np.float32(fps),
                          **{k: np.asarray(track[k]) for k in keys})
-    return SpeakResult(out_path, n_frames, duration, seconds, time.perf_counter() - start_all)
+    return SpeakResult(out_path, n_frames, duration, seconds, time.perf_counter() - start_all, first_frame)

@@ -84,3 +84,15 @@ def test_bad_avatar_folders(tiny_runs, tmp_path, capsys):
     assert main(["speak", "--avatar", str(other), "--a2e", str(tiny_runs["a2e"]), "--audio", str(wav),
                  "--out", str(out), "--quiet"]) == 2
     assert "do not match" in capsys.readouterr().err and not out.exists()
+
+
+def test_bench_speak_cli(tiny_runs, tmp_path):
+    import json
+
+    report = tmp_path / "r.json"
+    assert main(["bench", "speak", "--avatar", str(tiny_runs["avatar"]), "--a2e", str(tiny_runs["a2e"]),
+                 "--seconds", "0.3", "--size", "32", "--batch", "4", "--report", str(report)]) == 0
+    (row,) = json.loads(report.read_text())["rows"]
+    assert row["batch"] == 4 and row["frames"] == 8 and row["size"] == 32
+    assert 0 < row["render_fps"] and 0 < row["pipeline_fps"] <= row["render_fps"]
+    assert 0 < row["first_frame_ms"]
