@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 
+from flashtalker_jax.cli import speak as _speak
+
 
 def _csv_ints(text: str) -> list[int]:
     scale = {"k": 1_000, "m": 1_000_000}
@@ -65,6 +67,7 @@ def _raster(args, overrides) -> int:
 SUBCOMMANDS = [
     ("raster", "Time the Gaussian rasterizer (forward, forward+backward, memory).",
      _raster_arguments, _raster),
+    ("speak", _speak.BENCH_HELP, _speak.bench_arguments, _speak.run_bench),
 ]
 
 
