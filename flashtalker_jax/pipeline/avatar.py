@@ -64,7 +64,14 @@ def load_avatar_renderer(avatar_dir: str | Path, data_dir: str | Path | None = N
         avatar_dir = avatar_dir / "avatar"
     if not avatar_dir.is_dir():
         raise ModelFileError(avatar_dir, "avatar folder not found", "pass RUN/avatar written by `flashtalker adapt`")
-    model, task_cfg = load_avatar(avatar_dir)
+    try:
+        model, task_cfg = load_avatar(avatar_dir)
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        # config.json lacks a field this code needs, or arrays have other shapes: the folder
+        # was written by another version of the avatar code.
+        raise ModelFileError(avatar_dir, f"written by an incompatible version of flashtalker-jax "
+                                         f"({type(exc).__name__}: {exc})",
+                             "re-run `flashtalker adapt` with this version") from exc
     data_dir = Path(data_dir or task_cfg.data)
     size = int(size or task_cfg.resolution)
     if backend:

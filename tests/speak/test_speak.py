@@ -4,6 +4,7 @@ tests/test_video.py for why exact), per-frame parameters saved; bad inputs give 
 errors and leave no mp4 behind."""
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -73,6 +74,14 @@ def test_bad_avatar_folders(tiny_runs, tmp_path, capsys):
     (missing / "state.npz").unlink()
     with pytest.raises(ModelFileError, match="state.npz is missing"):
         load_avatar_renderer(missing)
+    # Written by a version whose config lacks a field this code reads.
+    old_config = tmp_path / "old_config"
+    shutil.copytree(tiny_runs["avatar"], old_config)
+    config = json.loads((old_config / "config.json").read_text())
+    del config["avatar"]["feature_dim"]
+    (old_config / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelFileError, match="incompatible version"):
+        load_avatar_renderer(old_config)
     # An avatar written by an incompatible version: its variables do not match this code's.
     other = tmp_path / "other_version"
     shutil.copytree(tiny_runs["avatar"], other)
@@ -87,8 +96,6 @@ def test_bad_avatar_folders(tiny_runs, tmp_path, capsys):
 
 
 def test_bench_speak_cli(tiny_runs, tmp_path):
-    import json
-
     report = tmp_path / "r.json"
     assert main(["bench", "speak", "--avatar", str(tiny_runs["avatar"]), "--a2e", str(tiny_runs["a2e"]),
                  "--seconds", "0.3", "--size", "32", "--batch", "4", "--report", str(report)]) == 0
