@@ -44,7 +44,7 @@ def _cameras():
 
 def _scene(seed):
     return random_scene(jax.random.PRNGKey(seed), N, sh_degree=SH_DEGREE, extent=0.45,
-                        log_scale=-2.8, behind_fraction=0.1, huge_fraction=0.03,
+                        log_scale=-2.8, behind_fraction=0.1, huge_fraction=0.05,
                         tiny_fraction=0.1)
 
 
@@ -95,6 +95,9 @@ def test_scene_covers_the_required_cases(case):
     assert int(per_tile.min()) >= 0
     assert int(jnp.sum(depths < 0)) > 0, f"seed {seed}: nothing behind the camera"
     assert int(seen_away) == 0, "the third camera must see nothing (all tiles empty)"
+    largest = jnp.max(scene.scales, axis=-1)
+    assert float(largest.max()) > 0.2, f"seed {seed}: no huge Gaussian"
+    assert float(largest.min()) < 1e-3, f"seed {seed}: no tiny Gaussian"
 
 
 def test_forward_matches_reference(case):
