@@ -14,7 +14,8 @@ def tiny_identity(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("identity")
     flame_dir = write_procedural_flame(root / "head", seed=0)
-    cfg = load_config("data_synth", ["render.width=64", "render.height=64", "render.texture_size=256"])
+    cfg = load_config("data_synth", ["render.width=64", "render.height=64", "render.texture_size=256",
+                                     "render.workers=1"])  # tiny frames: no process pool
     out = root / "id0"
     synthesize_identity(out, load_flame_model(flame_dir), flame_dir, 0, 0, 2.0, cfg, show_progress=False)
     shutil.copytree(flame_dir, out / "flame")
