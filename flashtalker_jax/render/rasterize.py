@@ -58,8 +58,10 @@ def rasterize(means, quats, scales, opacities, colors, viewmat, K, width: int, h
     in pixels. background: (C,) or (B,C), composited as rgb + bg (1 - alpha).
     capacity: tile-intersection slots per camera. Eager calls start from it (default
     4 per Gaussian) and re-run with a larger buffer when it overflows; traced calls
-    (inside jit/grad) raise BufferOverflowError at run time naming the size needed
-    (use `required_capacity` to size it).
+    (inside jit/grad) raise BufferOverflowError from a host callback at run time,
+    which JAX re-raises as jax.errors.JaxRuntimeError carrying the message with the
+    size needed (use `required_capacity` to size the buffer beforehand).
+    Differentiable w.r.t. every Gaussian input, viewmat and background.
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
