@@ -1,7 +1,7 @@
 """`flashtalker demo`: every stage of the project on a procedural identity, no downloads.
 
-Layout of the output folder (each step is skipped when its result exists, so re-running
-reuses what is there):
+Layout of the output folder (each step is skipped when its result exists, and interrupted
+training resumes from its newest checkpoint, so re-running reuses what is there):
   data/       the procedural identity (VHAP layout + flame/), `flashtalker data synth`
   avatar/     the adapted avatar run (`flashtalker adapt`; avatar/avatar is the folder)
   a2e_data/   motion-only speaking identities for the audio model (`synth-a2e-data`)
@@ -53,7 +53,7 @@ def make_avatar(out: Path, ident: Path, cfg: ml_collections.ConfigDict) -> Path:
     run = out / "avatar"
     if not (run / "avatar" / "state.npz").is_file():
         _cli(["adapt", "--data", ident, "--flame", ident.parent / "flame", "--out", run, "--config", cfg.adapt.config,
-              *_overrides(cfg.adapt.overrides)])
+              "--resume", *_overrides(cfg.adapt.overrides)])
     return run
 
 
@@ -63,7 +63,7 @@ def make_a2e(out: Path, cfg: ml_collections.ConfigDict) -> Path:
         if not (data / "flame").is_dir():
             _cli(["synth-a2e-data", "--out", data, "--identities", cfg.a2e.identities,
                   "--seconds", cfg.a2e.seconds, "--seed", cfg.seed, *_overrides(cfg.a2e.synth_overrides)])
-        _cli(["pretrain-a2e", "--data", data, "--out", run, "--config", cfg.a2e.config,
+        _cli(["pretrain-a2e", "--data", data, "--out", run, "--config", cfg.a2e.config, "--resume",
               *_overrides(cfg.a2e.overrides)])
     return run
 
