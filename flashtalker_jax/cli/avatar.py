@@ -21,7 +21,8 @@ def register(subparsers) -> None:
     evaluate = subparsers.add_parser(
         "eval-avatar", help="PSNR/SSIM/L1/mouth PSNR of an avatar on held-out frames, with a PNG",
         description="Render the held-out frames of DATA from their tracked FLAME parameters and "
-                    "compare with the ground truth.")
+                    "compare with the ground truth. Overrides apply to the avatar's saved task "
+                    "config, e.g. --config.task.eval_max_frames=16.")
     evaluate.add_argument("--avatar", required=True, help="avatar folder (RUN or RUN/avatar)")
     evaluate.add_argument("--data", required=True, help="identity folder (VHAP format)")
     evaluate.add_argument("--report", help="JSON report path")
@@ -68,6 +69,14 @@ def run_eval(args: argparse.Namespace, overrides: list[str]) -> int:
         avatar_dir = avatar_dir / "avatar"
     png = args.png or (Path(args.report).with_suffix(".png") if args.report else avatar_dir / "eval.png")
     model, task_cfg = load_avatar(avatar_dir)
+    if overrides:  # e.g. --config.task.eval_max_frames=16 on the avatar's saved config
+        import ml_collections
+
+        from flashtalker_jax.config import apply_overrides
+
+        wrapper = ml_collections.ConfigDict({"task": task_cfg})
+        apply_overrides(wrapper, overrides, source=str(avatar_dir / "config.json"))
+        task_cfg = wrapper.task
     result = evaluate_avatar(model, task_cfg, args.data, png_path=png)
     write_report(args.report, {"avatar": str(avatar_dir), "data": str(args.data), "png": str(png),
                                **result})
