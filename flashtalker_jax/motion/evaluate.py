@@ -26,7 +26,6 @@ from flashtalker_jax.flame.landmarks import mouth_opening
 from flashtalker_jax.flame.lbs import flame_forward
 from flashtalker_jax.flame.model import FlameModel, FlameParams
 from flashtalker_jax.metrics import lip
-from flashtalker_jax.motion import tasks
 from flashtalker_jax.motion.dataset import Identity
 from flashtalker_jax.motion.inference import Predictor
 
