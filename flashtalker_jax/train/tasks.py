@@ -20,6 +20,8 @@ from flashtalker_jax.train.step import LossFn
 TASKS: dict[str, str] = {
     "toy_regression": "flashtalker_jax.train.toy:make_task",
     "avatar_adapt": "flashtalker_jax.avatar.adapt:make_task",
+    "a2e_prior": "flashtalker_jax.motion.tasks:make_task",
+    "audio2param": "flashtalker_jax.motion.tasks:make_task",
 }
 
 

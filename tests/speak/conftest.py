@@ -11,7 +11,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 @pytest.fixture(scope="session")
 def tiny_runs(tmp_path_factory):
-    pytest.importorskip("flashtalker_jax.avatar.adapt", reason="the avatar folder format (avatar/adapt.py) is needed")
     import tiny
 
     from flashtalker_jax.audio.features import log_mel_features

@@ -15,8 +15,6 @@ REPORT_KEYS = {"psnr_heldout", "ssim_heldout", "mouth_open_corr", "render_fps", 
 
 @pytest.mark.slow
 def test_demo_quick(tmp_path):
-    pytest.importorskip("espeakng_loader", reason="espeak-ng (espeakng-loader) makes the speech")
-    pytest.importorskip("flashtalker_jax.avatar.adapt", reason="the avatar stage (avatar/adapt.py) is needed")
     out = tmp_path / "demo"
     assert main(["demo", "--quick", "--out", str(out)]) == 0
     for name in ("data/identity_000/transforms.json", "avatar/avatar/state.npz", "a2e/model.json",
