@@ -16,15 +16,15 @@ from flashtalker_jax import __version__
 from flashtalker_jax.config import split_overrides
 from flashtalker_jax.errors import FlashtalkerError
 
-# Order is the order of `flashtalker --help`. Each command group adds its own line.
+# Order is the order of `flashtalker --help`: the data flow, then benchmarks.
 COMMAND_MODULES: list[str] = [
-    "flashtalker_jax.cli.train",
-    "flashtalker_jax.cli.data",
     "flashtalker_jax.cli.head",
-    "flashtalker_jax.cli.bench",
+    "flashtalker_jax.cli.data",
+    "flashtalker_jax.cli.train",
+    "flashtalker_jax.cli.avatar",
     "flashtalker_jax.cli.a2e",
     "flashtalker_jax.cli.speak",
-    "flashtalker_jax.cli.avatar",
+    "flashtalker_jax.cli.bench",
 ]
 
 
