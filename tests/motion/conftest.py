@@ -1,15 +1,16 @@
-"""Tiny models and a tiny FLAME-like model shared by the motion tests."""
-import numpy as np
+"""Tiny models shared by the motion tests; plain helpers live in motion_helpers.py."""
+import sys
+from pathlib import Path
+
+import jax
 import pytest
 
-from flashtalker_jax.flame.model import FlameModel
-import jax
+sys.path.insert(0, str(Path(__file__).parent))
 
-from flashtalker_jax.motion.a2e_prior import A2EPrior, PriorDims
-from flashtalker_jax.motion.layers import jit_init
+from motion_helpers import AUDIO_DIM, MOTION_DIM  # noqa: E402
 
-MOTION_DIM = 7   # 4 expression coefficients + 3 jaw pose
-AUDIO_DIM = 5
+from flashtalker_jax.motion.a2e_prior import A2EPrior, PriorDims  # noqa: E402
+from flashtalker_jax.motion.layers import jit_init  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -22,22 +23,3 @@ def tiny_dims():
 @pytest.fixture(scope="session")
 def tiny_prior(tiny_dims):
     return jit_init(lambda rngs: A2EPrior(tiny_dims, rngs), jax.random.key(0))
-
-
-def random_flame(num_vertices=30, n_shape=3, n_expr=4, seed=0) -> FlameModel:
-    """A small random model with FLAME's structure (5 joints; jaw skins half the vertices)."""
-    rng = np.random.default_rng(seed)
-    v = rng.normal(size=(num_vertices, 3)) * 0.05
-    weights = np.zeros((num_vertices, 5))
-    weights[:, 1] = 1.0
-    weights[num_vertices // 2:, 1] = 0.3
-    weights[num_vertices // 2:, 2] = 0.7
-    regressor = np.abs(rng.normal(size=(5, num_vertices)))
-    f32 = lambda x: np.asarray(x, np.float32)
-    return FlameModel(
-        v_template=f32(v), shape_dirs=f32(rng.normal(size=(num_vertices, 3, n_shape)) * 1e-3),
-        expr_dirs=f32(rng.normal(size=(num_vertices, 3, n_expr)) * 1e-3),
-        posedirs=f32(rng.normal(size=(num_vertices, 3, 36)) * 1e-4),
-        J_regressor=f32(regressor / regressor.sum(1, keepdims=True)), weights=f32(weights),
-        faces=np.array([[0, 1, 2]], np.int32), lmk_faces_idx=np.zeros((0,), np.int32),
-        lmk_bary_coords=np.zeros((0, 3), np.float32))

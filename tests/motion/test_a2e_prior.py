@@ -7,7 +7,7 @@ from flax import nnx
 from flashtalker_jax.motion import diffusion
 from flashtalker_jax.motion.a2e_prior import PriorLossWeights, make_window_sampler, prior_loss
 from flashtalker_jax.motion.layers import jit_apply
-from tests.motion.conftest import AUDIO_DIM, MOTION_DIM
+from motion_helpers import AUDIO_DIM, MOTION_DIM
 
 ORDER = ("x_t", "n", "context", "context_mask", "audio", "frame_mask", "identity", "drop_audio")
 SAMPLER_ARGS = ("context", "context_mask", "audio", "frame_mask", "identity")

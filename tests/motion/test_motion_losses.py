@@ -6,7 +6,7 @@ from flashtalker_jax.flame.model import FlameParams
 from flashtalker_jax.motion.dataset import Normaliser
 from flashtalker_jax.motion.losses import (jaw_driven_vertices, vertex_subset_flame, motion_vertices,
                                            temporal_huber_loss, vertex_loss)
-from tests.motion.conftest import random_flame
+from motion_helpers import random_flame
 
 
 def test_temporal_huber_by_hand():
