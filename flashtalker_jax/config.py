@@ -17,7 +17,8 @@ import ml_collections
 
 from flashtalker_jax.errors import ConfigError
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+# configs/ at the repository top level installs as the package flashtalker_jax.configs.
+CONFIG_DIR = Path(importlib.util.find_spec("flashtalker_jax.configs").origin).parent
 OVERRIDE_PREFIX = "--config."
 
 

@@ -12,7 +12,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def _source_packages():
-    for root, mapped in (("flashtalker_jax", "flashtalker_jax"), ("kernels", "flashtalker_jax.kernels")):
+    for root, mapped in (("flashtalker_jax", "flashtalker_jax"), ("kernels", "flashtalker_jax.kernels"),
+                         ("configs", "flashtalker_jax.configs")):
         for folder in sorted((REPO / root).rglob("*")):
             parts = folder.relative_to(REPO / root).parts
             if folder.is_dir() and not {"__pycache__", "tests"} & set(parts) and any(folder.glob("*.py")):
@@ -31,3 +32,11 @@ def test_every_source_package_imports_from_the_installed_package():
         assert module.__name__ == name
     assert importlib.import_module("flashtalker_jax.kernels.rasterize.gpu")
     assert Path(flashtalker_jax.__file__).name == "__init__.py"
+
+
+def test_config_files_ship_with_the_package():
+    from flashtalker_jax.config import CONFIG_DIR, find_config
+
+    assert (CONFIG_DIR / "__init__.py").exists()
+    for name in ("demo", "demo_quick", "adapt_flashtalker", "pretrain_a2e", "data_synth"):
+        assert find_config(name).parent == CONFIG_DIR

@@ -16,7 +16,7 @@ def test_registered_factories_import(name):
 
 def test_config_task_names_are_registered():
     named = {}
-    for path in sorted(CONFIG_DIR.glob("*.py")):
+    for path in sorted(CONFIG_DIR.glob("[!_]*.py")):
         config = load_config(path)
         if "task" in config and "name" in config.task:
             named[path.name] = config.task.name
