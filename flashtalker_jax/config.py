@@ -17,8 +17,17 @@ import ml_collections
 
 from flashtalker_jax.errors import ConfigError
 
-# configs/ at the repository top level installs as the package flashtalker_jax.configs.
-CONFIG_DIR = Path(importlib.util.find_spec("flashtalker_jax.configs").origin).parent
+
+def _config_dir() -> Path:
+    """configs/ at the repository top level installs as the package flashtalker_jax.configs;
+    a process that imports the source checkout instead (cwd on sys.path) uses the folder."""
+    spec = importlib.util.find_spec("flashtalker_jax.configs")
+    if spec is not None and spec.origin:
+        return Path(spec.origin).parent
+    return Path(__file__).resolve().parent.parent / "configs"
+
+
+CONFIG_DIR = _config_dir()
 OVERRIDE_PREFIX = "--config."
 
 

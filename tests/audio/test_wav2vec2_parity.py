@@ -203,5 +203,5 @@ def test_loading_does_not_import_torch(tmp_path):
             "from flashtalker_jax.audio.wav2vec2 import load_wav2vec2\n"
             f"model, settings, _ = load_wav2vec2({str(folder)!r})\n"
             "assert 'torch' not in sys.modules and 'transformers' not in sys.modules\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
+    result = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr

@@ -139,7 +139,8 @@ def synthesize(texts: Sequence[str], voice: Voice, seed: int = 0) -> list[Uttera
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "speech.npz"
         request = json.dumps({"texts": list(texts), "voice": dataclasses.asdict(voice), "seed": int(seed), "out": str(out)})
-        proc = subprocess.run([sys.executable, "-m", __name__], input=request, text=True,
+        # -P: the worker imports this installed package, not a checkout in the cwd.
+        proc = subprocess.run([sys.executable, "-P", "-m", __name__], input=request, text=True,
                               capture_output=True)
         if proc.returncode != 0:
             raise FlashtalkerError(f"espeak-ng worker failed for voice {voice.name}: {proc.stderr.strip()[-2000:]}")
