@@ -1,5 +1,5 @@
 """CPU-sized FlashTalker adaptation: 256x256 frames, a 96^2 UV grid (a few thousand
-Gaussians), the vectorised tile compositor, a few thousand steps."""
+Gaussians), the vectorised "tiles" rasterize backend, a few thousand steps."""
 from flashtalker_jax.config import load_config
 
 
@@ -12,7 +12,7 @@ def get_config():
     config.task.avatar.offset_hidden = 32
     config.task.avatar.color_hidden = 16
     config.task.render.backend = "tiles"
-    config.task.render.per_tile = 768    # 384 overflowed at 256x256 (render_overflow > 0)
+    config.task.render.per_tile = 768    # 384 overflowed at 256x256 (training raised)
     config.task.render.tile_chunk = 32
     config.task.refine_start = 1500
     config.train.steps = 3000

@@ -64,11 +64,29 @@ def avatar_task() -> ml_collections.ConfigDict:
     t.loss.lip_anchor = 1e-3         # lip-guided supervision (avatar/losses.py)
     t.loss.lip_silhouette = 0.02
     t.loss.refine = 1e-2             # keeps refined FLAME params near the tracked ones
+    t.loss.perceptual = 0.0          # LPIPS weight (0 = off); needs perceptual_weights
+    t.loss.perceptual_net = "alex"   # "alex" or "vgg": the network perceptual_weights holds
+    t.loss.perceptual_weights = ""   # LPIPS weights file (metrics/lpips.py reads it)
+
+    # Binding-aware densification and pruning (avatar/densify.py), for the per-face
+    # placement; avatar.capacity bounds the Gaussians created over the whole run.
+    t.densify = ml_collections.ConfigDict()
+    t.densify.enabled = False
+    t.densify.interval = 100         # densify/prune every this many steps ...
+    t.densify.start = 500            # ... from this step ...
+    t.densify.stop = 10000           # ... until this one (no opacity reset from here on)
+    t.densify.grad_threshold = 2e-4  # mean image-plane gradient (half-image units, as 3DGS)
+    t.densify.split_scale = 0.6      # local scale (triangle units) above which to split, not clone
+    t.densify.split_shrink = 1.6     # split: both halves' scales divided by this (3DGS)
+    t.densify.min_opacity = 0.005    # prune fainter Gaussians ...
+    t.densify.max_scale = 3.0        # ... and larger ones (local scale, triangle units)
+    t.densify.opacity_reset_interval = 3000  # 0 = never
+    t.densify.opacity_reset_value = 0.01
 
     t.render = ml_collections.ConfigDict()
-    t.render.backend = "auto"        # render.rasterize backend, or "tiles" (avatar/tile_render.py)
+    t.render.backend = "auto"        # render.rasterize backend: auto, reference, pallas, tiles
     t.render.intersections_per_gaussian = 8  # static tile-intersection buffer per Gaussian
-    t.render.per_tile = 512          # "tiles": depth-sorted entries kept per 16x16 tile
+    t.render.per_tile = 512          # "tiles": entries composited per 16x16 tile (longer raises)
     t.render.tile_chunk = 64         # "tiles": tiles composited at once (memory bound)
     return t
 

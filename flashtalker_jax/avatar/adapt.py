@@ -28,7 +28,7 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from flashtalker_jax.avatar import losses
+from flashtalker_jax.avatar import densify, losses
 from flashtalker_jax.avatar.adapt_data import (AdaptIterator, audio_frame_features, load_frames,
                                                split_indices)
 from flashtalker_jax.avatar.adapt_model import (REFINED_KEYS, AdaptModel, FlameConst,
@@ -36,7 +36,6 @@ from flashtalker_jax.avatar.adapt_model import (REFINED_KEYS, AdaptModel, FlameC
 from flashtalker_jax.avatar.avatar import GaussianAvatar, drive_from_flame
 from flashtalker_jax.avatar.binding import bound_anchors
 from flashtalker_jax.avatar.sampling import Placement, build_placement, faces_in_masks
-from flashtalker_jax.avatar.tile_render import render_tiles
 from flashtalker_jax.errors import ModelFileError
 from flashtalker_jax.flame.lbs import flame_forward
 from flashtalker_jax.flame.loader import (find_model_file, load_flame_model, load_region_masks,
@@ -100,7 +99,7 @@ def make_model_factory(task_cfg, spec: AvatarSpec):
     def make_model(rngs: nnx.Rngs) -> AdaptModel:
         avatar = GaussianAvatar(spec.placement, np.asarray(spec.flame.v_template),
                                 np.asarray(spec.flame.faces), spec.flame.n_expr, audio_dim,
-                                task_cfg.avatar, rngs)
+                                task_cfg.avatar, rngs, densifiable=task_cfg.densify.enabled)
         if spec.initial_colors is not None:
             logits = np.log(spec.initial_colors / (1 - spec.initial_colors))
             full = np.zeros((avatar.capacity, 3), np.float32)
@@ -129,7 +128,9 @@ def tracked_params(batch, n_expr: int) -> FlameParams:
 
 def render(model: AdaptModel, params: FlameParams, viewmat, K, audio, task_cfg, size: int):
     """(rgb (B, h, w, 3), lip mask (B, h, w), Gaussians, FlameOutput, overflow (B,)) of the
-    given frames; overflow > 0 means the intersection buffer (or per-tile list) was short."""
+    given frames; overflow = intersections needed - buffer slots (> 0 cannot reach the
+    caller: rasterize re-runs eagerly or raises BufferOverflowError under jit, as it does
+    for a "tiles" per-tile list longer than render.per_tile)."""
     flame = model.flame.model()
     out = flame_forward(flame, params)
     if audio is not None and hasattr(model, "audio_mean"):
@@ -146,14 +147,10 @@ def render(model: AdaptModel, params: FlameParams, viewmat, K, audio, task_cfg, 
     capacity = task_cfg.render.intersections_per_gaussian * model.avatar.capacity
     args = (gaussians.means, gaussians.quats, gaussians.scales, gaussians.opacities, colors,
             viewmat, K, size, size)
-    if task_cfg.render.backend == "tiles":
-        image = render_tiles(*args, background=background, capacity=capacity,
-                             per_tile=task_cfg.render.per_tile, tile_chunk=task_cfg.render.tile_chunk)
-        overflow = image.tile_overflow
-    else:
-        image = rasterize(*args, background=background, backend=task_cfg.render.backend,
-                          capacity=capacity)
-        overflow = image.n_intersections - capacity
+    image = rasterize(*args, background=background, backend=task_cfg.render.backend,
+                      capacity=capacity, per_tile=task_cfg.render.per_tile,
+                      tile_chunk=task_cfg.render.tile_chunk)
+    overflow = image.n_intersections - capacity
     return image.rgb[..., :3], image.rgb[..., 3], gaussians, out, overflow
 
 
@@ -164,12 +161,65 @@ def composite_target(batch, background) -> jax.Array:
 
 
 def make_loss_fn(task_cfg):
+    """loss_fn(model, batch, key) -> (loss, metrics) for the trainer. Without densification
+    the key is unused (adaptation is deterministic given the batch). With it, see
+    `_densifying_loss_fn`."""
+    terms = _loss_terms_fn(task_cfg)
+    if task_cfg.densify.enabled:
+        return _densifying_loss_fn(terms, task_cfg)
+
+    def loss_fn(model: AdaptModel, batch, key):
+        del key
+        total, metrics, _ = terms(model, batch)
+        return total, metrics
+
+    return loss_fn
+
+
+def _densifying_loss_fn(terms, task_cfg):
+    """The loss for per-face densification (densify.py), which needs every Gaussian's
+    image-plane positional gradient, something a trainer loss function never sees. So
+    the function takes its own gradient once: value_and_grad of the loss with respect to
+    the (stop-gradient) parameters and to a zero probe added to the world means, then
+    returns the surrogate  loss + sum <grad, p - stop_gradient(p)>, whose value is the
+    loss and whose gradient with respect to the parameters is exactly that gradient (no
+    second render, no change to the trainer). The probe's gradient feeds the statistics;
+    the avatar's densification bookkeeping then runs (model.densify), its writes landing
+    in the non-trained variables the trainer carries and checkpoints."""
+    cfg = densify.DensifyConfig.from_config(task_cfg.densify)
+    size = task_cfg.resolution
+
+    def loss_fn(model: AdaptModel, batch, key):
+        graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+
+        def total_of(params, probe):
+            inner = nnx.merge(graphdef, params, rest)
+            inner.avatar.view_probe.value = probe
+            total, metrics, (means, viewmat) = terms(inner, batch)
+            return total, (metrics, means, viewmat)
+
+        probe = jnp.zeros((batch["K"].shape[0], model.avatar.capacity, 3), jnp.float32)
+        (total, (metrics, means, viewmat)), (grads, probe_grad) = jax.value_and_grad(
+            total_of, argnums=(0, 1), has_aux=True)(jax.lax.stop_gradient(params), probe)
+        grad_sum, grad_count = densify.image_plane_grad_norms(probe_grad, means, viewmat,
+                                                              batch["K"], size, size)
+        model.densify(grad_sum, grad_count, key, cfg)
+        linear = sum(jnp.vdot(g, p - jax.lax.stop_gradient(p)) for g, p in
+                     zip(jax.tree.leaves(grads), jax.tree.leaves(params)))
+        metrics.update(active=jnp.sum(model.avatar.active[...]),
+                       slots_used=model.avatar.n_used[...])
+        return total + linear, metrics
+
+    return loss_fn
+
+
+def _loss_terms_fn(task_cfg):
+    """terms(model, batch) -> (total loss, metrics, (world means, refined viewmat))."""
     w = task_cfg.loss
     background = tuple(task_cfg.background)
     size = task_cfg.resolution
 
-    def loss_fn(model: AdaptModel, batch, key):
-        del key  # adaptation is deterministic given the batch
+    def terms(model: AdaptModel, batch):
         n_expr = model.flame.expr_dirs.shape[-1]
         params = model.refinement.apply(tracked_params(batch, n_expr), batch["slot"], batch["refine"])
         viewmat = model.refinement.viewmat(batch["viewmat"], batch["camera"], batch["refine"])
@@ -196,9 +246,9 @@ def make_loss_fn(task_cfg):
                        psnr=-10.0 * jnp.log10(mse), render_overflow=jnp.max(overflow),
                        opacity=jnp.mean(g.opacities), log_scale=jnp.mean(g.local_log_scales),
                        offset=jnp.mean(jnp.abs(g.local_means)))
-        return total, metrics
+        return total, metrics, (g.means, viewmat)
 
-    return loss_fn
+    return terms
 
 
 def initial_colors(spec: AvatarSpec, frame: dict, task_cfg) -> np.ndarray:

@@ -25,7 +25,7 @@ def _raster_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=_csv_ints, default=[1, 16],
                    help="camera batch sizes, default 1,16")
     p.add_argument("--backends", default="reference,pallas,gsplat",
-                   help="comma separated: reference, pallas, gsplat (CUDA only)")
+                   help="comma separated: reference, pallas, tiles, gsplat (CUDA only)")
     p.add_argument("--width", type=int, default=512)
     p.add_argument("--height", type=int, default=512)
     p.add_argument("--runs", type=int, default=20, help="timed runs per row (median)")
@@ -41,9 +41,10 @@ def _raster(args, overrides) -> int:
     if overrides:
         raise ConfigError(f"bench raster takes no --config overrides, got {overrides}")
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
-    unknown = set(backends) - {"reference", "pallas", "gsplat"}
+    unknown = set(backends) - {"reference", "pallas", "tiles", "gsplat"}
     if unknown:
-        raise ConfigError(f"unknown backends {sorted(unknown)}; use reference, pallas, gsplat")
+        raise ConfigError(f"unknown backends {sorted(unknown)}; use reference, pallas, tiles, "
+                          "gsplat")
     def report(rows, notes=()):
         write_report(args.report, {"command": "bench raster", "width": args.width,
                                    "height": args.height, "runs": args.runs, "rows": rows,

@@ -20,7 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from flashtalker_jax.render import rasterize
-from flashtalker_jax.render.rasterize import intersection_counts
+from flashtalker_jax.render.rasterize import (PER_TILE_STEP, intersection_counts,
+                                              required_per_tile)
 from flashtalker_jax.render.binning import next_power_of_two
 from flashtalker_jax.render.scenes import intrinsics, orbit_cameras, random_scene
 
@@ -84,9 +85,15 @@ def bench_jax(backend: str, n: int, batch: int, width: int, height: int, runs: i
     counts = intersection_counts(scene.means, scene.quats, scene.scales, scene.opacities,
                                  cams, K, width, height)
     capacity = next_power_of_two(max(int(jnp.max(counts)), 1024))
+    per_tile = None
+    if backend == "tiles":
+        longest = required_per_tile(scene.means, scene.quats, scene.scales, scene.opacities,
+                                    cams, K, width, height)
+        per_tile = -(-longest // PER_TILE_STEP) * PER_TILE_STEP
 
     def render(s, v):
-        return rasterize(*s, v, K, width, height, backend=backend, capacity=capacity).rgb
+        return rasterize(*s, v, K, width, height, backend=backend, capacity=capacity,
+                         per_tile=per_tile).rgb
 
     def loss(s, v):
         return jnp.sum(render(s, v) * jnp.linspace(0.0, 1.0, CHANNELS))
@@ -95,7 +102,7 @@ def bench_jax(backend: str, n: int, batch: int, width: int, height: int, runs: i
     fwd = jax.jit(render).lower(scene, cams).compile()
     fwd_bwd = jax.jit(jax.grad(loss)).lower(scene, cams).compile()
     row = {"backend": backend, "gaussians": n, "cameras": batch,
-           "intersections": int(jnp.sum(counts)), "capacity": capacity}
+           "intersections": int(jnp.sum(counts)), "capacity": capacity, "per_tile": per_tile}
     row["fwd_ms"] = 1e3 * _time(lambda: fwd(scene, cams), runs)
     row["fwd_bwd_ms"] = 1e3 * _time(lambda: fwd_bwd(scene, cams), runs)
     row["xla_fwd_bwd_bytes"] = _xla_bytes(fwd_bwd)

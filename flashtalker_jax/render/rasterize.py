@@ -17,12 +17,15 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from flashtalker_jax.render import binning, reference
+from flashtalker_jax.render import binning, reference, tiles
 from flashtalker_jax.render.camera import camera_position, tile_grid
 from flashtalker_jax.render.projection import project
 from flashtalker_jax.render.sh import num_sh_bases, sh_to_rgb
 
-BACKENDS = ("auto", "reference", "pallas")
+BACKENDS = ("auto", "reference", "pallas", "tiles")
+DEFAULT_PER_TILE = 256   # "tiles": first guess of the entries kept per 16x16 tile
+DEFAULT_TILE_CHUNK = 64  # "tiles": tiles composited at once (bounds the backward's memory)
+PER_TILE_STEP = 64       # "tiles": re-runs round the needed per_tile up to this
 
 
 class RenderOutput(NamedTuple):
@@ -31,7 +34,8 @@ class RenderOutput(NamedTuple):
     rgb (..., H, W, C) with the background composited; alpha (..., H, W) = 1 - final
     transmittance; depth (..., H, W) expected depth = sum(w z) / max(alpha, 1e-10)
     (gsplat's "ED"); n_intersections (...,) int32 tile intersections needed; overflow
-    (...,) bool: buffer too small (never returned True by an eager call: it re-runs).
+    (...,) bool: intersection buffer too small, or (backend "tiles") a tile holds more
+    than per_tile entries (never True from an eager call: it re-runs).
     Unpacks like a tuple (rgb, alpha, depth, ...) or by attribute.
     """
     rgb: jnp.ndarray
@@ -47,7 +51,8 @@ class BufferOverflowError(RuntimeError):
 
 def rasterize(means, quats, scales, opacities, colors, viewmat, K, width: int, height: int,
               *, sh_degree: int | None = None, background=None, backend: str = "auto",
-              capacity: int | None = None, eps2d: float = 0.3, near_plane: float = 0.01,
+              capacity: int | None = None, per_tile: int | None = None,
+              tile_chunk: int | None = None, eps2d: float = 0.3, near_plane: float = 0.01,
               far_plane: float = 1e10) -> RenderOutput:
     """Render 3D Gaussians with gsplat's projection and compositing rules.
 
@@ -61,29 +66,55 @@ def rasterize(means, quats, scales, opacities, colors, viewmat, K, width: int, h
     (inside jit/grad) raise BufferOverflowError from a host callback at run time,
     which JAX re-raises as jax.errors.JaxRuntimeError carrying the message with the
     size needed (use `required_capacity` to size the buffer beforehand).
+    per_tile, tile_chunk (backend "tiles" only; the other backends ignore them, since
+    they composite whole tile lists): entries composited per 16x16 tile (default
+    DEFAULT_PER_TILE) and tiles composited at once (default DEFAULT_TILE_CHUNK). A tile
+    holding more entries than per_tile is an overflow, handled like the buffer's: eager
+    calls re-run with a larger per_tile, traced calls raise BufferOverflowError with the
+    per_tile needed.
     Differentiable w.r.t. every Gaussian input, viewmat and background.
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    for name, value in (("per_tile", per_tile), ("tile_chunk", tile_chunk)):
+        if value is not None and int(value) < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
     args = _batch_inputs(means, quats, scales, opacities, colors, viewmat, K, background,
                          sh_degree)
     batched = jnp.ndim(viewmat) == 3
     n = args[0].shape[-2]
     cap = binning.default_capacity(n) if capacity is None else int(capacity)
-    static = dict(width=int(width), height=int(height), sh_degree=sh_degree,
-                  backend=_resolve(backend), eps2d=eps2d, near_plane=near_plane,
-                  far_plane=far_plane)
+    backend = _resolve(backend)
+    sizes = dict(capacity=cap, per_tile=None, tile_chunk=None)
+    if backend == "tiles":
+        sizes.update(per_tile=int(per_tile or DEFAULT_PER_TILE),
+                     tile_chunk=int(tile_chunk or DEFAULT_TILE_CHUNK))
+    static = dict(width=int(width), height=int(height), sh_degree=sh_degree, backend=backend,
+                  eps2d=eps2d, near_plane=near_plane, far_plane=far_plane)
     traced = any(isinstance(a, jax.core.Tracer) for a in jax.tree_util.tree_leaves(args))
     if traced:
-        out = _render(*args, capacity=cap, **static)
-        jax.debug.callback(functools.partial(_raise_on_overflow, capacity=cap),
-                           out.n_intersections, out.overflow)
+        out, longest = _render(*args, **sizes, **static)
+        jax.debug.callback(functools.partial(_raise_on_overflow, capacity=cap,
+                                             per_tile=sizes["per_tile"]),
+                           out.n_intersections, longest, out.overflow)
     else:
-        out = _render_jit(*args, capacity=cap, **static)
-        if bool(jnp.any(out.overflow)):
-            needed = int(jnp.max(out.n_intersections))
-            out = _render_jit(*args, capacity=binning.next_power_of_two(needed), **static)
+        out, longest = _render_jit(*args, **sizes, **static)
+        # At most two re-runs: a short buffer truncates the tile lists, so the per-tile
+        # length is only known once the buffer fits.
+        for _ in range(2):
+            if not bool(jnp.any(out.overflow)):
+                break
+            sizes = _grown(sizes, int(jnp.max(out.n_intersections)), int(jnp.max(longest)))
+            out, longest = _render_jit(*args, **sizes, **static)
     return out if batched else jax.tree_util.tree_map(lambda x: x[0], out)
+
+
+def _grown(sizes: dict, needed: int, longest: int) -> dict:
+    """Buffer sizes that fit `needed` intersections and `longest` entries in a tile."""
+    grown = dict(sizes, capacity=max(sizes["capacity"], binning.next_power_of_two(needed)))
+    if sizes["per_tile"] is not None:
+        grown["per_tile"] = max(sizes["per_tile"], -(-longest // PER_TILE_STEP) * PER_TILE_STEP)
+    return grown
 
 
 def required_capacity(means, quats, scales, opacities, viewmat, K, width: int, height: int,
@@ -91,6 +122,23 @@ def required_capacity(means, quats, scales, opacities, viewmat, K, width: int, h
     """Intersection slots the largest camera needs (eager; for sizing jitted callers)."""
     return int(jnp.max(intersection_counts(means, quats, scales, opacities, viewmat, K,
                                            width, height, **projection_options)))
+
+
+def required_per_tile(means, quats, scales, opacities, viewmat, K, width: int, height: int,
+                      *, eps2d: float = 0.3, near_plane: float = 0.01,
+                      far_plane: float = 1e10) -> int:
+    """Entries of the fullest tile over the cameras (eager): the per_tile backend "tiles"
+    needs to composite every intersection (for sizing jitted callers)."""
+    options = dict(eps2d=eps2d, near_plane=near_plane, far_plane=far_plane)
+    counts = intersection_counts(means, quats, scales, opacities, viewmat, K, width, height,
+                                 **options)
+    viewmat = viewmat if jnp.ndim(viewmat) == 3 else viewmat[None]
+    batch = viewmat.shape[0]
+    gauss = [_lead(x, batch, base) for x, base in
+             ((means, 2), (quats, 2), (scales, 2), (opacities, 1))]
+    capacity = binning.next_power_of_two(max(1024, int(jnp.max(counts))))
+    return int(jnp.max(_longest(*gauss, viewmat, _lead(K, batch, 2), width=int(width),
+                                height=int(height), capacity=capacity, **options)))
 
 
 def intersection_counts(means, quats, scales, opacities, viewmat, K, width: int,
@@ -119,16 +167,38 @@ def _counts(means, quats, scales, opacities, viewmat, K, *, width, height, eps2d
     return jax.vmap(one)(means, quats, scales, opacities, viewmat, K)
 
 
+@functools.partial(jax.jit, static_argnames=("width", "height", "capacity", "eps2d",
+                                             "near_plane", "far_plane"))
+def _longest(means, quats, scales, opacities, viewmat, K, *, width, height, capacity, eps2d,
+             near_plane, far_plane):
+    tiles_x, tiles_y = tile_grid(width, height)
+
+    def one(m, q, s, o, v, k):
+        p = project(m, q, s, o, v, k, width, height, eps2d=eps2d, near_plane=near_plane,
+                    far_plane=far_plane)
+        return tiles.longest_tile(binning.bin_gaussians(p.means2d, p.radii, p.depths, tiles_x,
+                                                        tiles_y, capacity))
+
+    return jax.vmap(one)(means, quats, scales, opacities, viewmat, K)
+
+
 def _resolve(backend: str) -> str:
     return "pallas" if backend == "auto" else backend
 
 
-def _raise_on_overflow(n_intersections, overflow, *, capacity):
-    if bool(jnp.any(overflow)):
+def _raise_on_overflow(n_intersections, longest, overflow, *, capacity, per_tile):
+    if not bool(jnp.any(overflow)):
+        return
+    needed = int(jnp.max(n_intersections))
+    if needed > capacity:
         raise BufferOverflowError(
-            f"rasterize: {int(jnp.max(n_intersections))} tile intersections do not fit the "
-            f"buffer of {capacity} slots; pass capacity>= that (see required_capacity) "
-            f"or call rasterize outside jit, where it re-runs with a larger buffer")
+            f"rasterize: {needed} tile intersections do not fit the buffer of {capacity} "
+            f"slots; pass capacity>= that (see required_capacity) or call rasterize "
+            f"outside jit, where it re-runs with a larger buffer")
+    raise BufferOverflowError(
+        f"rasterize (backend 'tiles'): a tile holds {int(jnp.max(longest))} entries, more "
+        f"than per_tile={per_tile}; pass per_tile>= that or call rasterize outside jit, "
+        f"where it re-runs with a larger per_tile")
 
 
 def _lead(x, batch: int, base_ndim: int):
@@ -173,7 +243,9 @@ def _batch_inputs(means, quats, scales, opacities, colors, viewmat, K, backgroun
 
 
 def _render(means, quats, scales, opacities, colors, viewmat, K, background, *, width,
-            height, sh_degree, backend, capacity, eps2d, near_plane, far_plane):
+            height, sh_degree, backend, capacity, per_tile, tile_chunk, eps2d, near_plane,
+            far_plane):
+    """(RenderOutput, longest tile list (B,) int32) of a batch of cameras."""
     tiles_x, tiles_y = tile_grid(width, height)
 
     def prepare(m, q, s, o, c, v, k):
@@ -187,10 +259,17 @@ def _render(means, quats, scales, opacities, colors, viewmat, K, background, *, 
 
     means2d, conics, features, bins = jax.vmap(prepare)(
         means, quats, scales, opacities, colors, viewmat, K)
+    longest = jax.vmap(tiles.longest_tile)(bins)
+    overflow = bins.overflow
     if backend == "reference":
         acc, trans = jax.vmap(functools.partial(reference.composite, width=width,
                                                 height=height))(
             means2d, conics, opacities, features, bins)
+    elif backend == "tiles":
+        acc, trans = jax.vmap(functools.partial(tiles.composite, width=width, height=height,
+                                                per_tile=per_tile, tile_chunk=tile_chunk))(
+            means2d, conics, opacities, features, bins)
+        overflow = overflow | (longest > per_tile)
     else:
         from flashtalker_jax.kernels.rasterize.vjp import composite_pallas
         acc, trans = composite_pallas(means2d, conics, opacities, features, bins,
@@ -201,8 +280,9 @@ def _render(means, quats, scales, opacities, colors, viewmat, K, background, *, 
         rgb = rgb + background[:, None, None, :] * trans[..., None]
     depth = acc[..., -1] / jnp.maximum(alpha, 1e-10)
     return RenderOutput(rgb=rgb, alpha=alpha, depth=depth,
-                        n_intersections=bins.n_intersections, overflow=bins.overflow)
+                        n_intersections=bins.n_intersections, overflow=overflow), longest
 
 
 _render_jit = jax.jit(_render, static_argnames=(
-    "width", "height", "sh_degree", "backend", "capacity", "eps2d", "near_plane", "far_plane"))
+    "width", "height", "sh_degree", "backend", "capacity", "per_tile", "tile_chunk", "eps2d",
+    "near_plane", "far_plane"))
