@@ -119,3 +119,10 @@ def _ms_ssim(a, b, data_range, weights, sigma, k1, k2):
         if not last:
             a, b = _avg_pool2(a), _avg_pool2(b)
     return jnp.mean(result, axis=-1)
+
+
+@jax.jit
+def mean_abs_error(a, b):
+    """Mean absolute difference (L1) of (..., H, W, C) images, in their units -> (...)."""
+    _check_pair(a, b)
+    return jnp.mean(jnp.abs(a.astype(jnp.float32) - b.astype(jnp.float32)), axis=(-3, -2, -1))

@@ -13,6 +13,9 @@ Conventions (both LVE conventions are in use in the literature; names say which 
 - Mouth opening: per-frame mean distance between paired upper/lower inner-lip points;
   `opening_error` (mean absolute difference), `pearson` correlation and `peak_lag`, the
   shift of the cross-correlation peak in frames (positive: the prediction lags behind).
+- `speech_opening_gap`: mean opening over speech frames minus mean opening over silent
+  frames of one curve: lip activity without a ground truth (cross-reenactment). A mouth
+  that moves with speech and rests in silence scores high; one that ignores the audio ~0.
 Inputs in metres; `scale` converts to millimetres (1000) and is exposed for other units.
 """
 
@@ -125,3 +128,16 @@ def peak_lag(pred, gt, max_lag: int):
     """Lag (frames) of the cross-correlation peak; positive means `pred` lags behind `gt`."""
     lags, values = cross_correlation(pred, gt, max_lag)
     return lags[jnp.argmax(jnp.where(jnp.isnan(values), -jnp.inf, values))]  # NaN: flat overlap
+
+
+def speech_opening_gap(opening, speaking):
+    """Mean of a (T,) opening curve over speech frames minus its mean over silent frames.
+
+    speaking: (T,) bool. NaN when either set of frames is empty (no contrast to measure).
+    """
+    opening, speaking = np.asarray(opening, np.float64), np.asarray(speaking, bool)
+    chex.assert_rank([opening, speaking], 1)
+    chex.assert_equal_shape([opening, speaking])
+    if speaking.all() or not speaking.any():
+        return float("nan")
+    return float(opening[speaking].mean() - opening[~speaking].mean())

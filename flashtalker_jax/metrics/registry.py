@@ -9,6 +9,7 @@ Resources a metric may need (keys of the `resources` mapping given to `availabil
 - "lpips_alex" / "lpips_vgg": (torchvision backbone path, lpips lin path)
 - "meshes":          generated and ground-truth FLAME vertex sequences (audio-to-motion eval)
 - "flame_cameras":   FLAME landmark points and cameras of both videos (both are renders)
+- "speech":          the driving audio (speech/silence frames) and a mouth-opening curve
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ METRICS = (
                "SSIM, Gaussian window (Wang 2004)"),
     MetricSpec("ms_ssim", _M + "image:ms_ssim", "", "higher", ("frames",),
                "5-scale MS-SSIM (Wang 2003)"),
+    MetricSpec("l1", _M + "image:mean_abs_error", "", "lower", ("frames",),
+               "mean absolute pixel error, values in [0, 1]"),
+    MetricSpec("mouth_psnr", _M + "image:psnr", "dB", "higher", ("frames", "flame_cameras"),
+               "PSNR over the box of the projected FLAME lips"),
     MetricSpec("lpips_alex", _M + "lpips:lpips_distance", "", "lower", ("frames", "lpips_alex"),
                "LPIPS v0.1, AlexNet backbone"),
     MetricSpec("lpips_vgg", _M + "lpips:lpips_distance", "", "lower", ("frames", "lpips_vgg"),
@@ -55,6 +60,10 @@ METRICS = (
                "landmark distance over 468 MediaPipe face points"),
     MetricSpec("lmd_flame", _M + "lmd:lmd", "px", "lower", ("flame_cameras",),
                "landmark distance of projected FLAME landmarks (both videos rendered)"),
+    MetricSpec("lmd_flame_mouth", _M + "lmd:lmd", "px", "lower", ("flame_cameras",),
+               "landmark distance of the 20 projected FLAME mouth landmarks (iBUG 48-67)"),
+    MetricSpec("stability_flame", _M + "stability:stability_score", "", "lower",
+               ("flame_cameras",), "stability score on the projected FLAME nose landmarks"),
     MetricSpec("stability", _M + "stability:stability_score", "", "lower",
                ("frames", "face_landmarker"), "GaussianHeadTalk stability score (our reading)"),
     MetricSpec("aue_all", _M + "au:action_unit_error", "", "lower", ("frames", "face_landmarker"),
@@ -67,6 +76,11 @@ METRICS = (
                ("frames", "face_landmarker"), "correlation of inner-lip opening with ground truth"),
     MetricSpec("video_opening_lag", _M + "lip:peak_lag", "frames", "closer to 0",
                ("frames", "face_landmarker"), "lag of the opening cross-correlation peak"),
+    MetricSpec("speech_opening_gap_mm", _M + "lip:speech_opening_gap", "mm", "higher",
+               ("speech",), "FLAME mouth opening in speech minus in silence (lip activity)"),
+    MetricSpec("speech_jaw_open_gap", _M + "lip:speech_opening_gap", "", "higher",
+               ("speech", "frames", "face_landmarker"),
+               "MediaPipe jawOpen blendshape in speech minus in silence (lip activity)"),
     MetricSpec("lve_max_sq_mm2", _M + "lip:lve_max_sq_mm2", "mm^2", "lower", ("meshes",),
                "lip vertex error, max squared error per frame (FaceFormer convention)"),
     MetricSpec("lve_max_l2_mm", _M + "lip:lve_max_l2_mm", "mm", "lower", ("meshes",),

@@ -1,0 +1,258 @@
+"""`flashtalker eval` as a function: drive the avatar, render, score, table, PNGs, report.
+
+Self-reenactment (`setting="self"`): the identity's held-out frames, driven by their
+tracked FLAME parameters ("tracked") and, with a motion run, by expressions predicted from
+their own audio ("a2e"), compared with the ground-truth frames.
+Cross-reenactment (`setting="cross"`): the avatar speaks other clips (speech files or
+other identities' VHAP folders) through the motion run, on its own tracked head motion.
+There are no ground-truth frames, so only stability (against the video the head motion
+comes from), lip activity, and lip metrics against the clip's own tracked motion (VHAP
+sources) are computed; the rest is reported unavailable with the reason.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from flashtalker_jax.errors import ConfigError, InputFileError
+from flashtalker_jax.eval import drive, plots, scores
+from flashtalker_jax.eval.render import DRIVE_KEYS, EvalRenderer, load_eval_renderer
+from flashtalker_jax.eval.table import metric_table
+from flashtalker_jax.metrics import registry
+
+SETTINGS = ("self", "cross")
+IMAGE_METRICS = ("psnr", "ssim", "ms_ssim", "lpips_alex", "lpips_vgg", "l1", "mouth_psnr")
+FACE_METRICS = ("lmd_mouth", "lmd_face", "aue_all", "aue_upper", "aue_lower",
+                "video_opening_pearson", "video_opening_lag")
+MEDIAPIPE_METRICS = FACE_METRICS + ("stability", "speech_jaw_open_gap")
+FLAME_PAIR_METRICS = ("lmd_flame", "lmd_flame_mouth", "stability_flame")
+MESH_METRICS = ("lve_max_sq_mm2", "lve_max_l2_mm", "mve_mm", "fdd_mm2", "mesh_opening_error_mm",
+                "mesh_opening_pearson", "mesh_opening_lag")
+SPEECH_METRICS = ("speech_opening_gap_mm", "speech_jaw_open_gap")
+# Columns of the printed table (the JSON report holds every registered metric).
+TABLE_COLUMNS = {
+    "self": ["psnr", "ssim", "ms_ssim", "lpips_alex", "l1", "mouth_psnr", "lmd_flame_mouth",
+             "lmd_mouth", "stability", "stability_flame", "aue_all", "lve_max_l2_mm",
+             "mesh_opening_pearson", "speech_opening_gap_mm", "fid", "lse_c"],
+    "cross": ["psnr", "lmd_mouth", "stability", "stability_flame", "lve_max_l2_mm",
+              "mesh_opening_pearson", "mesh_opening_lag", "speech_opening_gap_mm",
+              "speech_jaw_open_gap", "fid", "fvd", "lse_c", "lse_d"],
+}
+NO_GT_FRAMES = ("unavailable: cross-reenactment has no ground-truth frames (the identity never "
+                "said this audio)")
+BY_CONSTRUCTION = ("unavailable: driven by the ground-truth track itself, identical by "
+                   "construction")
+
+
+def base_reasons(setting: str, landmarker: Path | None, lpips_reasons: dict) -> dict[str, str]:
+    """Why metrics are unavailable for every row of this run."""
+    reasons = dict(lpips_reasons)
+    if landmarker is None:
+        for name in MEDIAPIPE_METRICS:
+            reasons[name] = ("unavailable: no MediaPipe face_landmarker.task (pass --landmarker "
+                             "or put it at ../shared/data/models/)")
+    if setting == "cross":
+        for name in IMAGE_METRICS + FACE_METRICS + ("lmd_flame", "lmd_flame_mouth"):
+            reasons[name] = NO_GT_FRAMES
+    return reasons
+
+
+def row_entries(values: dict, reasons: dict) -> dict:
+    """Registry entries of one row: computed values, else the reason, else the registry's."""
+    status = registry.availability({})
+    status.update({k: registry.Availability(False, v) for k, v in reasons.items() if k not in values})
+    return registry.report_entries(values, status)
+
+
+@dataclasses.dataclass(frozen=True)
+class Context:
+    """What every driving of one run is compared with. ref_points: reference FLAME
+    landmarks ((T, L, 2) px, (T, L, 3) world); ref_faces: MediaPipe track of the reference
+    frames or None; boxes: mouth box per frame (self); mesh_ids: (neutral (V, 3), lip ids,
+    upper-face ids) for the lip metrics."""
+    setting: str
+    ref: drive.Reference
+    ref_points: tuple
+    ref_faces: object
+    boxes: list
+    lpips_models: dict
+    landmarker: Path | None
+    mesh_ids: tuple
+    base_reasons: dict
+
+
+def score_driving(renderer: EvalRenderer, ctx: Context, driving: drive.Driving,
+                  show_progress: bool = True) -> dict:
+    """Render one driving and compute every metric it allows: {values, reasons, rgb, curves}.
+
+    Lip metrics compare pose-free meshes with the driving's ground-truth motion: the
+    reference track (self) or the driving clip's own track (cross, VHAP sources)."""
+    from flashtalker_jax.metrics.landmarks import track_faces
+
+    ref, setting = ctx.ref, ctx.setting
+    rendered = renderer.render(driving.track, ref.viewmat, ref.K, desc=driving.name,
+                               show_progress=show_progress)
+    values, reasons = {}, dict(ctx.base_reasons)
+
+    def add(result):
+        values.update(result[0])
+        reasons.update(result[1])
+
+    is_reference = setting == "self" and all(np.array_equal(driving.track[k], ref.track[k])
+                                             for k in DRIVE_KEYS)
+    curves = {"mouth_mm": rendered.mouth_mm, "nose_motion_px": scores.nose_motion_px(rendered.landmarks)}
+    if setting == "self":
+        img_values, img_reasons, per_frame = scores.image_scores(rendered.rgb, ref.gt, ctx.boxes,
+                                                                 ctx.lpips_models)
+        add((img_values, img_reasons))
+        curves.update(per_frame)
+    if is_reference:
+        reasons.update({k: BY_CONSTRUCTION for k in FLAME_PAIR_METRICS + MESH_METRICS})
+    else:
+        add(scores.flame_scores(rendered.landmarks, ctx.ref_points[0], ref.fps,
+                                landmark_distance=setting == "self"))
+    faces = None
+    if ctx.landmarker is not None:
+        faces = track_faces(np.round(rendered.rgb * 255).astype(np.uint8), ctx.landmarker,
+                            total=len(rendered.rgb), desc=f"{driving.name} landmarks")
+        add(scores.mediapipe_scores(faces, ctx.ref_faces, ref.fps, compare_faces=setting == "self"))
+    if driving.waveform is not None:
+        add(scores.speech_scores(driving.waveform, rendered.mouth_mm, ref.fps, faces))
+    else:
+        reasons.update({k: "unavailable: no driving audio" for k in SPEECH_METRICS})
+    truth = ref.track if setting == "self" else driving.source_track
+    if truth is None:
+        reasons.update({k: "unavailable: the driving clip has no tracked motion (a speech file)"
+                        for k in MESH_METRICS})
+    elif not is_reference:
+        gt_vertices, gt_opening = renderer.expression_mesh(truth)
+        vertices, opening = renderer.expression_mesh(driving.track)
+        add(scores.mesh_scores(vertices, gt_vertices, opening, gt_opening, *ctx.mesh_ids))
+        curves["ground_truth_mouth_mm"] = gt_opening
+    return {"values": values, "reasons": reasons, "rgb": rendered.rgb, "curves": curves}
+
+
+def make_context(renderer: EvalRenderer, ref: drive.Reference, setting: str, landmarker, lpips_models,
+                 lpips_reasons: dict) -> Context:
+    from flashtalker_jax.avatar.evaluate import mouth_box
+    from flashtalker_jax.flame.loader import load_region_masks
+    from flashtalker_jax.metrics.landmarks import track_faces
+
+    points = renderer.flame_points(ref.track, ref.viewmat, ref.K)
+    boxes = [mouth_box(points[1][i:i + 1], ref.viewmat[i:i + 1], ref.K[i:i + 1], renderer.size, 0.25)
+             for i in range(len(ref.gt))] if setting == "self" else []
+    faces = None
+    if landmarker is not None:
+        faces = track_faces(np.round(ref.gt * 255).astype(np.uint8), landmarker, total=len(ref.gt),
+                            desc="reference landmarks")
+    masks = load_region_masks(renderer.avatar_dir / "flame")
+    zero = {"expr": np.zeros((1, renderer.n_expr), np.float32), "jaw_pose": np.zeros((1, 3), np.float32)}
+    neutral = renderer.expression_mesh(zero)[0][0]
+    mesh_ids = (neutral, masks["lips"].astype(np.int32), masks["upper_face"].astype(np.int32))
+    return Context(setting, ref, points, faces, boxes, lpips_models, landmarker, mesh_ids,
+                   base_reasons(setting, landmarker, lpips_reasons))
+
+
+def load_lpips_models(weights, net: str) -> tuple[dict, dict]:
+    """({metric name: model}, {metric name: reason}) for LPIPS with user weights or none."""
+    from flashtalker_jax.metrics.lpips import try_load_lpips
+
+    backbone, lin = weights if weights else (None, None)
+    model, why = try_load_lpips(net, backbone, lin)
+    other = "vgg" if net == "alex" else "alex"
+    reasons = {f"lpips_{other}": f"unavailable: weights were given for lpips_{net} only"
+               if model is not None else why}
+    if model is None:
+        reasons[f"lpips_{net}"] = why
+        return {}, reasons
+    return {f"lpips_{net}": model}, reasons
+
+
+def evaluate(avatar, data, setting: str, *, a2e=None, sources=(), lpips_weights=None,
+             lpips_net: str = "alex", landmarker=None, max_frames: int = 0, seed: int = 0,
+             sample_steps: int | None = None, batch_size: int = 4, out_dir=None,
+             grid_frames: int = 6, show_progress: bool = True) -> dict:
+    """The whole evaluation (module docstring); writes the PNGs into out_dir and returns
+    the report: per-row registry entries, table text, per-frame curves, PNG paths."""
+    from flashtalker_jax.data.vhap import read_vhap
+
+    if setting not in SETTINGS:
+        raise ConfigError(f"--setting must be one of {SETTINGS}, got {setting!r}")
+    if setting == "cross" and (a2e is None or not sources):
+        raise ConfigError("cross-reenactment needs --a2e RUN and at least one --audio (a speech "
+                          "file or another identity's VHAP folder)")
+    for source in sources:
+        if not Path(source).exists():
+            raise InputFileError(source, "driving audio/folder not found")
+    renderer = load_eval_renderer(avatar, batch_size)
+    seq = read_vhap(data)
+    lpips_models, lpips_reasons = load_lpips_models(lpips_weights, lpips_net)
+    motion_fn_for = None
+    if a2e is not None:
+        from flashtalker_jax.pipeline.motion import motion_from_run
+
+        motion_fn_for = lambda poses: motion_from_run(a2e, poses, seq.fps, renderer.n_expr,  # noqa: E731
+                                                      seed=seed, sample_steps=sample_steps)
+    ref, drivings = _drivings(renderer, seq, setting, motion_fn_for, sources, max_frames)
+    ctx = make_context(renderer, ref, setting, landmarker, lpips_models, lpips_reasons)
+    results = {d.name: score_driving(renderer, ctx, d, show_progress) for d in drivings}
+    rows = {name: row_entries(r["values"], r["reasons"]) for name, r in results.items()}
+    report = {"setting": setting, "avatar": str(renderer.avatar_dir), "data": str(data),
+              "a2e": str(a2e) if a2e else None, "sources": [str(s) for s in sources],
+              "frames": len(ref.gt), "timesteps": ref.timesteps, "fps": ref.fps,
+              "landmarker": str(landmarker) if landmarker else None,
+              "table": metric_table(rows, TABLE_COLUMNS[setting]), "rows": rows,
+              "per_frame": {name: r["curves"] for name, r in results.items()}}
+    if out_dir is not None:
+        report["pngs"] = save_pngs(Path(out_dir), ref, results, setting, grid_frames)
+    return report
+
+
+def _drivings(renderer, seq, setting, motion_fn_for, sources, max_frames):
+    tcfg = renderer.task_cfg
+    if setting == "self":
+        indices = drive.heldout_indices(seq, tuple(tcfg.eval_splits), max_frames)
+        ref = drive.load_reference(seq, indices, renderer.size, tcfg, renderer.audio_dim)
+        waveform = None
+        if seq.audio is not None and len(drive.segments(ref.timesteps)) == 1:
+            waveform = drive.heldout_audio(seq, ref.timesteps)
+        drivings = [drive.Driving("tracked", ref.track, waveform)]
+        if motion_fn_for is not None:
+            drivings.append(drive.self_a2e_driving(ref, seq, motion_fn_for, renderer.n_expr))
+        return ref, drivings
+    clips = [drive.cross_source(s, seq.fps, renderer.n_expr, renderer.audio_dim, max_frames)
+             for s in sources]
+    # One reference for every row: the identity's video replayed (as `speak` replays it)
+    # for the shortest clip; longer clips are cut to it, so rows share frames and poses.
+    rows = drive.camera_frames(seq)
+    n = min(c["n_frames"] for c in clips)
+    ref = drive.load_reference(seq, rows[drive.pingpong(n, len(rows))], renderer.size, tcfg,
+                               renderer.audio_dim)
+    return ref, [drive.cross_driving(drive.cut_clip(c, n, seq.fps), ref, motion_fn_for, renderer.n_expr)
+                 for c in clips]
+
+
+def save_pngs(out_dir: Path, ref: drive.Reference, results: dict, setting: str, grid_frames: int) -> dict:
+    """grid.png (reference | render [| |error|] per driving) and curves.png."""
+    columns = plots.pick_frames(len(ref.gt), grid_frames)
+    label = "ground truth" if setting == "self" else "pose source (identity video)"
+    grid_rows = [(label, ref.gt)]
+    for name, result in results.items():
+        grid_rows.append((f"{name} render", result["rgb"]))
+        if setting == "self":
+            grid_rows.append((f"|error| {name} x4", np.abs(result["rgb"] - ref.gt)))
+    grid = plots.save_frame_grid(out_dir / "grid.png", grid_rows, columns)
+    panels = []
+    if setting == "self":
+        panels.append(("PSNR (dB)", {n: r["curves"]["psnr"] for n, r in results.items()}))
+    mouth = {n: r["curves"]["mouth_mm"] for n, r in results.items()}
+    for name, result in results.items():
+        if "ground_truth_mouth_mm" in result["curves"]:
+            mouth[f"ground truth ({name})"] = result["curves"]["ground_truth_mouth_mm"]
+    panels.append(("mouth opening (mm)", mouth))
+    panels.append(("nose motion (px/frame)", {n: r["curves"]["nose_motion_px"] for n, r in results.items()}))
+    curves = plots.save_curves(out_dir / "curves.png", panels, ref.fps,
+                               f"{setting}-reenactment, {len(ref.gt)} frames")
+    return {"grid": str(grid), "curves": str(curves)}
