@@ -24,6 +24,7 @@ COMMAND_MODULES: list[str] = [
     "flashtalker_jax.cli.avatar",
     "flashtalker_jax.cli.a2e",
     "flashtalker_jax.cli.speak",
+    "flashtalker_jax.cli.eval",
     "flashtalker_jax.cli.bench",
 ]
 
