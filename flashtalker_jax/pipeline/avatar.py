@@ -111,9 +111,13 @@ def audio_drive(audio_path: Path, fps: float, n_frames: int) -> np.ndarray:
 
 
 def with_audio_drive(motion_fn: Callable, fps: float) -> Callable:
-    """Wrap a MotionFn so its track also carries the avatar's per-frame audio drive."""
+    """Wrap a MotionFn so each chunk of its track also carries the avatar's per-frame audio
+    drive (computed for the whole clip: a few floats per frame)."""
     def wrapped(audio_path: Path, n_frames: int):
-        track = dict(motion_fn(audio_path, n_frames))
-        track["audio"] = audio_drive(audio_path, fps, n_frames)
-        return track
+        drive = audio_drive(audio_path, fps, n_frames)
+        start = 0
+        for chunk in motion_fn(audio_path, n_frames):
+            count = next(iter(chunk.values())).shape[0]
+            yield {**chunk, "audio": drive[start:start + count]}
+            start += count
     return wrapped

@@ -8,6 +8,7 @@ for long clips) or, with `still=True`, from its first frame only.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -39,35 +40,59 @@ def fit_length(motion: np.ndarray, n_frames: int) -> np.ndarray:
     return np.concatenate([motion, np.repeat(motion[-1:], n_frames - motion.shape[0], 0)])
 
 
+def fit_chunks(chunks: Iterable[np.ndarray], n_frames: int) -> Iterator[np.ndarray]:
+    """`fit_length` over a stream of row chunks: exactly n_frames rows in all."""
+    done, last = 0, None
+    for chunk in chunks:
+        if done >= n_frames:
+            return
+        chunk = chunk[:n_frames - done]
+        if chunk.shape[0]:
+            last = chunk[-1:]
+            done += chunk.shape[0]
+            yield chunk
+    if done < n_frames:
+        yield np.repeat(last, n_frames - done, 0)
+
+
 def motion_from_run(run: str | Path, poses: dict[str, np.ndarray], fps: float, n_expr: int,
                     identity: str | None = None, seed: int = 0, sample_steps: int | None = None) -> MotionFn:
-    """A MotionFn giving expr (T, n_expr), jaw_pose (T, 3) and the pose keys (T, k).
+    """A MotionFn yielding, one model window at a time, expr (t, n_expr), jaw_pose (t, 3)
+    and the pose keys (t, k) of consecutive frames.
 
     `identity`: a name the run was trained on selects its style row; otherwise row 0 ("any
     speaker"). The run's expressions are zero-padded or truncated to `n_expr`, the count the
-    avatar's FLAME model drives."""
+    avatar's FLAME model drives. Features are computed for the whole clip first: for log-mel
+    a few floats per frame and milliseconds of work; motion is what is windowed."""
     from flashtalker_jax.motion.inference import Predictor, to_flame_params
     from flashtalker_jax.motion.tasks import feature_fn, load_motion_model
+    from flashtalker_jax.motion.windows import rows_of
 
     loaded = load_motion_model(run)
     task = loaded.task
     task.feature_cache = ""  # speech given to `speak` is new: nothing to reuse
     features = feature_fn(task)
     predictor = Predictor(loaded, sample_steps)
+    s = predictor.steps_per_frame
     row = loaded.identities.index(identity) + 1 if identity in loaded.identities else 0
     template = None
     if loaded.kind == "audio2param":
         template = loaded.templates[row] if loaded.templates is not None and row < len(loaded.templates) \
             else np.zeros(loaded.model.dims.template_dim, np.float32)
 
-    def motion_fn(audio_path: Path, n_frames: int) -> dict[str, np.ndarray]:
-        motion = fit_length(predictor(features(audio_path, fps), row, seed, template), n_frames)
-        track = to_flame_params(motion, poses, np.zeros(0, np.float32))
-        del track["shape"]  # the avatar's FLAME model has the identity's shape built in
-        expr = np.zeros((n_frames, n_expr), np.float32)
-        k = min(n_expr, track["expr"].shape[1])
-        expr[:, :k] = track["expr"][:, :k]
-        track["expr"] = expr
-        return track
+    def motion_fn(audio_path: Path, n_frames: int) -> Iterator[dict[str, np.ndarray]]:
+        audio = features(audio_path, fps)
+        n = audio.shape[0] // s
+        windows = predictor.windows(rows_of(audio[:s * n], s, n), n, row, seed, template)
+        start = 0
+        for motion in fit_chunks(windows, n_frames):
+            track = to_flame_params(motion, poses, np.zeros(0, np.float32), start)
+            del track["shape"]  # the avatar's FLAME model has the identity's shape built in
+            expr = np.zeros((motion.shape[0], n_expr), np.float32)
+            k = min(n_expr, track["expr"].shape[1])
+            expr[:, :k] = track["expr"][:, :k]
+            track["expr"] = expr
+            start += motion.shape[0]
+            yield track
 
     return motion_fn

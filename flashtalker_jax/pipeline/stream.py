@@ -1,16 +1,19 @@
-"""The speak pipeline's driver: audio file -> per-frame track -> rendered batches -> mp4.
+"""The speak pipeline's driver: audio file -> motion windows -> rendered batches -> mp4.
 
 Stages (each timed on its own, wall clock, device work finished before the clock stops):
   audio    read + validate the file (`audio.io.load_audio`), frame count = round(s * fps)
-  motion   `motion_fn(audio_path, n_frames)` -> track {name: (T, k)}: FLAME parameters
-           per frame (expr, jaw_pose, rotation, ...) plus any extra per-frame drive input
+  motion   `motion_fn(audio_path, n_frames)` -> an iterator of track chunks {name: (t, k)}
+           for consecutive frames (FLAME parameters expr, jaw_pose, rotation, ... plus any
+           extra per-frame drive input), one model window at a time; n_frames rows in all
   render   `render_fn(batch)` on `batch_size` frames at a time -> uint8 frames (B, H, W, 3)
            and mouth opening in mm (B,); the last batch is padded to the same size so one
            compiled shape serves the whole clip
   encode   frames streamed into ffmpeg (H.264) with the input audio muxed (`video.py`)
-Memory: the track is O(T x params) (a 10-minute clip at 25 fps is 15k rows of a few
-hundred floats); frames exist one batch at a time. The mp4 only appears when every stage
-succeeded (a failure leaves no partial file); the `save_params` npz is written after it.
+Streaming: a batch is rendered and written as soon as enough motion rows have arrived, so
+the first frame needs only the first motion window, and memory holds one motion window and
+one batch of frames whatever the clip's length (the per-frame track is kept only when
+`save_params` asks for it). The mp4 only appears when every stage succeeded (a failure
+leaves no partial file); the `save_params` npz is written after it.
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ import dataclasses
 import os
 import time
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 import soundfile
@@ -30,7 +33,7 @@ from flashtalker_jax.utils.progress import progress
 from flashtalker_jax.video import mp4_writer
 
 Track = Mapping[str, np.ndarray]
-MotionFn = Callable[[Path, int], Track]
+MotionFn = Callable[[Path, int], Iterable[Track]]  # chunks of consecutive frames
 RenderFn = Callable[[Track], tuple[np.ndarray, np.ndarray]]
 STAGES = ("audio", "motion", "render", "encode")
 
@@ -67,21 +70,58 @@ def frame_count(seconds: float, fps: float) -> int:
     return int(round(seconds * fps))
 
 
-def check_track(track: Track, n_frames: int, source: str) -> None:
-    bad = {k: v.shape for k, v in track.items() if np.ndim(v) < 1 or np.shape(v)[0] != n_frames}
-    if bad:
-        raise ValueError(f"{source} returned arrays without {n_frames} frames: {bad}")
+def check_chunk(chunk: Track, source: str) -> int:
+    """Rows of one track chunk; every entry must have the same leading length."""
+    rows = {k: np.shape(v)[0] if np.ndim(v) >= 1 else None for k, v in chunk.items()}
+    if len(set(rows.values())) != 1 or None in rows.values():
+        raise ValueError(f"{source} returned a chunk whose arrays disagree on the frame count: {rows}")
+    return next(iter(rows.values()))
 
 
-def batches(track: Track, batch_size: int):
-    """Yield (start, count, batch) with every batch padded (edge rows) to batch_size."""
-    n = next(iter(track.values())).shape[0]
-    for start in range(0, n, batch_size):
-        count = min(batch_size, n - start)
+def rebatch(chunks: Iterable[Track], batch_size: int, n_frames: int, source: str = "motion"
+            ) -> Iterator[tuple[int, int, dict[str, np.ndarray]]]:
+    """Yield (start, count, batch) as soon as `batch_size` rows have arrived from `chunks`;
+    every batch is padded (edge rows) to batch_size. Raise ValueError unless the chunks hold
+    exactly n_frames rows."""
+    pending: list[Track] = []
+    held = start = 0
+
+    def take(count: int) -> dict[str, np.ndarray]:
+        nonlocal pending, held
+        joined = {k: np.concatenate([np.asarray(c[k]) for c in pending]) for k in pending[0]}
+        pending = [{k: v[count:] for k, v in joined.items()}]
+        held -= count
         pad = batch_size - count
-        yield start, count, {k: np.pad(np.asarray(v[start:start + count]),
-                                       [(0, pad)] + [(0, 0)] * (np.ndim(v) - 1), mode="edge")
-                             for k, v in track.items()}
+        return {k: np.pad(v[:count], [(0, pad)] + [(0, 0)] * (v.ndim - 1), mode="edge")
+                for k, v in joined.items()}
+
+    for chunk in chunks:
+        rows = check_chunk(chunk, source)
+        if start + held + rows > n_frames:
+            raise ValueError(f"{source} returned more than {n_frames} frames")
+        pending.append(chunk)
+        held += rows
+        while held >= batch_size:
+            yield start, batch_size, take(batch_size)
+            start += batch_size
+    if start + held != n_frames:
+        raise ValueError(f"{source} returned {start + held} frames, expected {n_frames}")
+    if held:
+        yield start, held, take(held)
+
+
+def timed(iterable: Iterable, seconds: dict[str, float], stage: str) -> Iterator:
+    """Iterate, adding the time spent producing each item to seconds[stage]."""
+    it = iter(iterable)
+    while True:
+        t0 = time.perf_counter()
+        try:
+            item = next(it)
+        except StopIteration:
+            seconds[stage] += time.perf_counter() - t0
+            return
+        seconds[stage] += time.perf_counter() - t0
+        yield item
 
 
 def speak(audio_path: str | os.PathLike, out_path: str | os.PathLike, *, motion_fn: MotionFn,
@@ -104,15 +144,11 @@ def speak(audio_path: str | os.PathLike, out_path: str | os.PathLike, *, motion_
                                          f"half a video frame at {fps:g} fps")
     seconds["audio"] = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
-    track = motion_fn(audio_path, n_frames)
-    check_track(track, n_frames, "motion")
-    seconds["motion"] = time.perf_counter() - t0
-
-    mouth = np.zeros(n_frames, np.float32)
+    saved: list[dict[str, np.ndarray]] = []  # per batch, only when save_params asks for it
     with mp4_writer(out_path, width, height, fps, audio_path=audio_path) as write:
         bar = progress(total=n_frames, desc="speak", unit="frame", disable=not show_progress)
-        for start, count, batch in batches(track, batch_size):
+        motion = timed(motion_fn(audio_path, n_frames), seconds, "motion")
+        for start, count, batch in rebatch(motion, batch_size, n_frames):
             t0 = time.perf_counter()
             frames, opening = render_fn(batch)
             frames, opening = np.asarray(frames)[:count], np.asarray(opening)[:count]
@@ -120,7 +156,9 @@ def speak(audio_path: str | os.PathLike, out_path: str | os.PathLike, *, motion_
             write(frames)
             seconds["render"] += t1 - t0
             seconds["encode"] += time.perf_counter() - t1
-            mouth[start:start + count] = opening
+            if save_params is not None:
+                keys = tuple(batch) if param_keys is None else param_keys
+                saved.append({"mouth_opening_mm": opening, **{k: batch[k][:count] for k in keys}})
             if start == 0:
                 first_frame = t1 - start_all
             bar.update(count)
@@ -128,9 +166,7 @@ def speak(audio_path: str | os.PathLike, out_path: str | os.PathLike, *, motion_
         t0 = time.perf_counter()
     seconds["encode"] += time.perf_counter() - t0  # ffmpeg finishing the file
     if save_params is not None:
-        keys = tuple(track) if param_keys is None else param_keys
         with atomic_path(save_params) as tmp:
             with open(tmp, "wb") as fh:
-                np.savez(fh, mouth_opening_mm=mouth, fps=np.float32(fps),
-                         **{k: np.asarray(track[k]) for k in keys})
+                np.savez(fh, fps=np.float32(fps), **{k: np.concatenate([s[k] for s in saved]) for k in saved[0]})
     return SpeakResult(out_path, n_frames, duration, seconds, time.perf_counter() - start_all, first_frame)
