@@ -9,6 +9,5 @@
 - lip:       lve_max_sq_mm2, lve_max_l2_mm, mve_mm, fdd_mm2, mouth_opening, opening_error,
              pearson, cross_correlation, peak_lag
 - registry:  METRICS, availability, report_entries  (unavailable metrics reported, never 0)
-- torch_weights: load_torch_weights                 (.pth zip/legacy, .safetensors; no torch)
 Submodules are imported explicitly so that importing one metric does not pull in MediaPipe.
 """

@@ -24,7 +24,7 @@ import numpy as np
 from flax import nnx
 
 from flashtalker_jax.errors import ModelFileError
-from flashtalker_jax.metrics.torch_weights import load_torch_weights
+from flashtalker_jax.utils.torch_weights import load_torch_weights
 
 # torchvision `features` layouts, position = torchvision index:
 # ("conv", in, out, kernel, stride, padding) | ("relu",) | ("pool", kernel, stride).

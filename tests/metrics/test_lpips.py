@@ -109,7 +109,7 @@ def test_matches_restated_lpips(net, tmp_path):
     lin = [torch.rand(1, c, 1, 1) for c in widths]
     backbone_path, lin_path = tmp_path / "backbone.pth", tmp_path / "lin.pth"
     # torchvision's VGG16 file is legacy-format; the legacy path is exercised on the smaller
-    # AlexNet here (test time) and on hand-made files in test_torch_weights.
+    # AlexNet here (test time) and on hand-made files in tests/utils/test_torch_weights.py.
     _save_backbone(features, backbone_path, legacy=(net == "alex"))
     torch.save({f"lin{i}.model.1.weight": w for i, w in enumerate(lin)}, lin_path,
                _use_new_zipfile_serialization=False)

@@ -25,7 +25,7 @@ from flax import nnx
 from safetensors import SafetensorError
 from safetensors.numpy import load_file as load_safetensors
 
-from flashtalker_jax.audio.wav2vec2.torch_zip import load_torch_state_dict
+from flashtalker_jax.utils.torch_weights import load_torch_state_dict
 from flashtalker_jax.errors import ModelFileError
 
 BACKBONE_PREFIXES = ("feature_extractor.", "feature_projection.", "encoder.")
