@@ -11,6 +11,10 @@ def get_config() -> ml_collections.ConfigDict:
         wav2vec2_dir="", feature_cache="", flame_dir="", batch_size=32, min_frames=25, data_seed=0,
         freeze=(),
     ))
+    # Recording conditions the clean espeak speech lacks (flashtalker_jax/audio/augment.py):
+    # random gain and a white/pink/brown noise floor snr_db under the speech, per window.
+    c.task.augment = ml_collections.ConfigDict(dict(
+        prob=0.8, gain_db=(-12.0, 12.0), snr_db=(10.0, 50.0), noise_kinds=("white", "pink", "brown")))
     c.task.model = ml_collections.ConfigDict(dict(
         d_model=256, num_heads=4, audio_layers=1,   # a shallow audio encoder (log-mel has little context)
         decoder_layers=2, ff_mult=2, period=25,     # FaceFormer PPE period = 1 s at 25 fps
@@ -37,5 +41,10 @@ def get_config() -> ml_collections.ConfigDict:
         "task.model.window=50", "task.model.num_identities=8", "task.batch_size=8",
         "optim.warmup_steps=10", "optim.lr=1e-3", "train.steps=100", "train.log_every=10",
         "train.checkpoint_every=100",
+    ), cpu=(
+        # The CPU benchmark baseline (BENCHMARKS.md, A2E): same data as pretrain_a2e's cpu preset.
+        "task.model.d_model=96", "task.model.audio_layers=2", "task.model.decoder_layers=2",
+        "task.model.num_identities=32", "task.batch_size=16", "optim.lr=1e-3", "optim.warmup_steps=50",
+        "train.steps=300", "train.checkpoint_every=100",
     )))
     return c

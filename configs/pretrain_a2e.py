@@ -22,6 +22,10 @@ def get_config() -> ml_collections.ConfigDict:
         data_seed=0,
         freeze=(),              # parameter path prefixes with no gradient (adaptation)
     ))
+    # Recording conditions the clean espeak speech lacks (flashtalker_jax/audio/augment.py):
+    # random gain and a white/pink/brown noise floor snr_db under the speech, per window.
+    c.task.augment = ml_collections.ConfigDict(dict(
+        prob=0.8, gain_db=(-12.0, 12.0), snr_db=(10.0, 50.0), noise_kinds=("white", "pink", "brown")))
     c.task.model = ml_collections.ConfigDict(dict(
         d_model=512, num_heads=8, encoder_layers=2, decoder_layers=8, ff_mult=4,
         id_dim=64, num_identities=64,   # style rows (row 0 = "any speaker")
@@ -54,6 +58,12 @@ def get_config() -> ml_collections.ConfigDict:
         "task.model.num_identities=8", "task.model.window=50", "task.model.context=5",
         "task.model.diffusion_steps=100", "task.batch_size=8", "task.sample.steps=5",
         "optim.warmup_steps=10", "optim.lr=1e-3", "train.steps=100", "train.log_every=10",
+        "train.checkpoint_every=100",
+    ), cpu=(
+        # The CPU benchmark recipe (BENCHMARKS.md, A2E): 24 procedural identities, 2 cores.
+        "task.model.d_model=128", "task.model.num_heads=4", "task.model.encoder_layers=2",
+        "task.model.decoder_layers=4", "task.model.ff_mult=2", "task.model.num_identities=32",
+        "task.batch_size=16", "optim.lr=1e-3", "optim.warmup_steps=50", "train.steps=500",
         "train.checkpoint_every=100",
     )))
     return c

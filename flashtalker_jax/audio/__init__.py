@@ -4,6 +4,7 @@
 - features: `log_mel_features` (no weights needed), `num_video_frames`, step-grid resampling
 - wav2vec2: Flax NNX Wav2Vec 2.0 loaded from a local Hugging Face folder
 - cache: `cached_features` (per clip, keyed by content hash + feature settings)
+- augment: `RecordingAugment` (gain + noise-floor augmentation of log-power features for training)
 """
 from flashtalker_jax.audio.cache import cached_features
 from flashtalker_jax.audio.features import log_mel_features, num_video_frames, to_video_steps

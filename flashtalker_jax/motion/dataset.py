@@ -148,11 +148,16 @@ class CropIterator:
     least `min_frames` real frames; frames past the sentence end are padding), plus the
     `context` frames before s when s >= context (else context_mask False). Every process
     draws the same global batch and keeps its rows. State: {"batch": i} (JSON).
+
+    `augment(rows, reference_level, rng)` (audio/augment.py RecordingAugment), when given,
+    changes each example's raw audio rows before normalisation; its generator is seeded
+    from the same (seed, batch index) draw for the global batch, so augmentation is
+    reproducible and identical on every process. The reference level is the sentence's.
     """
 
     def __init__(self, sentences: Sequence[Sentence], batch_size: int, window: int, context: int,
                  min_frames: int, steps_per_frame: int, seed: int, motion_norm, audio_norm,
-                 process_index: int = 0, process_count: int = 1):
+                 process_index: int = 0, process_count: int = 1, augment=None):
         if not sentences:
             raise InputFileError("dataset", "no sentences in the chosen split")
         if batch_size % process_count:
@@ -163,19 +168,32 @@ class CropIterator:
         self.motion_norm, self.audio_norm = motion_norm, audio_norm
         self.local = batch_size // process_count
         self.offset = process_index * self.local
+        self.augment = augment
+        self.levels = {}
         self.index = 0
 
-    def example(self, sentence: Sentence, start: int) -> dict[str, np.ndarray]:
+    def _level(self, k: int) -> float:
+        from flashtalker_jax.audio.augment import speech_level
+
+        if k not in self.levels:
+            self.levels[k] = speech_level(self.sentences[k].audio)
+        return self.levels[k]
+
+    def example(self, k: int, start: int, aug_seed: int = 0) -> dict[str, np.ndarray]:
+        """Window of sentence k starting at frame `start` (aug_seed seeds its augmentation)."""
+        sentence = self.sentences[k]
         c, w, s = self.context, self.window, self.s
         motion = self.motion_norm.normalise(sentence.motion).astype(np.float32)
-        audio = self.audio_norm.normalise(sentence.audio).astype(np.float32)
         t = motion.shape[0]
         lo, hi = start - c, min(start + w, t)
-        frames = np.zeros((c + w, motion.shape[1]), np.float32)
-        rows = np.zeros((s * (c + w), audio.shape[1]), np.float32)
         first = max(lo, 0)
+        raw = sentence.audio[s * first:s * hi]
+        if self.augment is not None:
+            raw = self.augment(raw, self._level(k), np.random.default_rng(aug_seed))
+        frames = np.zeros((c + w, motion.shape[1]), np.float32)
+        rows = np.zeros((s * (c + w), raw.shape[1]), np.float32)
         frames[first - lo:hi - lo] = motion[first:hi]
-        rows[s * (first - lo):s * (hi - lo)] = audio[s * first:s * hi]
+        rows[s * (first - lo):s * (hi - lo)] = self.audio_norm.normalise(raw)
         return {"motion": frames[c:], "context": frames[:c], "context_mask": np.bool_(start >= c and c > 0),
                 "audio": rows, "frame_mask": np.arange(start, start + w) < t,
                 "identity": np.int32(sentence.identity_index), "shape": sentence.shape}
@@ -189,7 +207,8 @@ class CropIterator:
         picks = rng.integers(0, len(self.sentences), self.batch_size)
         lasts = np.array([max(self.sentences[i].motion.shape[0] - self.min_frames, 0) for i in picks])
         starts = rng.integers(0, lasts + 1)  # drawn for the global batch on every process
-        examples = [self.example(self.sentences[picks[k]], int(starts[k]))
+        aug_seeds = rng.integers(0, 2 ** 62, self.batch_size)
+        examples = [self.example(int(picks[k]), int(starts[k]), int(aug_seeds[k]))
                     for k in range(self.offset, self.offset + self.local)]
         return {key: np.stack([e[key] for e in examples]) for key in examples[0]}
 

@@ -73,6 +73,21 @@ def load_identities(task: ml_collections.ConfigDict, names_for_index: list[str] 
                           task.model.steps_per_frame) for f in folders]
 
 
+def make_augment(task: ml_collections.ConfigDict):
+    """task.augment (recording-condition augmentation of the training audio) as a callable for
+    CropIterator, or None when absent or prob == 0 (runs saved before it existed have none)."""
+    settings = task.get("augment")
+    if settings is None or settings.prob <= 0:
+        return None
+    if task.features != "log_mel":
+        raise ConfigError(f"task.augment works on log-power features (log_mel), not {task.features!r}: "
+                          "set --config.task.augment.prob=0")
+    from flashtalker_jax.audio.augment import RecordingAugment
+    from flashtalker_jax.audio.io import default_audio_config
+
+    return RecordingAugment(settings, default_audio_config())
+
+
 def training_sentences(identities: list[Identity], split: str):
     return [s for ident in identities for s in ident.splits[split]]
 
@@ -245,11 +260,12 @@ def build(task: ml_collections.ConfigDict, names_for_index: list[str] | None = N
     context = task.model.context if task.name == "a2e_prior" else 0
     window = task.model.window
     sentences = training_sentences(identities, "train")
+    augment = make_augment(task)
 
     def make_data(process_index: int, process_count: int) -> CropIterator:
         return CropIterator(sentences, task.batch_size, window, context, task.min_frames,
                             task.model.steps_per_frame, task.data_seed, motion_norm, audio_norm,
-                            process_index, process_count)
+                            process_index, process_count, augment)
 
     trainer_task = Task(make_model=make_model_factory(task, audio_dim, template_dim),
                         loss_fn=_loss_fn(task, flame, lip_ids, motion_norm, templates), make_data=make_data)
