@@ -1,5 +1,5 @@
 """CPU-sized FlashTalker adaptation: 256x256 frames, a 96^2 UV grid (a few thousand
-Gaussians), the vectorised "tiles" rasterize backend, a few thousand steps."""
+Gaussians), the default rasterize backend, a few thousand steps."""
 from flashtalker_jax.config import load_config
 
 
@@ -11,9 +11,9 @@ def get_config():
     config.task.avatar.heads = 2
     config.task.avatar.offset_hidden = 32
     config.task.avatar.color_hidden = 16
-    config.task.render.backend = "tiles"
-    config.task.render.per_tile = 768    # 384 overflowed at 256x256 (training raised)
-    config.task.render.tile_chunk = 32
+    # "auto" = pallas (interpret mode on CPU): its compositor fwd+bwd took 0.31 s per
+    # 128x128 avatar frame vs 3.6 s for "tiles" (BENCHMARKS.md, Rasterizer).
+    config.task.render.backend = "auto"
     config.task.refine_start = 1500
     config.train.steps = 3000
     config.train.log_every = 50

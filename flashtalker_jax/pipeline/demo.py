@@ -11,7 +11,8 @@ training resumes from its newest checkpoint, so re-running reuses what is there)
 report.json (flat): psnr_heldout, ssim_heldout (avatar on held-out frames), mouth_open_corr
 (Pearson correlation of the rendered head's mouth opening with the jaw track that the
 sentence's phoneme timings give; null for --audio files, which have no phonemes),
-render_fps (render stage of speak, compile included), total_seconds.
+render_fps (render stage of speak, compile included), total_seconds, and seconds_<stage>
+for data, avatar, a2e, speak, eval (near 0 for a stage whose result was reused).
 """
 from __future__ import annotations
 
@@ -119,11 +120,22 @@ def run_demo(out: str | os.PathLike, cfg: ml_collections.ConfigDict, text: str |
     from flashtalker_jax.pipeline.speaker import load_speaker
 
     start = time.perf_counter()
+    seconds = {}
+    clock = [start]
+
+    def lap(stage: str) -> None:
+        now = time.perf_counter()
+        seconds[f"seconds_{stage}"] = now - clock[0]
+        clock[0] = now
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     ident = make_identity(out, cfg)
+    lap("data")
     avatar_run = make_avatar(out, ident, cfg)
+    lap("avatar")
     a2e_run = make_a2e(out, cfg)
+    lap("a2e")
     phonemes, voice = None, None
     if audio is None:
         audio, phonemes, voice = make_speech(out, ident, cfg, text or cfg.speak.text)
@@ -133,15 +145,17 @@ def run_demo(out: str | os.PathLike, cfg: ml_collections.ConfigDict, text: str |
     if phonemes is not None:
         mouth = np.load(out / "demo_params.npz")["mouth_opening_mm"]
         corr = float(pearson(jnp.asarray(mouth), jnp.asarray(jaw_track(phonemes, result.frames, cfg.fps))))
+    lap("speak")
     model, task_cfg = load_avatar(avatar_run / "avatar")
     held_out = evaluate_avatar(model, task_cfg, ident, png_path=out / "heldout.png")
     contact_sheet(out / "demo.mp4", out / "contact_sheet.png", cfg.sheet_frames)
+    lap("eval")
     report = {"psnr_heldout": held_out["psnr"], "ssim_heldout": held_out["ssim"],
               "mouth_open_corr": corr if corr is None or np.isfinite(corr) else None,
               "render_fps": result.stage_fps()["render"], "total_seconds": time.perf_counter() - start,
               "frames": result.frames, "audio_seconds": result.audio_seconds, "voice": voice,
               "identity_voice": json.loads((ident / "identity.json").read_text())["voice"]["variant"],
-              "speak_seconds": result.total_seconds}
+              "speak_seconds": result.total_seconds, **seconds}
     with atomic_path(out / "report.json") as tmp:
         tmp.write_text(json.dumps(report, indent=1))
     return report
