@@ -35,6 +35,24 @@ def test_frontal_quad_covers_exactly_the_pixels_whose_centres_are_inside():
     assert frags.front[frags.mask].all()
 
 
+def test_orthographic_tilted_quad_has_affine_depth_and_uv():
+    """Orthographic (the FLAME preview's camera): coverage ignores depth, and depth and
+    barycentrics are affine in screen space."""
+    from flashtalker_jax.render.mesh import interpolate, rasterize
+
+    v, f, uv = quad(-0.5, 0.5, -0.5, 0.5, 1.5, 3.5)
+    ortho = np.array([[32.0, 0, 32.0], [0, 32.0, 32.0], [0, 0, 1]])  # 32 px per metre
+    frags = rasterize(v, f, ortho, EYE, W, H, orthographic=True)
+    expected = np.zeros((H, W), bool)
+    expected[16:48, 16:48] = True
+    np.testing.assert_array_equal(frags.mask, expected)
+    assert frags.front[frags.mask].all()
+    rows, cols = np.nonzero(frags.mask)
+    x = (cols + 0.5 - 32.0) / 32.0
+    np.testing.assert_allclose(frags.depth[rows, cols], 1.5 + (x + 0.5) * 2.0, rtol=1e-6)
+    np.testing.assert_allclose(interpolate(frags, uv, f)[rows, cols, 0], x + 0.5, atol=1e-5)
+
+
 def test_reversed_winding_is_seen_from_the_back():
     v, f, _ = quad(-0.5, 0.5, -0.5, 0.5, 2.0)
     frags = mr.rasterize(v, f[:, ::-1], K, EYE, W, H)
