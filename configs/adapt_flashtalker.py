@@ -33,6 +33,7 @@ def avatar_task() -> ml_collections.ConfigDict:
                                "forehead")
     t.placement.lower_masks = ("lower_face", "lips")
     t.placement.lip_masks = ("lips",)
+    t.placement.per_face_masks = ()  # "per_face": only faces in these masks (empty: all)
 
     t.avatar = ml_collections.ConfigDict()
     t.avatar.capacity = 0            # static Gaussian capacity (0 = the placement's count)

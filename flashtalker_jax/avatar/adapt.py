@@ -33,7 +33,7 @@ from flashtalker_jax.avatar.adapt_data import (AdaptIterator, audio_frame_featur
                                                split_indices)
 from flashtalker_jax.avatar.adapt_model import (REFINED_KEYS, AdaptModel, FlameConst,
                                                 FrameRefinement, personalise)
-from flashtalker_jax.avatar.avatar import GaussianAvatar, drive_from_flame
+from flashtalker_jax.avatar.avatar import GaussianAvatar, ViewProbe, drive_from_flame
 from flashtalker_jax.avatar.binding import bound_anchors
 from flashtalker_jax.avatar.sampling import Placement, build_placement, faces_in_masks
 from flashtalker_jax.errors import ModelFileError
@@ -84,7 +84,8 @@ def build_spec(task_cfg, flame_dir: Path, shape: np.ndarray, static_offset: np.n
     faces = np.asarray(flame.faces)
     placement = build_placement(pc.mode, np.asarray(flame.v_template), faces, vt, ft, masks,
                                 uv_resolution=pc.uv_resolution, teeth_per_face=pc.teeth_per_face,
-                                upper_masks=tuple(pc.upper_masks), lower_masks=tuple(pc.lower_masks))
+                                upper_masks=tuple(pc.upper_masks), lower_masks=tuple(pc.lower_masks),
+                                per_face_masks=tuple(pc.per_face_masks))
     is_lip = faces_in_masks(faces, masks, tuple(pc.lip_masks), "lip")[placement.face_ids]
     mean = std = None
     if audio is not None:
@@ -190,12 +191,11 @@ def _densifying_loss_fn(terms, task_cfg):
     size = task_cfg.resolution
 
     def loss_fn(model: AdaptModel, batch, key):
-        graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+        graphdef, params, probe_state, rest = nnx.split(model, nnx.Param, ViewProbe, ...)
 
         def total_of(params, probe):
-            inner = nnx.merge(graphdef, params, rest)
-            inner.avatar.view_probe.value = probe
-            total, metrics, (means, viewmat) = terms(inner, batch)
+            probes = jax.tree.map(lambda _: probe, probe_state)
+            total, metrics, (means, viewmat) = terms(nnx.merge(graphdef, params, probes, rest), batch)
             return total, (metrics, means, viewmat)
 
         probe = jnp.zeros((batch["K"].shape[0], model.avatar.capacity, 3), jnp.float32)

@@ -18,7 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from flashtalker_jax.avatar.avatar import Binding, GaussianAvatar
+from flashtalker_jax.avatar import densify
+from flashtalker_jax.avatar.avatar import Binding, DensifyStat, GaussianAvatar
 from flashtalker_jax.flame.lbs import batch_rodrigues
 from flashtalker_jax.flame.model import FlameModel, FlameParams
 
@@ -92,3 +93,26 @@ class AdaptModel(nnx.Module):
         self.flame = FlameArrays(flame)
         self.refinement = refinement
         self.is_lip = Binding(jnp.asarray(is_lip, bool))
+
+    def densify(self, grad_sum: jax.Array, grad_count: jax.Array, key: jax.Array,
+                cfg: densify.DensifyConfig) -> None:
+        """Add one step's densification statistics (C,) and run densify.densify_step on
+        the avatar (the lip flags are part of the inherited binding)."""
+        avatar = self.avatar
+        values = {name: jax.lax.stop_gradient(avatar.template(name)) for name in densify.ATTRIBUTES}
+        binding = {name: getattr(avatar, name)[...] for name in densify.BINDING if name != "is_lip"}
+        binding["is_lip"] = self.is_lip[...]
+        stats = {"grad_sum": avatar.grad_sum[...] + grad_sum,
+                 "grad_count": avatar.grad_count[...] + grad_count,
+                 "n_used": avatar.n_used[...], "clock": avatar.clock[...]}
+        n_faces = int(self.flame.faces[...].shape[0])
+        values, binding, active, stats = densify.densify_step(values, binding, avatar.active[...],
+                                                              stats, key, n_faces, cfg)
+        for name, value in values.items():
+            avatar.set_template(name, value)
+        # Replaced, not written in place (see GaussianAvatar.set_template).
+        for name, value in binding.items():
+            setattr(self if name == "is_lip" else avatar, name, Binding(value))
+        avatar.active = Binding(active)
+        for name, value in stats.items():
+            setattr(avatar, name, DensifyStat(value))

@@ -6,7 +6,11 @@
   capacity for per-face densification (unused slots are inactive and fully transparent);
 - the template (nnx Params): local means / log-scales / quaternions (in the triangle
   frame, see binding.py), opacity and colour logits, and per-Gaussian query features;
-- the Deformer (deform.py).
+- the Deformer (deform.py);
+- with `densifiable=True` (per-face placement with densification, densify.py): a
+  non-trained shift per template attribute (densification writes a Gaussian's new value
+  there, since a train step can only change trained parameters through the optimiser)
+  and the densification statistics (grad_sum, grad_count, n_used, clock).
 Per-group learning rates (3DGS uses a different one per attribute) with one optimiser:
 every template Param is stored divided by `cfg.lr_scale.<name>` and multiplied back when
 used, so Adam's step on the stored value (~ lr) is a step of lr * scale on the attribute.
@@ -34,6 +38,18 @@ from flashtalker_jax.avatar.sampling import Placement
 
 class Binding(nnx.Variable):
     """Non-trained per-Gaussian binding data (triangle, barycentrics, region, active)."""
+
+
+class TemplateShift(nnx.Variable):
+    """Non-trained part of a template attribute, written by densification."""
+
+
+class DensifyStat(nnx.Variable):
+    """Densification bookkeeping: gradient statistics, slots used, steps seen."""
+
+
+class ViewProbe(nnx.Variable):
+    """Zero added to the world means; its gradient is the densification statistic's input."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,7 +82,8 @@ def drive_from_flame(params, audio: Array | None = None) -> dict[str, Array]:
 
 class GaussianAvatar(nnx.Module):
     def __init__(self, placement: Placement, template: np.ndarray, faces: np.ndarray, n_expr: int,
-                 audio_dim: int, cfg: ml_collections.ConfigDict, rngs: nnx.Rngs):
+                 audio_dim: int, cfg: ml_collections.ConfigDict, rngs: nnx.Rngs,
+                 densifiable: bool = False):
         n = placement.count
         capacity = max(n, int(cfg.capacity))
         pad = capacity - n
@@ -100,6 +117,17 @@ class GaussianAvatar(nnx.Module):
         }
         for name, value in initial.items():
             setattr(self, name, nnx.Param(value / self.lr_scale[name]))
+        self.densifiable = densifiable
+        if densifiable:
+            for name, value in initial.items():
+                setattr(self, f"{name}_shift", TemplateShift(jnp.zeros_like(value)))
+            self.grad_sum = DensifyStat(jnp.zeros((capacity,), jnp.float32))
+            self.grad_count = DensifyStat(jnp.zeros((capacity,), jnp.float32))
+            self.n_used = DensifyStat(jnp.asarray(n, jnp.int32))
+            self.clock = DensifyStat(jnp.zeros((), jnp.int32))
+            # Zero, added to the world means: the densifying loss replaces it by zeros
+            # (B, C, 3) and reads its gradient (adapt.py).
+            self.view_probe = ViewProbe(jnp.zeros((1, 1, 3), jnp.float32))
         self.deformer = Deformer(
             n_expr=n_expr, audio_dim=audio_dim, dim=cfg.feature_dim, heads=cfg.heads,
             expr_tokens=cfg.expr_tokens, hidden=cfg.offset_hidden, layers=cfg.offset_layers,
@@ -112,7 +140,15 @@ class GaussianAvatar(nnx.Module):
 
     def template(self, name: str) -> Array:
         """A template attribute at its true scale (see the per-group learning rates)."""
-        return getattr(self, name)[...] * self.lr_scale[name]
+        value = getattr(self, name)[...] * self.lr_scale[name]
+        return value + getattr(self, f"{name}_shift")[...] if self.densifiable else value
+
+    def set_template(self, name: str, value: Array) -> None:
+        """Make template(name) equal `value` by replacing the shift (densifiable only).
+        Variables are replaced, not written in place: inside the trainer's traced loss the
+        model holds the state's Variables, which NNX refuses to mutate from that trace."""
+        stored = jax.lax.stop_gradient(getattr(self, name)[...]) * self.lr_scale[name]
+        setattr(self, f"{name}_shift", TemplateShift(value - stored))
 
     def __call__(self, vertices: Float[Array, "B V 3"], faces: Int[Array, "F 3"],
                  drive: Mapping[str, Array]) -> Gaussians:
@@ -126,6 +162,8 @@ class GaussianAvatar(nnx.Module):
         means, scales, quats = local_to_world(vertices, faces, self.face_ids[...],
                                               self.barycentrics[...], local_means,
                                               local_log_scales, local_quats)
+        if self.densifiable:
+            means = means + self.view_probe[...]
         opacity = jax.nn.sigmoid(self.template("opacity_logits") + offsets["opacity"][..., 0])
         colors = jax.nn.sigmoid(color_logits + offsets["color"] + color_fix)
         return Gaussians(means=means, quats=quats, scales=scales,

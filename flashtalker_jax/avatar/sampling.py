@@ -1,8 +1,9 @@
 """Where the template Gaussians sit on the mesh: their triangle and barycentric point.
 
 Two placements, chosen by `config.placement.mode`:
-- "per_face" (GaussianAvatars): one Gaussian at the centroid of every triangle; the count
-  then changes by binding-aware densification and pruning (avatar/densify.py).
+- "per_face" (GaussianAvatars): one Gaussian at the centroid of every triangle (or of the
+  triangles in chosen region masks); the count then changes by binding-aware
+  densification and pruning (avatar/densify.py).
 - "uv" (FlashTalker): a regular grid of resolution x resolution points over the UV map;
   every grid point inside a UV triangle becomes a Gaussian on that triangle at the
   point's barycentric coordinates. Equal UV area gets equal numbers of Gaussians, so the
@@ -143,9 +144,11 @@ def _triangle_areas(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
 def build_placement(mode: str, template: np.ndarray, faces: np.ndarray, vt: np.ndarray,
                     ft: np.ndarray, region_masks: Mapping[str, np.ndarray], *,
                     uv_resolution: int, teeth_per_face: int, upper_masks: Sequence[str],
-                    lower_masks: Sequence[str]) -> Placement:
+                    lower_masks: Sequence[str], per_face_masks: Sequence[str] = ()) -> Placement:
     """The template placement on a mesh whose first len(ft) faces have UV coordinates and
-    whose remaining faces (if any) are teeth. template (V, 3): canonical vertices."""
+    whose remaining faces (if any) are teeth. template (V, 3): canonical vertices.
+    per_face_masks: "per_face" binds only the faces in these region masks (a partial
+    avatar for quick runs and tests; empty: every face)."""
     n_uv_faces = len(ft)
     if n_uv_faces > len(faces):
         raise ConfigError(f"UV layout has {n_uv_faces} faces but the mesh only {len(faces)}")
@@ -160,8 +163,11 @@ def build_placement(mode: str, template: np.ndarray, faces: np.ndarray, vt: np.n
         spacing = stretch[face_ids] / uv_resolution
     elif mode == "per_face":
         face_ids = np.arange(n_uv_faces, dtype=np.int32)
-        bary = np.full((n_uv_faces, 3), 1 / 3, np.float32)
-        spacing = np.sqrt(areas[:n_uv_faces])
+        if per_face_masks:
+            chosen = faces_in_masks(faces[:n_uv_faces], region_masks, per_face_masks, "per_face")
+            face_ids = face_ids[chosen]
+        bary = np.full((len(face_ids), 3), 1 / 3, np.float32)
+        spacing = np.sqrt(areas[face_ids])
     else:
         raise ConfigError(f"placement.mode={mode!r}: use 'uv' or 'per_face'")
     teeth_faces = np.arange(n_uv_faces, len(faces), dtype=np.int32)
