@@ -35,5 +35,9 @@ def get_config() -> ml_collections.ConfigDict:
     c.presets = ml_collections.ConfigDict(dict(tiny=(
         "batch_size=8", "optim.lr=3e-4", "train.steps=40", "train.log_every=10",
         "train.checkpoint_every=40", "early_stop.eval_every=10", "early_stop.eval_batches=2",
+    ), cpu=(
+        # The CPU benchmark recipe (BENCHMARKS.md, A2E), for either model kind.
+        "optim.lr=2e-4", "train.steps=100", "train.checkpoint_every=100", "early_stop.eval_every=20",
+        "early_stop.patience=3",
     )))
     return c

@@ -138,6 +138,27 @@ def speech_frames(waveform: np.ndarray, sample_rate: int, num_frames: int, fps: 
     return 20 * np.log10(rms / np.percentile(rms, 95)) > threshold_db
 
 
+def opening_by_speech(opening: np.ndarray, speaking: np.ndarray) -> dict:
+    """Mean mouth opening (mm) in speech and in silent frames, and the silent frames' 90th percentile."""
+    silent = opening[~speaking]
+    return {"speech_fraction": float(speaking.mean()),
+            "opening_speech_mean_mm": float(opening[speaking].mean()) if speaking.any() else None,
+            "opening_silence_mean_mm": float(silent.mean()) if silent.size else None,
+            "opening_silence_p90_mm": float(np.percentile(silent, 90)) if silent.size else None}
+
+
+def ground_truth_openings(ident: Identity, audio_path: Path, mesh_fn, fps: float) -> dict:
+    """The same speech/silence statistics on an identity's own ground truth (every split, in
+    frame order, against its own audio): what "closed in silences" looks like for this face."""
+    from flashtalker_jax.audio import load_audio
+
+    sentences = sorted((s for split in ident.splits.values() for s in split), key=lambda s: s.start)
+    frames = np.concatenate([s.start + np.arange(s.motion.shape[0]) for s in sentences])
+    _, opening = mesh_fn(np.concatenate([s.motion for s in sentences]), ident.shape)
+    speaking = speech_frames(load_audio(audio_path, 16000), 16000, int(frames.max()) + 1, fps)[frames]
+    return {"identity": ident.name, **opening_by_speech(opening, speaking)}
+
+
 def evaluate_real_audio(path: Path, predictor: Predictor, feature_fn, mesh_fn, shape: np.ndarray,
                         row: int, template, seed: int, png: Path, fps: float) -> dict:
     """Mouth opening on real speech: PNG trace and mean opening in silent vs speech frames."""
@@ -152,10 +173,5 @@ def evaluate_real_audio(path: Path, predictor: Predictor, feature_fn, mesh_fn, s
     speaking = speech_frames(waveform, 16000, opening.shape[0], fps)
     plot_openings(png, {"predicted": opening, "speech (1) / silence (0) x max": speaking * opening.max()},
                   f"{path.name}: predicted mouth opening")
-    silent = opening[~speaking]
     return {"file": str(path), "frames": int(opening.shape[0]), "predict_seconds": seconds,
-            "speech_fraction": float(speaking.mean()),
-            "opening_speech_mean_mm": float(opening[speaking].mean()),
-            "opening_silence_mean_mm": float(silent.mean()) if silent.size else None,
-            "opening_silence_p90_mm": float(np.percentile(silent, 90)) if silent.size else None,
-            "png": str(png)}
+            **opening_by_speech(opening, speaking), "png": str(png)}

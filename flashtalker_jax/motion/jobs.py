@@ -21,7 +21,7 @@ from flax import nnx
 from flashtalker_jax.config import apply_overrides, save_config
 from flashtalker_jax.errors import ConfigError, InputFileError
 from flashtalker_jax.motion import tasks
-from flashtalker_jax.motion.dataset import CropIterator, Identity
+from flashtalker_jax.motion.dataset import CropIterator, Identity, identity_folders
 
 
 def apply_preset(config: ml_collections.ConfigDict, overrides: list[str]) -> None:
@@ -188,9 +188,12 @@ def evaluate(model_run: str, data: str, report: str | None, baseline: str | None
                                     "metrics": results}
     methods = list(next(iter(per_identity.values()))["metrics"])
     summary = {m: _mean_metrics([v["metrics"][m] for v in per_identity.values()]) for m in methods}
-    real = []
+    real, reference = [], None
     if audio_files:
         ident = identities[0]
+        folder = identity_folders(data)[0]
+        audio_name = json.loads((folder / "transforms.json").read_text()).get("audio_path") or "audio.wav"
+        reference = ev.ground_truth_openings(ident, folder / audio_name, mesh_fn, 25.0)
         m, predictor = models[loaded.kind]
         template = tasks.identity_template(flame, ident) if m.kind == "audio2param" else None
         fn = tasks.feature_fn(task)
@@ -208,7 +211,8 @@ def evaluate(model_run: str, data: str, report: str | None, baseline: str | None
                   "opening": "FLAME inner-lip landmark distance, mm; lag > 0 = prediction late, frames",
                   "fdd_mm2": "CodeTalker upper-face dynamics deviation on 'upper_face', signed",
                   "pose": "identity shape, zero head pose: only expression and jaw differ"},
-              "summary": summary, "identities": per_identity, "pngs": pngs, "real_audio": real}
+              "summary": summary, "identities": per_identity, "pngs": pngs, "real_audio": real,
+              "real_audio_reference": reference}
     return result
 
 

@@ -41,8 +41,14 @@ def test_pretrain_adapt_eval(dataset):
         assert not np.array_equal(before["out/kernel/value"], after["out/kernel/value"])
 
     report_path = dataset / "report.json"
-    assert main(["eval-a2e", "--model", str(adapted), "--data", str(ds / "id001"), "--report", str(report_path)]) == 0
+    assert main(["eval-a2e", "--model", str(adapted), "--data", str(ds / "id001"), "--report", str(report_path),
+                 "--audio", str(ds / "id000" / "audio.wav")]) == 0
     report = json.loads(report_path.read_text())
+    real, reference = report["real_audio"][0], report["real_audio_reference"]
+    assert (dataset / "report" / "real_audio.png").is_file() and real["frames"] > 0
+    assert reference["identity"] == "id001" and 0 < reference["speech_fraction"] < 1
+    # The procedural ground truth opens the mouth far wider in speech than in its pauses.
+    assert reference["opening_speech_mean_mm"] > reference["opening_silence_mean_mm"] + 2.0
     assert set(report["summary"]) == {"a2e_prior", "gt_shift_2", "static_mean_face"}
     assert report["identities"]["id001"]["seen_in_pretraining"]
     for identity in ("id001",):
