@@ -16,7 +16,8 @@ def register(subparsers) -> None:
                     "parameters and (with --a2e) by expressions predicted from their own audio, "
                     "against the ground truth. cross: the avatar speaks --audio clips (speech "
                     "files or other identities' VHAP folders) through --a2e; no ground-truth "
-                    "frames, so image metrics are reported unavailable with the reason.")
+                    "frames, so image metrics are reported unavailable with the reason. Overrides apply to "
+                    "the avatar's saved task config, e.g. --config.task.render.per_tile=1024.")
     p.add_argument("--avatar", required=True, help="avatar folder (RUN or RUN/avatar of `flashtalker adapt`)")
     p.add_argument("--a2e", help="motion run (pretrain-a2e / adapt-a2e) for the audio-driven rows")
     p.add_argument("--data", required=True, help="the avatar identity's VHAP folder")
@@ -49,18 +50,15 @@ def landmarker_path(arg: str | None) -> Path | None:
 
 
 def run_eval(args: argparse.Namespace, overrides: list[str]) -> int:
-    from flashtalker_jax.errors import ConfigError
     from flashtalker_jax.eval.run import evaluate
     from flashtalker_jax.utils.report import write_report
 
-    if overrides:
-        raise ConfigError(f"eval takes no --config overrides, got {overrides}")
     out = Path(args.out) if args.out else Path(args.report).parent
     report = evaluate(args.avatar, args.data, args.setting, a2e=args.a2e, sources=args.audio,
                       lpips_weights=args.lpips_weights, lpips_net=args.lpips_net,
                       landmarker=landmarker_path(args.landmarker), max_frames=args.max_frames,
                       seed=args.seed, sample_steps=args.sample_steps, batch_size=args.batch_size,
-                      out_dir=out)
+                      out_dir=out, overrides=tuple(overrides))
     write_report(args.report, report)
     print(report["table"], flush=True)
     print(f"eval: report {args.report}; frames grid {report['pngs']['grid']}; "

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from flashtalker_jax.errors import ModelFileError
+from flashtalker_jax.errors import ConfigError, ModelFileError
 from flashtalker_jax.flame.landmarks import mouth_opening
 from flashtalker_jax.metrics.lmd import project_points
 from flashtalker_jax.utils.progress import progress
@@ -82,7 +82,17 @@ class EvalRenderer:
                               disable=not show_progress):
             # Pad the last batch with its final row: one compiled shape for every batch.
             batch = {k: jnp.asarray(_pad_rows(v[start:start + b], b)) for k, v in inputs.items()}
-            parts.append([np.asarray(x)[:min(b, t - start)] for x in fn(self.model, batch)])
+            try:
+                outputs = fn(self.model, batch)
+            except jax.errors.JaxRuntimeError as exc:
+                if "BufferOverflowError" not in str(exc):
+                    raise
+                # Raised by rasterize under jit; the buffer sizes live in the avatar's config.
+                line = next(x for x in str(exc).splitlines() if "BufferOverflowError" in x)
+                raise ConfigError(f"rendering {self.avatar_dir} overflowed a buffer ({line.strip()}); "
+                                  "raise it with --config.task.render.per_tile=N or "
+                                  "--config.task.render.intersections_per_gaussian=N") from None
+            parts.append([np.asarray(x)[:min(b, t - start)] for x in outputs])
         return [np.concatenate(p) for p in zip(*parts)]
 
 
@@ -90,8 +100,11 @@ def _pad_rows(x: np.ndarray, n: int) -> np.ndarray:
     return x if x.shape[0] == n else np.concatenate([x, np.repeat(x[-1:], n - x.shape[0], 0)])
 
 
-def load_eval_renderer(avatar_dir: str | Path, batch_size: int = 4) -> EvalRenderer:
-    """`avatar_dir`: RUN/avatar written by `flashtalker adapt`, or the run folder RUN."""
+def load_eval_renderer(avatar_dir: str | Path, batch_size: int = 4,
+                       overrides: tuple[str, ...] = ()) -> EvalRenderer:
+    """`avatar_dir`: RUN/avatar written by `flashtalker adapt`, or the run folder RUN.
+    `overrides`: `--config.task.a.b=v` items applied to the avatar's saved task config
+    (render settings such as task.render.per_tile)."""
     from flashtalker_jax.avatar.adapt import load_avatar, render
     from flashtalker_jax.flame.lbs import flame_forward
     from flashtalker_jax.flame.model import FlameParams
@@ -108,6 +121,14 @@ def load_eval_renderer(avatar_dir: str | Path, batch_size: int = 4) -> EvalRende
         raise ModelFileError(avatar_dir, f"written by an incompatible version of flashtalker-jax "
                                          f"({type(exc).__name__}: {exc})",
                              "re-run `flashtalker adapt` with this version") from exc
+    if overrides:
+        import ml_collections
+
+        from flashtalker_jax.config import apply_overrides
+
+        wrapper = ml_collections.ConfigDict({"task": task_cfg})
+        apply_overrides(wrapper, list(overrides), source=str(avatar_dir / "config.json"))
+        task_cfg = wrapper.task
     size = int(task_cfg.resolution)
 
     def params_of(batch):

@@ -173,9 +173,12 @@ def load_lpips_models(weights, net: str) -> tuple[dict, dict]:
 def evaluate(avatar, data, setting: str, *, a2e=None, sources=(), lpips_weights=None,
              lpips_net: str = "alex", landmarker=None, max_frames: int = 0, seed: int = 0,
              sample_steps: int | None = None, batch_size: int = 4, out_dir=None,
-             grid_frames: int = 6, show_progress: bool = True) -> dict:
+             grid_frames: int = 6, show_progress: bool = True, renderer: EvalRenderer | None = None,
+             overrides: tuple[str, ...] = ()) -> dict:
     """The whole evaluation (module docstring); writes the PNGs into out_dir and returns
-    the report: per-row registry entries, table text, per-frame curves, PNG paths."""
+    the report: per-row registry entries, table text, per-frame curves, PNG paths.
+    `renderer`: an already loaded `avatar` (its compiled functions are reused);
+    `overrides`: `--config.task.*` items for the avatar's saved config (load_eval_renderer)."""
     from flashtalker_jax.data.vhap import read_vhap
 
     if setting not in SETTINGS:
@@ -186,8 +189,8 @@ def evaluate(avatar, data, setting: str, *, a2e=None, sources=(), lpips_weights=
     for source in sources:
         if not Path(source).exists():
             raise InputFileError(source, "driving audio/folder not found")
-    renderer = load_eval_renderer(avatar, batch_size)
-    seq = read_vhap(data)
+    seq = read_vhap(data)  # a wrong folder fails here, before the avatar is loaded
+    renderer = renderer or load_eval_renderer(avatar, batch_size, tuple(overrides))
     lpips_models, lpips_reasons = load_lpips_models(lpips_weights, lpips_net)
     motion_fn_for = None
     if a2e is not None:

@@ -27,14 +27,15 @@ def metric_table(rows: dict[str, dict], columns: list[str]) -> str:
                 reasons.setdefault(entry["reason"], []).append((driving, name))
         body.append(line)
     text = format_table(body, ["driving"] + [header(n) for n in columns])
-    notes = [f"  {UNAVAILABLE} {', '.join(_compact(where))}: {why}" for why, where in reasons.items()]
+    notes = [f"  {UNAVAILABLE} {', '.join(_compact(where, len(rows)))}: {why}"
+             for why, where in reasons.items()]
     return text + ("\n" + "\n".join(notes) if notes else "")
 
 
-def _compact(where: list[tuple[str, str]]) -> list[str]:
-    """(row, metric) pairs -> the metrics when every row shares them, else 'row:metric'."""
+def _compact(where: list[tuple[str, str]], n_rows: int) -> list[str]:
+    """(row, metric) pairs -> the metrics when every table row shares them, else 'row:metric'."""
     rows = {row for row, _ in where}
     metrics = sorted({metric for _, metric in where})
-    if len(rows) * len(metrics) == len(where):
+    if len(rows) == n_rows and len(rows) * len(metrics) == len(where):
         return metrics
     return [f"{row}:{metric}" for row, metric in where]
