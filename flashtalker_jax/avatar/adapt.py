@@ -11,9 +11,13 @@ into Gaussians, the rasterizer renders them with an extra lip channel, and the l
 (see losses.py). Ground truth is composited on `background` with the tracked foreground
 mask when `use_mask` is on, as the render is.
 
-Avatar folder (`export_avatar`): config.json (the task config), meta.json (frame and
-camera counts, audio feature size), flame/ (copy of the FLAME files used), identity.npz
-(shape, static_offset) and state.npz (every model variable by its path).
+Avatar folder (`export_avatar`): config.json (the task config), meta.json (format_version,
+frame and camera counts, audio feature size), flame/ (copy of the FLAME files used),
+identity.npz (shape, static_offset) and state.npz (every model variable by its path).
+FORMAT_VERSION history: 1 = the unversioned folders of the first session (no field);
+2 = adds the field and, for densified per-face avatars, the template shifts and
+densification variables. `load_avatar` reads exactly FORMAT_VERSION and names meta.json
+with a fix otherwise.
 """
 from __future__ import annotations
 
@@ -43,6 +47,9 @@ from flashtalker_jax.flame.loader import (find_model_file, load_flame_model, loa
 from flashtalker_jax.flame.model import FlameModel, FlameParams
 from flashtalker_jax.render.rasterize import rasterize
 from flashtalker_jax.train.tasks import Task
+
+
+FORMAT_VERSION = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -320,7 +327,7 @@ def export_avatar(model: AdaptModel, task_cfg, out_dir: Path) -> Path:
     with atomic_path(out_dir / "identity.npz") as tmp:
         np.savez(tmp, **identity)
     refinement = model.refinement
-    meta = {"n_frames": int(refinement.expr.shape[0]), "n_cameras": int(refinement.camera.shape[0]),
+    meta = {"format_version": FORMAT_VERSION, "n_frames": int(refinement.expr.shape[0]), "n_cameras": int(refinement.camera.shape[0]),
             "audio_dim": int(model.audio_mean.shape[0]) if hasattr(model, "audio_mean") else 0}
     (out_dir / "meta.json").write_text(json.dumps(meta, indent=1))
     (out_dir / "config.json").write_text(task_cfg.to_json_best_effort(indent=1))
@@ -337,8 +344,8 @@ def load_avatar(avatar_dir) -> tuple[AdaptModel, ml_collections.ConfigDict]:
         if not (avatar_dir / name).exists():
             raise ModelFileError(avatar_dir, f"not an avatar folder: {name} is missing",
                                  "point --avatar at RUN/avatar written by `flashtalker adapt`")
+    meta = _read_meta(avatar_dir / "meta.json")
     task_cfg = ml_collections.ConfigDict(json.loads((avatar_dir / "config.json").read_text()))
-    meta = json.loads((avatar_dir / "meta.json").read_text())
     with np.load(avatar_dir / "identity.npz") as identity:
         shape = identity["shape"]
         static_offset = identity["static_offset"] if "static_offset" in identity else None
@@ -359,3 +366,27 @@ def load_avatar(avatar_dir) -> tuple[AdaptModel, ml_collections.ConfigDict]:
     new = [jnp.asarray(stored[key_path_str(p)]) for p, _ in leaves]
     nnx.update(model, jax.tree_util.tree_unflatten(treedef, new))
     return model, task_cfg
+
+
+def _read_meta(path: Path) -> dict:
+    """meta.json, refused unless its format_version is FORMAT_VERSION."""
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise ModelFileError(path, f"unreadable avatar metadata ({err})",
+                             "re-export the avatar with `flashtalker adapt`") from None
+    version = meta.get("format_version") if isinstance(meta, dict) else None
+    if version is None:
+        raise ModelFileError(path, "no format_version: the folder was written by an older "
+                                   f"flashtalker (avatar format 1; this one reads {FORMAT_VERSION})",
+                             "re-run `flashtalker adapt` (or `--resume` it from its checkpoints) "
+                             "to write a current avatar folder")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ModelFileError(path, f"format_version {version!r} is newer than this flashtalker "
+                                   f"reads ({FORMAT_VERSION})",
+                             "upgrade flashtalker_jax to the version that wrote the avatar")
+    if version != FORMAT_VERSION:
+        raise ModelFileError(path, f"format_version {version} is no longer supported (this "
+                                   f"flashtalker reads {FORMAT_VERSION})",
+                             "re-run `flashtalker adapt` to write a current avatar folder")
+    return meta

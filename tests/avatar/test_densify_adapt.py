@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from flashtalker_jax.avatar.adapt import export_avatar, load_avatar, make_task
+from flashtalker_jax.avatar.adapt import FORMAT_VERSION, export_avatar, load_avatar, make_task
 from flashtalker_jax.avatar.evaluate import evaluate_avatar
 from flashtalker_jax.cli.main import main
 from flashtalker_jax.config import load_config
@@ -49,6 +49,8 @@ def densified(tiny_identity, tmp_path_factory):
 
 
 def test_densified_run_grows_within_capacity_keeps_faces_and_improves(densified, tiny_identity, tmp_path):
+    meta = json.loads((densified / "avatar" / "meta.json").read_text())
+    assert meta["format_version"] == FORMAT_VERSION
     records = [json.loads(line) for line in (densified / "metrics.jsonl").read_text().splitlines()]
     assert all(r["skipped"] == 0 and np.isfinite(r["loss"]) for r in records)
     config = _config(tiny_identity)
