@@ -34,13 +34,10 @@ class LoadedAvatar:
 def view_camera(data_dir: Path, size: int, camera: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(viewmat (4, 4) world-to-camera OpenCV, K (3, 3) scaled to size x size) of the first
     frame of `camera` in the folder."""
-    from flashtalker_jax.data.vhap import read_vhap
+    from flashtalker_jax.pipeline.motion import camera_frames
 
-    seq = read_vhap(data_dir)
-    rows = np.flatnonzero(seq.cameras == camera)
-    if rows.size == 0:
-        raise InputFileError(data_dir, f"no frames of camera {camera}")
-    row = rows[np.argmin(seq.timesteps[rows])]
+    seq, rows = camera_frames(data_dir, camera)
+    row = rows[0]
     K = seq.K[row].astype(np.float32).copy()
     K[:2] *= size / seq.width
     return seq.w2c[row].astype(np.float32), K
@@ -50,14 +47,11 @@ def to_uint8(rgb) -> np.ndarray:
     return np.asarray(jnp.round(jnp.clip(rgb, 0.0, 1.0) * 255.0).astype(jnp.uint8))
 
 
-def load_avatar_renderer(avatar_dir: str | Path, data_dir: str | Path | None = None,
-                         size: int | None = None, backend: str | None = None) -> LoadedAvatar:
-    """`avatar_dir`: RUN/avatar or the run folder RUN. Render function for speak.stream: batch {expr, jaw_pose, rotation, neck_pose,
-    eyes_pose, translation (B, k)[, audio (B, A)]} -> (uint8 (B, S, S, 3), mouth mm (B,))."""
-    from flax import nnx
-
-    from flashtalker_jax.avatar.adapt import load_avatar, render
-    from flashtalker_jax.flame.model import FlameParams
+def open_avatar(avatar_dir: str | Path):
+    """(model, task config) of an avatar folder written by `flashtalker adapt` (RUN/avatar or
+    the run folder RUN); ModelFileError naming the folder when it is missing or was written
+    by an incompatible version."""
+    from flashtalker_jax.avatar.adapt import load_avatar
 
     avatar_dir = Path(avatar_dir)
     if (avatar_dir / "avatar").is_dir():  # a run folder of `flashtalker adapt`
@@ -65,13 +59,25 @@ def load_avatar_renderer(avatar_dir: str | Path, data_dir: str | Path | None = N
     if not avatar_dir.is_dir():
         raise ModelFileError(avatar_dir, "avatar folder not found", "pass RUN/avatar written by `flashtalker adapt`")
     try:
-        model, task_cfg = load_avatar(avatar_dir)
+        return load_avatar(avatar_dir)
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
         # config.json lacks a field this code needs, or arrays have other shapes: the folder
         # was written by another version of the avatar code.
         raise ModelFileError(avatar_dir, f"written by an incompatible version of flashtalker-jax "
                                          f"({type(exc).__name__}: {exc})",
                              "re-run `flashtalker adapt` with this version") from exc
+
+
+def load_avatar_renderer(avatar_dir: str | Path, data_dir: str | Path | None = None,
+                         size: int | None = None, backend: str | None = None) -> LoadedAvatar:
+    """`avatar_dir`: RUN/avatar or the run folder RUN. Render function for speak.stream: batch {expr, jaw_pose, rotation, neck_pose,
+    eyes_pose, translation (B, k)[, audio (B, A)]} -> (uint8 (B, S, S, 3), mouth mm (B,))."""
+    from flax import nnx
+
+    from flashtalker_jax.avatar.adapt import render
+    from flashtalker_jax.flame.model import FlameParams
+
+    model, task_cfg = open_avatar(avatar_dir)
     data_dir = Path(data_dir or task_cfg.data)
     size = int(size or task_cfg.resolution)
     if backend:

@@ -3,9 +3,9 @@ frames) and of the whole speak pipeline, per batch size, plus first-frame latenc
 
 Each batch size runs the same clip twice on a loaded speaker; the second run is reported
 (compiles happen in the first). The clip is an amplitude-modulated tone (`--audio` for real
-speech): speed does not depend on what is said. Latency is measured from the call to the
-first rendered batch, so it includes reading the audio and the motion stage of the whole
-clip (motion is predicted for the clip before rendering starts).
+speech): speed does not depend on what is said. Latency (first_frame_ms) is measured from
+the call to the first rendered batch: reading the audio, the clip's features, the FIRST
+motion window only (motion streams window by window, pipeline/stream.py) and one batch.
 """
 from __future__ import annotations
 

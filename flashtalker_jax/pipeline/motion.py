@@ -18,15 +18,20 @@ from flashtalker_jax.pipeline.stream import MotionFn
 POSE_KEYS = ("rotation", "neck_pose", "eyes_pose", "translation")
 
 
-def pose_track(data_dir: str | Path, still: bool = False, camera: int = 0) -> dict[str, np.ndarray]:
-    """Head pose per timestep (one camera's frames, in time order) of a VHAP folder."""
+def camera_frames(data_dir: str | Path, camera: int = 0):
+    """(the VHAP sequence, row indices of `camera`'s frames in time order) of a VHAP folder."""
     from flashtalker_jax.data.vhap import read_vhap
 
     seq = read_vhap(data_dir)
     rows = np.flatnonzero(seq.cameras == camera)
     if rows.size == 0:
         raise InputFileError(data_dir, f"no frames of camera {camera}")
-    rows = rows[np.argsort(seq.timesteps[rows], kind="stable")]
+    return seq, rows[np.argsort(seq.timesteps[rows], kind="stable")]
+
+
+def pose_track(data_dir: str | Path, still: bool = False, camera: int = 0) -> dict[str, np.ndarray]:
+    """Head pose per timestep (one camera's frames, in time order) of a VHAP folder."""
+    seq, rows = camera_frames(data_dir, camera)
     if still:
         rows = rows[:1]
     return {k: np.asarray(seq.flame[k][rows], np.float32) for k in POSE_KEYS}
@@ -55,6 +60,36 @@ def fit_chunks(chunks: Iterable[np.ndarray], n_frames: int) -> Iterator[np.ndarr
         yield np.repeat(last, n_frames - done, 0)
 
 
+def feature_rows(task, steps_per_frame: int):
+    """(audio path, fps) -> (AudioRows of raw features, n feature frames) for task.features:
+    log-mel for the whole clip (cheap), wav2vec2 one segment at a time (pipeline/features.py)."""
+    from flashtalker_jax.audio.features import num_video_frames
+    from flashtalker_jax.motion.tasks import feature_fn
+    from flashtalker_jax.motion.windows import rows_of
+
+    if task.features != "wav2vec2":
+        whole_clip = feature_fn(task)
+
+        def log_mel(audio_path: Path, fps: float):
+            audio = whole_clip(audio_path, fps)
+            n = audio.shape[0] // steps_per_frame
+            return rows_of(audio[:steps_per_frame * n], steps_per_frame, n), n
+        return log_mel
+
+    from flashtalker_jax.audio.io import default_audio_config, load_audio
+    from flashtalker_jax.audio.wav2vec2 import load_wav2vec2
+    from flashtalker_jax.pipeline.features import Wav2Vec2Rows
+
+    model = load_wav2vec2(task.wav2vec2_dir)[0]
+    config = default_audio_config()
+
+    def wav2vec2(audio_path: Path, fps: float):
+        waveform = load_audio(audio_path, model.preprocessor.sampling_rate, config)
+        n = num_video_frames(waveform.shape[0], model.preprocessor.sampling_rate, fps)
+        return Wav2Vec2Rows(model, waveform, n, fps, steps_per_frame), n
+    return wav2vec2
+
+
 def motion_from_run(run: str | Path, poses: dict[str, np.ndarray], fps: float, n_expr: int,
                     identity: str | None = None, seed: int = 0, sample_steps: int | None = None) -> MotionFn:
     """A MotionFn yielding, one model window at a time, expr (t, n_expr), jaw_pose (t, 3)
@@ -62,18 +97,15 @@ def motion_from_run(run: str | Path, poses: dict[str, np.ndarray], fps: float, n
 
     `identity`: a name the run was trained on selects its style row; otherwise row 0 ("any
     speaker"). The run's expressions are zero-padded or truncated to `n_expr`, the count the
-    avatar's FLAME model drives. Features are computed for the whole clip first: for log-mel
-    a few floats per frame and milliseconds of work; motion is what is windowed."""
+    avatar's FLAME model drives. Features come from `feature_rows` (windowed for wav2vec2)."""
     from flashtalker_jax.motion.inference import Predictor, to_flame_params
-    from flashtalker_jax.motion.tasks import feature_fn, load_motion_model
-    from flashtalker_jax.motion.windows import rows_of
+    from flashtalker_jax.motion.tasks import load_motion_model
 
     loaded = load_motion_model(run)
     task = loaded.task
     task.feature_cache = ""  # speech given to `speak` is new: nothing to reuse
-    features = feature_fn(task)
     predictor = Predictor(loaded, sample_steps)
-    s = predictor.steps_per_frame
+    features = feature_rows(task, predictor.steps_per_frame)
     row = loaded.identities.index(identity) + 1 if identity in loaded.identities else 0
     template = None
     if loaded.kind == "audio2param":
@@ -81,11 +113,9 @@ def motion_from_run(run: str | Path, poses: dict[str, np.ndarray], fps: float, n
             else np.zeros(loaded.model.dims.template_dim, np.float32)
 
     def motion_fn(audio_path: Path, n_frames: int) -> Iterator[dict[str, np.ndarray]]:
-        audio = features(audio_path, fps)
-        n = audio.shape[0] // s
-        windows = predictor.windows(rows_of(audio[:s * n], s, n), n, row, seed, template)
+        rows, n = features(audio_path, fps)
         start = 0
-        for motion in fit_chunks(windows, n_frames):
+        for motion in fit_chunks(predictor.windows(rows, n, row, seed, template), n_frames):
             track = to_flame_params(motion, poses, np.zeros(0, np.float32), start)
             del track["shape"]  # the avatar's FLAME model has the identity's shape built in
             expr = np.zeros((motion.shape[0], n_expr), np.float32)

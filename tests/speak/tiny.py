@@ -59,14 +59,15 @@ def make_avatar(ident: Path, out: Path, audio_dim: int) -> Path:
     return adapt.export_avatar(model, task, out)
 
 
-def make_a2e_run(out: Path, audio_dim: int, n_vertices: int) -> Path:
+def make_a2e_run(out: Path, audio_dim: int, n_vertices: int, overrides: tuple[str, ...] = ()) -> Path:
     """Files as motion.tasks.save_motion_model writes them: model.npz, model.json, norms/."""
     from flashtalker_jax.motion.dataset import Normaliser
     from flashtalker_jax.motion.tasks import make_model_factory, motion_dim, save_norms
     from flashtalker_jax.train.state import key_path_str
 
     task = load_config("audio2param", ["task.model.d_model=16", "task.model.num_heads=2",
-                                       "task.model.decoder_layers=1", "task.model.num_identities=2"]).task
+                                       "task.model.decoder_layers=1", "task.model.num_identities=2",
+                                       *overrides]).task
     p = motion_dim(task)
     model = make_model_factory(task, audio_dim, 3 * n_vertices)(nnx.Rngs(0))
     flat = jax.tree_util.tree_flatten_with_path(nnx.state(model))[0]
