@@ -67,7 +67,8 @@ def avatar_task() -> ml_collections.ConfigDict:
     t.loss.refine = 1e-2             # keeps refined FLAME params near the tracked ones
     t.loss.perceptual = 0.0          # LPIPS weight (0 = off); needs perceptual_weights
     t.loss.perceptual_net = "alex"   # "alex" or "vgg": the network perceptual_weights holds
-    t.loss.perceptual_weights = ""   # LPIPS weights file (metrics/lpips.py reads it)
+    t.loss.perceptual_weights = ""   # LPIPS file: lin layers (+ backbone unless the next is set)
+    t.loss.perceptual_backbone = ""  # torchvision backbone file ("" = in perceptual_weights)
 
     # Binding-aware densification and pruning (avatar/densify.py), for the per-face
     # placement; avatar.capacity bounds the Gaussians created over the whole run.

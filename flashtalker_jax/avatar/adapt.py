@@ -225,6 +225,7 @@ def _loss_terms_fn(task_cfg):
     w = task_cfg.loss
     background = tuple(task_cfg.background)
     size = task_cfg.resolution
+    perceptual = losses.make_perceptual_loss(w)
 
     def terms(model: AdaptModel, batch):
         n_expr = model.flame.expr_dirs.shape[-1]
@@ -245,6 +246,9 @@ def _loss_terms_fn(task_cfg):
             lip_sil = losses.lip_silhouette_loss(lip, region)
             total = total + w.lip_silhouette * lip_sil
             metrics["lip_silhouette"] = lip_sil
+        if perceptual is not None:
+            metrics["perceptual"] = perceptual(rgb, target)
+            total = total + w.perceptual * metrics["perceptual"]
         refine = sum(jnp.mean((getattr(params, k) - batch[f"flame_{k}"][:, :getattr(params, k).shape[1]]) ** 2)
                      for k in REFINED_KEYS)
         total = total + w.refine * refine

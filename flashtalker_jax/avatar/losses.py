@@ -6,6 +6,8 @@
   position  mean(relu(|mu_local| - pos_threshold))       (keeps Gaussians near their face)
   scale     mean(relu(exp(s_local) - limit))             (keeps them no larger than it)
   with limit = max(scale_threshold, factor * initial local scale) per Gaussian.
+- Perceptual (optional): weight * LPIPS(render, target) (metrics/lpips.py, AlexNet or
+  VGG) with user-supplied weights, frozen; images mapped from [0, 1] to [-1, 1].
 - Lip-guided Gaussian supervision (FlashTalker names the idea; its paper text is not
   public, so this is our reading, two terms):
   1. lip anchoring: mean over lip Gaussians of |mu_local|^2, the squared distance (in
@@ -22,10 +24,15 @@
 """
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Callable
+
 import jax
 import jax.numpy as jnp
+from flax import nnx
 from jaxtyping import Array, Bool, Float
 
+from flashtalker_jax.errors import ConfigError
 from flashtalker_jax.metrics.image import ssim
 
 # iBUG-68 outer (48-59) and inner (60-67) lip contours in FLAME's 51-point static layout
@@ -39,6 +46,37 @@ def photometric_loss(render: Float[Array, "B H W 3"], target: Float[Array, "B H 
     l1 = jnp.mean(jnp.abs(render - target))
     d_ssim = 1.0 - jnp.mean(ssim(render, target, data_range=1.0))
     return w_l1 * l1 + w_ssim * d_ssim, {"l1": l1, "d_ssim": d_ssim}
+
+
+def make_perceptual_loss(loss_cfg) -> Callable[[Array, Array], Array] | None:
+    """perceptual(render, target) -> mean LPIPS of (B, H, W, 3) images in [0, 1], or None
+    when loss_cfg.perceptual == 0. The weights are read once here: perceptual_weights is
+    one file holding both the backbone (`features.<i>.*` or lpips's `net.slice<k>.<i>.*`)
+    and the lin layers (`lin<l>.model.1.weight`), e.g. an lpips LPIPS state dict;
+    perceptual_backbone, when set, is a separate torchvision backbone file."""
+    from flashtalker_jax.metrics.lpips import load_lpips
+
+    if loss_cfg.perceptual == 0:
+        return None
+    if loss_cfg.perceptual < 0:
+        raise ConfigError(f"task.loss.perceptual={loss_cfg.perceptual} must be >= 0 (0 = off)")
+    paths = {"perceptual_weights": loss_cfg.perceptual_weights,
+             "perceptual_backbone": loss_cfg.perceptual_backbone or loss_cfg.perceptual_weights}
+    for key, path in paths.items():
+        if not path or not Path(path).is_file():
+            raise ConfigError(f"task.loss.perceptual={loss_cfg.perceptual} needs LPIPS weights, but "
+                              f"task.loss.{key}={path!r} is not a file: pass "
+                              f"--config.task.loss.{key}=PATH (local file, never downloaded) or "
+                              "set --config.task.loss.perceptual=0")
+    network = load_lpips(loss_cfg.perceptual_net, paths["perceptual_backbone"],
+                         paths["perceptual_weights"])
+    graphdef, state = nnx.split(network)
+
+    def perceptual(render: Float[Array, "B H W 3"], target: Float[Array, "B H W 3"]) -> Array:
+        net = nnx.merge(graphdef, jax.lax.stop_gradient(state))
+        return jnp.mean(net(2.0 * render - 1.0, 2.0 * target - 1.0))
+
+    return perceptual
 
 
 def _masked_mean(values: Float[Array, "B N"], mask: Bool[Array, "N"]) -> Array:
