@@ -209,7 +209,7 @@ def evaluate(avatar, data, setting: str, *, a2e=None, sources=(), lpips_weights=
               "table": metric_table(rows, TABLE_COLUMNS[setting]), "rows": rows,
               "per_frame": {name: r["curves"] for name, r in results.items()}}
     if out_dir is not None:
-        report["pngs"] = save_pngs(Path(out_dir), ref, results, setting, grid_frames)
+        report["pngs"] = save_pngs(Path(out_dir), ref, ctx.ref_points[0], results, setting, grid_frames)
     return report
 
 
@@ -237,8 +237,10 @@ def _drivings(renderer, seq, setting, motion_fn_for, sources, max_frames):
                  for c in clips]
 
 
-def save_pngs(out_dir: Path, ref: drive.Reference, results: dict, setting: str, grid_frames: int) -> dict:
-    """grid.png (reference | render [| |error|] per driving) and curves.png."""
+def save_pngs(out_dir: Path, ref: drive.Reference, ref_points: np.ndarray, results: dict, setting: str,
+              grid_frames: int) -> dict:
+    """grid.png (reference | render [| |error|] per driving) and curves.png; ref_points:
+    the reference's projected FLAME landmarks (T, L, 2), for its nose motion."""
     columns = plots.pick_frames(len(ref.gt), grid_frames)
     label = "ground truth" if setting == "self" else "pose source (identity video)"
     grid_rows = [(label, ref.gt)]
@@ -255,7 +257,9 @@ def save_pngs(out_dir: Path, ref: drive.Reference, results: dict, setting: str, 
         if "ground_truth_mouth_mm" in result["curves"]:
             mouth[f"ground truth ({name})"] = result["curves"]["ground_truth_mouth_mm"]
     panels.append(("mouth opening (mm)", mouth))
-    panels.append(("nose motion (px/frame)", {n: r["curves"]["nose_motion_px"] for n, r in results.items()}))
+    nose = {f"ground truth ({label})": scores.nose_motion_px(ref_points)}
+    nose.update({n: r["curves"]["nose_motion_px"] for n, r in results.items()})
+    panels.append(("nose motion (px/frame)", nose))
     curves = plots.save_curves(out_dir / "curves.png", panels, ref.fps,
                                f"{setting}-reenactment, {len(ref.gt)} frames")
     return {"grid": str(grid), "curves": str(curves)}
