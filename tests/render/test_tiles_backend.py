@@ -43,8 +43,22 @@ def test_forward_and_gradients_match_reference():
     *gauss, viewmat, K = scene()
     longest = required_per_tile(*gauss[:4], viewmat, K, W, H)
     assert longest > 40  # tiles hold many layers: the blending order matters
-    tiles = render(gauss, viewmat, K, "tiles", per_tile=longest, tile_chunk=3)  # 2 x 3 tiles, padded
-    ref = render(gauss, viewmat, K, "reference")
+    weights = jax.random.uniform(jax.random.key(0), (H, W, 6))
+
+    def run(backend):
+        """Images and gradients of a weighted sum of rgb, alpha and alpha * depth w.r.t.
+        means, quats, scales, opacities, colors (one compile per backend)."""
+        def loss(*g):
+            out = rasterize(*g, viewmat, K, W, H, background=BG, backend=backend,
+                            capacity=1024, per_tile=longest, tile_chunk=3)  # 2 x 3 tiles + pad
+            image = jnp.concatenate([out.rgb, out.alpha[..., None],
+                                     (out.depth * out.alpha)[..., None]], -1)
+            return jnp.sum(image * weights), out
+
+        return jax.jit(jax.value_and_grad(loss, tuple(range(5)), has_aux=True))(*gauss)
+
+    (_, tiles), g_tiles = run("tiles")
+    (_, ref), g_ref = run("reference")
     assert float(ref.alpha.max()) > 0.9 and float(ref.alpha.min()) < 0.1  # not empty, not full
     np.testing.assert_allclose(tiles.rgb, ref.rgb, atol=1e-5)
     np.testing.assert_allclose(tiles.alpha, ref.alpha, atol=1e-5)
@@ -52,18 +66,6 @@ def test_forward_and_gradients_match_reference():
     np.testing.assert_allclose(np.asarray(tiles.depth)[covered], np.asarray(ref.depth)[covered],
                                rtol=1e-5)
     assert not bool(tiles.overflow) and int(tiles.n_intersections) == int(ref.n_intersections)
-
-    weights = jax.random.uniform(jax.random.key(0), (H, W, 6))
-
-    def loss(backend, *g):
-        out = rasterize(*g, viewmat, K, W, H, background=BG, backend=backend, capacity=1024,
-                        per_tile=longest)
-        image = jnp.concatenate([out.rgb, out.alpha[..., None], out.depth[..., None] * out.alpha[..., None]], -1)
-        return jnp.sum(image * weights)
-
-    argnums = tuple(range(1, 6))  # means, quats, scales, opacities, colors
-    g_tiles = jax.jit(jax.grad(loss, argnums), static_argnums=0)("tiles", *gauss)
-    g_ref = jax.jit(jax.grad(loss, argnums), static_argnums=0)("reference", *gauss)
     for name, a, b in zip(("means", "quats", "scales", "opacities", "colors"), g_tiles, g_ref):
         assert float(jnp.abs(b).max()) > 0, name
         np.testing.assert_allclose(a, b, atol=1e-4 * float(jnp.abs(b).max()), err_msg=name)
@@ -71,7 +73,9 @@ def test_forward_and_gradients_match_reference():
 
 def test_per_tile_overflow_reruns_eagerly_and_raises_under_jit():
     *gauss, viewmat, K = scene()
-    full = render(gauss, viewmat, K, "tiles", per_tile=512)
+    longest = required_per_tile(*gauss[:4], viewmat, K, W, H)
+    # Re-runs round per_tile up to a multiple of 64: the same executable as `full`.
+    full = render(gauss, viewmat, K, "tiles", per_tile=-(-longest // 64) * 64)
     short = render(gauss, viewmat, K, "tiles", per_tile=4)  # eager: re-runs with a longer list
     assert not bool(short.overflow)
     np.testing.assert_array_equal(short.rgb, full.rgb)
@@ -80,7 +84,6 @@ def test_per_tile_overflow_reruns_eagerly_and_raises_under_jit():
                      per_tile=4)
     np.testing.assert_array_equal(tiny.rgb, full.rgb)
 
-    longest = required_per_tile(*gauss[:4], viewmat, K, W, H)
     jitted = jax.jit(lambda m: render([m, *gauss[1:]], viewmat, K, "tiles", per_tile=4).rgb)
     with pytest.raises(Exception, match=f"a tile holds {longest} entries, more than per_tile=4") as info:
         jax.block_until_ready(jitted(gauss[0]))
