@@ -1,4 +1,5 @@
-"""`flashtalker adapt` (train an identity's Gaussian avatar) and `flashtalker eval-avatar`."""
+"""`flashtalker adapt` (train an identity's Gaussian avatar), `flashtalker eval-avatar`, and the
+`bench avatar` subcommand (registered by cli/bench.py)."""
 from __future__ import annotations
 
 import argparse
@@ -82,4 +83,38 @@ def run_eval(args: argparse.Namespace, overrides: list[str]) -> int:
                                **result})
     print_table([{k: result[k] for k in ("frames", "psnr", "ssim", "l1", "mouth_psnr")}])
     print(f"eval-avatar: side-by-side (ground truth | render | error) in {png}", file=sys.stderr)
+    return 0
+
+
+BENCH_HELP = "Render FPS of avatars: UV placement vs per-face placement (Gaussian counts, batch sizes)."
+
+
+def bench_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="identity folder (VHAP format): FLAME, cameras, tracked frames")
+    p.add_argument("--avatar", default=None, help="also time this trained avatar (RUN or RUN/avatar)")
+    p.add_argument("--configs", default="adapt_flashtalker,adapt_gaussianavatars",
+                   help="adapt configs whose fresh avatars to time (default: UV and per-face placement)")
+    p.add_argument("--sizes", default="128,256", help="square image sizes, comma separated")
+    p.add_argument("--batch", default="1,4", help="frames rendered per call, comma separated")
+    p.add_argument("--runs", type=int, default=5, help="timed runs per row (median)")
+    p.add_argument("--report", default=None, help="write the JSON report here")
+
+
+def run_bench(args: argparse.Namespace, overrides: list[str]) -> int:
+    from flashtalker_jax.avatar.bench import bench_avatar
+    from flashtalker_jax.utils.progress import progress
+    from flashtalker_jax.utils.report import print_table, write_report
+
+    configs = [c.strip() for c in args.configs.split(",") if c.strip()]
+    sizes, batches = ([int(v) for v in text.split(",")] for text in (args.sizes, args.batch))
+    avatar = Path(args.avatar) if args.avatar else None
+    if avatar is not None and (avatar / "avatar").is_dir():
+        avatar = avatar / "avatar"
+    rows = bench_avatar(args.data, sizes, batches, configs=configs, avatar_dir=avatar,
+                        overrides=overrides, runs=args.runs,
+                        progress=lambda it: progress(it, desc="bench avatar", unit="row"))
+    print_table(rows, ["avatar", "placement", "size", "batch", "gaussians", "backend",
+                       "ms_per_batch", "fps"])
+    write_report(args.report, {"command": "bench avatar", "data": str(args.data), "runs": args.runs,
+                               "rows": rows})
     return 0

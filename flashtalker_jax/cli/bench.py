@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 
+from flashtalker_jax.cli import avatar as _avatar
 from flashtalker_jax.cli import speak as _speak
 
 
@@ -69,6 +70,7 @@ SUBCOMMANDS = [
     ("raster", "Time the Gaussian rasterizer (forward, forward+backward, memory).",
      _raster_arguments, _raster),
     ("speak", _speak.BENCH_HELP, _speak.bench_arguments, _speak.run_bench),
+    ("avatar", _avatar.BENCH_HELP, _avatar.bench_arguments, _avatar.run_bench),
 ]
 
 

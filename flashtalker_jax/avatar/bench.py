@@ -1,0 +1,101 @@
+"""Render speed of Gaussian avatars: FlashTalker's UV placement vs GaussianAvatars' per-face
+placement (`flashtalker bench avatar`).
+
+Each row renders a batch of B tracked frames of the identity at size x size: FLAME
+forward, the avatar's deformer, binding and the rasterizer (rgb + lip channel), i.e.
+everything one output frame costs, jitted, timed as the median of `runs` calls after a
+warm-up (compile) call. fps = B / median seconds. Avatars are freshly initialised from
+the identity's first training frame for each placement config (the count of a per-face
+avatar after densification is its active count, which a trained avatar folder gives
+with `avatar_dir`). Fresh avatars get no free capacity slots (task.avatar.capacity=0); a
+trained avatar renders its inactive slots too, as training does.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+from typing import Callable, Iterable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from flashtalker_jax.avatar.adapt import load_avatar, make_task, render, tracked_params
+from flashtalker_jax.avatar.adapt_data import audio_frame_features, load_frames, split_indices
+from flashtalker_jax.config import load_config
+
+DEFAULT_CONFIGS = ("adapt_flashtalker", "adapt_gaussianavatars")  # UV and per-face placement
+
+
+def _frames(data_dir: Path, task_cfg, size: int, batch: int, audio: bool) -> dict[str, jax.Array]:
+    from flashtalker_jax.data.vhap import read_vhap
+
+    seq = read_vhap(data_dir)
+    indices = split_indices(seq, tuple(task_cfg.train_splits))
+    indices = np.resize(indices, batch)  # repeats frames when the split is shorter than the batch
+    features = audio_frame_features(seq) if audio else None
+    return {k: jnp.asarray(v) for k, v in load_frames(seq, indices, size, features).items()}
+
+
+def time_render(model, task_cfg, frames: dict, size: int, runs: int) -> float:
+    """Median seconds of one jitted render of the batch `frames` (after a warm-up call)."""
+    n_expr = model.flame.expr_dirs.shape[-1]
+    graphdef, state = nnx.split(model)
+
+    @jax.jit
+    def draw(state, frames):
+        model = nnx.merge(graphdef, state)
+        rgb, lip, *_ = render(model, tracked_params(frames, n_expr), frames["viewmat"], frames["K"],
+                              frames.get("audio"), task_cfg, size)
+        return rgb, lip
+
+    jax.block_until_ready(draw(state, frames))
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        jax.block_until_ready(draw(state, frames))
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _row(label: str, model, task_cfg, data_dir: Path, size: int, batch: int, runs: int) -> dict:
+    frames = _frames(data_dir, task_cfg, size, batch, audio=hasattr(model, "audio_mean"))
+    seconds = time_render(model, task_cfg, frames, size, runs)
+    active = int(np.sum(np.asarray(model.avatar.active[...])))
+    return {"avatar": label, "placement": task_cfg.placement.mode, "size": size, "batch": batch,
+            "gaussians": active, "capacity": model.avatar.capacity,
+            "backend": task_cfg.render.backend, "ms_per_batch": 1e3 * seconds,
+            "fps": batch / seconds}
+
+
+def bench_avatar(data_dir, sizes: Iterable[int], batches: Iterable[int], *,
+                 configs: Iterable[str] = DEFAULT_CONFIGS, avatar_dir=None,
+                 overrides: Iterable[str] = (), runs: int = 5,
+                 progress: Callable = lambda it: it) -> list[dict]:
+    """Rows (module docstring) for a fresh avatar of every adapt config (configs/*.py name or
+    path) x size x batch, plus the trained avatar in avatar_dir when given. overrides:
+    `--config.` style overrides applied to every config (e.g. task.render.backend=tiles).
+    A trained avatar renders frames of data_dir, which should be its own identity."""
+    data_dir = Path(data_dir)
+    overrides = [o.removeprefix("--config.") for o in overrides]
+    jobs = []
+    defaults = ["task.avatar.capacity=0", f"task.resolution={max(sizes)}"]  # no free slots
+    for name in configs:
+        config = load_config(name, [*defaults, *overrides, f"task.data={data_dir}"])
+        jobs.append((f"fresh {Path(name).stem}", config.task))
+    if avatar_dir is not None:
+        jobs.append((str(avatar_dir), None))
+    rows = []
+    plan = [(job, size, batch) for job in jobs for size in sizes for batch in batches]
+    models = {}
+    for (label, task_cfg), size, batch in progress(plan):
+        if label not in models:
+            if task_cfg is None:
+                models[label] = load_avatar(avatar_dir)
+            else:
+                models[label] = (make_task(task_cfg).make_model(nnx.Rngs(0)), task_cfg)
+        model, cfg = models[label]
+        rows.append(_row(label, model, cfg, data_dir, size, batch, runs))
+    return rows
