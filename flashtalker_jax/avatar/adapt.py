@@ -8,7 +8,9 @@ into Gaussians, the rasterizer renders them with an extra lip channel, and the l
   + w_pos position + w_scale scale                         (binding regularisers)
   + w_lip_anchor lip anchoring + w_lip_sil lip silhouette  (lip-guided supervision)
   + w_refine mean squared refinement                       (keeps tracked params close)
-(see losses.py). Ground truth is composited on `background` with the tracked foreground
+  + w_perceptual LPIPS                                     (optional, user weights)
+(see losses.py). With `densify.enabled` (per-face placement) the loss also feeds
+binding-aware densification and pruning (densify.py, `_densifying_loss_fn`). Ground truth is composited on `background` with the tracked foreground
 mask when `use_mask` is on, as the render is.
 
 Avatar folder (`export_avatar`): config.json (the task config), meta.json (format_version,
