@@ -163,7 +163,7 @@ def load_lpips_models(weights, net: str) -> tuple[dict, dict]:
     model, why = try_load_lpips(net, backbone, lin)
     other = "vgg" if net == "alex" else "alex"
     reasons = {f"lpips_{other}": f"unavailable: weights were given for lpips_{net} only"
-               if model is not None else why}
+               if model is not None else try_load_lpips(other, None, None)[1]}
     if model is None:
         reasons[f"lpips_{net}"] = why
         return {}, reasons
@@ -189,9 +189,10 @@ def evaluate(avatar, data, setting: str, *, a2e=None, sources=(), lpips_weights=
     for source in sources:
         if not Path(source).exists():
             raise InputFileError(source, "driving audio/folder not found")
-    seq = read_vhap(data)  # a wrong folder fails here, before the avatar is loaded
-    renderer = renderer or load_eval_renderer(avatar, batch_size, tuple(overrides))
+    # Wrong folders and weight files fail here, before the (slow) avatar load.
+    seq = read_vhap(data)
     lpips_models, lpips_reasons = load_lpips_models(lpips_weights, lpips_net)
+    renderer = renderer or load_eval_renderer(avatar, batch_size, tuple(overrides))
     motion_fn_for = None
     if a2e is not None:
         from flashtalker_jax.pipeline.motion import motion_from_run

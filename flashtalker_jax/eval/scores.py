@@ -46,8 +46,9 @@ def image_scores(pred: np.ndarray, gt: np.ndarray, boxes, lpips_models: dict) ->
         reasons["ms_ssim"] = (f"unavailable: 5-scale MS-SSIM needs a short side > {MS_SSIM_MIN_SIDE}"
                               f" px; frames are {pred.shape[1]} px")
     # Box sizes differ per frame: numpy here, a jitted psnr would compile once per shape.
-    mouth = [10 * np.log10(1.0 / np.mean((pred[i, r0:r1, c0:c1] - gt[i, r0:r1, c0:c1]) ** 2))
-             for i, (r0, r1, c0, c1) in enumerate(boxes)]
+    with np.errstate(divide="ignore"):  # an identical box is +inf dB, reported below
+        mouth = [10 * np.log10(1.0 / np.mean((pred[i, r0:r1, c0:c1] - gt[i, r0:r1, c0:c1]) ** 2))
+                 for i, (r0, r1, c0, c1) in enumerate(boxes)]
     _put(values, reasons, "mouth_psnr", np.mean(mouth), "a mouth box is identical to the ground truth")
     for name, model in lpips_models.items():
         from flashtalker_jax.metrics.lpips import lpips_distance

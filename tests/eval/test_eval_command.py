@@ -83,6 +83,8 @@ def test_bad_inputs(eval_runs, tmp_path, capsys):
                                                                      "transforms_val.json"))
     with pytest.raises(InputFileError, match="split"):
         evaluate(avatar, no_heldout, "self")
+    with pytest.raises(ModelFileError, match="alex.pth"):  # given LPIPS weights must exist
+        evaluate(avatar, ident, "self", lpips_weights=(tmp_path / "alex.pth", tmp_path / "lin.pth"))
     with pytest.raises(ConfigError, match="needs --a2e"):
         evaluate(avatar, ident, "cross", sources=[eval_runs["wav"]])
     with pytest.raises(InputFileError, match="not found"):
