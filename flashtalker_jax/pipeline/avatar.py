@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from flashtalker_jax.errors import InputFileError, ModelFileError
+from flashtalker_jax.errors import ModelFileError
 from flashtalker_jax.flame.landmarks import mouth_opening
 from flashtalker_jax.pipeline.stream import RenderFn, Track
 
