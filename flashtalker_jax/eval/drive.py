@@ -129,11 +129,12 @@ def segments(timesteps: np.ndarray) -> list[np.ndarray]:
     return np.split(np.arange(len(timesteps)), breaks)
 
 
-def heldout_audio(seq, timesteps: np.ndarray) -> np.ndarray:
+def frames_audio(seq, timesteps: np.ndarray) -> np.ndarray:
     """16 kHz samples covering frames timesteps[0] .. timesteps[-1] (consecutive)."""
     if seq.audio is None:
-        raise InputFileError(seq.root, "the a2e row needs the held-out frames' audio; the "
-                                       "folder has no audio.wav", "drop --a2e or add the audio")
+        raise InputFileError(seq.root, "audio-driven rows need this folder's speech; it has no "
+                                       "audio.wav", "add the audio, or drop --a2e (self) / the "
+                                       "folder from --audio (cross)")
     if seq.sample_rate != 16000:
         raise ValueError(f"read the folder at 16 kHz (read_vhap's default), not {seq.sample_rate}")
     per = seq.sample_rate / seq.fps
@@ -145,7 +146,7 @@ def self_a2e_driving(ref: Reference, seq, motion_fn_for, n_expr: int) -> Driving
     """Expressions predicted from the held-out frames' own audio, run by run."""
     parts, waves = [], []
     for pos in segments(ref.timesteps):
-        wave = heldout_audio(seq, ref.timesteps[pos])
+        wave = frames_audio(seq, ref.timesteps[pos])
         poses = {k: ref.track[k][pos] for k in POSE_KEYS}
         audio_rows = ref.track["audio"][pos] if "audio" in ref.track else None
         parts.append(predict_track(motion_fn_for, wave, poses, n_expr, audio_rows))
@@ -167,7 +168,7 @@ def cross_source(path: Path, fps: float, n_expr: int, audio_dim: int, max_frames
         rows = camera_frames(seq)
         rows = rows[segments(seq.timesteps[rows])[0]]
         rows = rows[:max_frames] if max_frames > 0 else rows
-        waveform = heldout_audio(seq, seq.timesteps[rows])
+        waveform = frames_audio(seq, seq.timesteps[rows])
         expr = np.zeros((len(rows), n_expr), np.float32)
         k = min(n_expr, seq.flame["expr"].shape[1])
         expr[:, :k] = seq.flame["expr"][rows, :k]

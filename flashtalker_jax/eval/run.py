@@ -221,7 +221,7 @@ def _drivings(renderer, seq, setting, motion_fn_for, sources, max_frames):
         ref = drive.load_reference(seq, indices, renderer.size, tcfg, renderer.audio_dim)
         waveform = None
         if seq.audio is not None and len(drive.segments(ref.timesteps)) == 1:
-            waveform = drive.heldout_audio(seq, ref.timesteps)
+            waveform = drive.frames_audio(seq, ref.timesteps)
         drivings = [drive.Driving("tracked", ref.track, waveform)]
         if motion_fn_for is not None:
             drivings.append(drive.self_a2e_driving(ref, seq, motion_fn_for, renderer.n_expr))
