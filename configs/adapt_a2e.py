@@ -3,7 +3,8 @@
 The model's architecture, normalisation and identity table come from the prior run
 (--prior); this file sets only what adaptation changes: a low learning rate with Adam
 without weight decay (so frozen parameters get exactly zero updates), the frozen audio
-encoder, and early stopping on held-out sentences.
+encoder, and early stopping on held-out sentences. Presets: `tiny` (tests), `cpu` (the
+BENCHMARKS.md recipe, for either model kind).
 """
 import ml_collections
 

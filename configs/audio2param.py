@@ -1,5 +1,6 @@
 """GaussianHeadTalk's Audio2Param baseline (`flashtalker pretrain-a2e --config
-configs/audio2param.py`). Same data and presets mechanism as configs/pretrain_a2e.py."""
+configs/audio2param.py`). Same data and presets mechanism as configs/pretrain_a2e.py
+(`tiny` for tests and the demo, `cpu` for the BENCHMARKS.md baseline)."""
 import ml_collections
 
 

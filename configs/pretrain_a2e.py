@@ -1,6 +1,7 @@
 """GGTalker audio-to-expression diffusion prior: pretraining on many identities
 (`flashtalker pretrain-a2e`). `--config.preset=tiny` applies `presets.tiny` (a small CPU
-model for tests and smoke runs); explicit overrides still win over the preset."""
+model for tests and smoke runs), `--config.preset=cpu` the recipe measured in BENCHMARKS.md
+(A2E section, 24 procedural identities on 2 CPU cores); explicit overrides still win."""
 import ml_collections
 
 
