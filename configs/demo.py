@@ -1,8 +1,9 @@
-"""`flashtalker demo`: sizes of every stage of the built-in demo (CPU-sized: 11 min 41 s
-wall, 314 CPU seconds on 2 shared cores, held-out PSNR 34.2 dB; BENCHMARKS.md "Demo").
+"""`flashtalker demo`: sizes of every stage of the built-in demo (CPU-sized: 8 min 9 s
+wall, 341 CPU seconds on 2 shared cores at load 7-8, held-out PSNR 33.8 dB at 128x128;
+BENCHMARKS.md "Demo"). 600 avatar steps, not 800: 800 took 16 min at load ~9.5.
 
-Overrides: `--config.adapt.steps=2000` etc. configs/demo_quick.py is the CI-sized variant
-(`flashtalker demo --quick`)."""
+Overrides: `--config.speak.text="..."`, `--config.seed=1` etc. configs/demo_quick.py is the
+CI-sized variant (`flashtalker demo --quick`)."""
 import ml_collections
 
 
@@ -16,8 +17,8 @@ def get_config() -> ml_collections.ConfigDict:
     # Avatar adaptation (flashtalker adapt): config file plus overrides.
     c.adapt = ml_collections.ConfigDict(dict(
         config="adapt_cpu",
-        overrides=("task.resolution=128", "task.placement.uv_resolution=64", "train.steps=800",
-                   "train.checkpoint_every=400", "train.log_every=50", "task.refine_start=-1")))
+        overrides=("task.resolution=128", "task.placement.uv_resolution=64", "train.steps=600",
+                   "train.checkpoint_every=300", "train.log_every=50", "task.refine_start=-1")))
     # Audio-to-expression model (synth-a2e-data + pretrain-a2e).
     c.a2e = ml_collections.ConfigDict(dict(
         config="audio2param", identities=6, seconds=30.0, synth_overrides=(),
