@@ -5,7 +5,7 @@ improves held-out PSNR over the untrained template, and resuming from the mid-ru
 checkpoint (step 15, before the densifications at 20 and 30) reproduces the
 uninterrupted run: bindings, masks and counters exactly, float variables to 1e-5
 relative (two compiled programs may sum in different orders; the same bound as the UV
-run's resume test)."""
+run's resume test). Slots not used yet (step 16) hold exactly zero Adam moments."""
 import json
 import shutil
 
@@ -68,7 +68,10 @@ def test_densified_run_grows_within_capacity_keeps_faces_and_improves(densified,
     untrained_model, _ = load_avatar(tmp_path / "untrained")
     before = evaluate_avatar(untrained_model, task_cfg, tiny_identity)
     assert np.isfinite([trained[k] for k in ("psnr", "ssim", "l1")]).all()
-    assert trained["psnr"] > before["psnr"] + 0.3, (before["psnr"], trained["psnr"])
+    # Only the nose and lips are bound, so most of the image error (the rest of the head)
+    # cannot improve: measured 9.07 -> 9.44 dB, L1 0.168 -> 0.155 (-7.7%).
+    assert trained["psnr"] > before["psnr"] + 0.2, (before["psnr"], trained["psnr"])
+    assert trained["l1"] < 0.95 * before["l1"], (before["l1"], trained["l1"])
 
 
 def _flat(state) -> dict[str, np.ndarray]:
@@ -79,12 +82,29 @@ def test_resume_mid_run_matches_the_uninterrupted_densified_run(densified, tiny_
     resumed = tmp_path / "run"
     shutil.copytree(densified, resumed)
     shutil.rmtree(resumed / "checkpoints" / str(STEPS))
-    result = fit(make_task(_config(tiny_identity).task), _config(tiny_identity), resumed, resume=True)
+    captured = {}
+
+    def keep_first_step(step, state):  # before the densification at 20 fills the capacity
+        if step == RESUME_AT + 1:
+            captured["state"] = jax.device_get(state)
+
+    result = fit(make_task(_config(tiny_identity).task), _config(tiny_identity), resumed, resume=True,
+                 after_step=keep_first_step)
     assert result.step == STEPS
     model, _ = load_avatar(densified / "avatar")
     expected = _flat(nnx.state(model))
     got = {**_flat(result.state.params), **_flat(result.state.rest)}
     assert set(got) == set(expected)
+    # Slots never used have had zero gradient since the start: Adam's moments there are
+    # exactly zero, the fresh optimiser state a new Gaussian is promised (densify.py).
+    step_state = captured["state"]
+    n_used = int(_flat(step_state.rest)["avatar/n_used/value"])
+    assert n_used < CAPACITY
+    moments = [(k, v) for k, v in _flat(step_state.opt_state).items()
+               if "avatar/" in k and v.ndim and v.shape[0] == CAPACITY]
+    assert len(moments) >= 12  # mu and nu of the six template attributes
+    for key, value in moments:
+        np.testing.assert_array_equal(value[n_used:], 0.0, err_msg=key)
     for key, value in expected.items():
         if value.dtype.kind in "biu":
             np.testing.assert_array_equal(got[key], value, err_msg=key)
