@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from flashtalker_jax.errors import ConfigError, ModelFileError
+from flashtalker_jax.errors import ConfigError
 from flashtalker_jax.flame.landmarks import mouth_opening
 from flashtalker_jax.metrics.lmd import project_points
 from flashtalker_jax.utils.progress import progress
@@ -105,22 +105,15 @@ def load_eval_renderer(avatar_dir: str | Path, batch_size: int = 4,
     """`avatar_dir`: RUN/avatar written by `flashtalker adapt`, or the run folder RUN.
     `overrides`: `--config.task.a.b=v` items applied to the avatar's saved task config
     (render settings such as task.render.per_tile)."""
-    from flashtalker_jax.avatar.adapt import load_avatar, render
+    from flashtalker_jax.avatar.adapt import render
     from flashtalker_jax.flame.lbs import flame_forward
     from flashtalker_jax.flame.model import FlameParams
+    from flashtalker_jax.pipeline.avatar import open_avatar
 
     avatar_dir = Path(avatar_dir)
     if (avatar_dir / "avatar").is_dir():
         avatar_dir = avatar_dir / "avatar"
-    if not avatar_dir.is_dir():
-        raise ModelFileError(avatar_dir, "avatar folder not found",
-                             "pass RUN or RUN/avatar written by `flashtalker adapt`")
-    try:
-        model, task_cfg = load_avatar(avatar_dir)
-    except (AttributeError, KeyError, TypeError, ValueError) as exc:
-        raise ModelFileError(avatar_dir, f"written by an incompatible version of flashtalker-jax "
-                                         f"({type(exc).__name__}: {exc})",
-                             "re-run `flashtalker adapt` with this version") from exc
+    model, task_cfg = open_avatar(avatar_dir)
     if overrides:
         import ml_collections
 
