@@ -105,24 +105,28 @@ def load_avatar_renderer(avatar_dir: str | Path, data_dir: str | Path | None = N
     return LoadedAvatar(render_fn, size, n_expr, audio_dim, data_dir)
 
 
-def audio_drive(audio_path: Path, fps: float, n_frames: int) -> np.ndarray:
+def audio_drive(audio, fps: float, n_frames: int) -> np.ndarray:
     """Per-frame log-mel rows (n_frames, 2 (n_mels + 1)) as adaptation used them
-    (avatar/adapt_data.audio_frame_features)."""
-    from flashtalker_jax.audio.features import log_mel_features
-    from flashtalker_jax.audio.io import load_audio
+    (avatar/adapt_data.audio_frame_features). `audio`: a decoded `pipeline.clip.Clip` (its
+    log-mel rows are reused) or an audio path."""
+    from flashtalker_jax.pipeline.clip import open_clip
     from flashtalker_jax.pipeline.motion import fit_length
 
-    rows = log_mel_features(load_audio(audio_path, 16000), 16000, fps)
+    rows = open_clip(audio).log_mel(fps)
     return fit_length(rows[: rows.shape[0] // 2 * 2].reshape(rows.shape[0] // 2, -1), n_frames)
 
 
 def with_audio_drive(motion_fn: Callable, fps: float) -> Callable:
     """Wrap a MotionFn so each chunk of its track also carries the avatar's per-frame audio
-    drive (computed for the whole clip: a few floats per frame)."""
-    def wrapped(audio_path: Path, n_frames: int):
-        drive = audio_drive(audio_path, fps, n_frames)
+    drive (computed for the whole clip: a few floats per frame). A path is decoded once here
+    and the clip handed to both."""
+    def wrapped(audio, n_frames: int):
+        from flashtalker_jax.pipeline.clip import open_clip
+
+        clip = open_clip(audio)
+        drive = audio_drive(clip, fps, n_frames)
         start = 0
-        for chunk in motion_fn(audio_path, n_frames):
+        for chunk in motion_fn(clip, n_frames):
             count = next(iter(chunk.values())).shape[0]
             yield {**chunk, "audio": drive[start:start + count]}
             start += count

@@ -1,8 +1,10 @@
 """The speak pipeline's driver: audio file -> motion windows -> rendered batches -> mp4.
 
 Stages (each timed on its own, wall clock, device work finished before the clock stops):
-  audio    read + validate the file (`audio.io.load_audio`), frame count = round(s * fps)
-  motion   `motion_fn(audio_path, n_frames)` -> an iterator of track chunks {name: (t, k)}
+  audio    read + validate the file, decoded once (`pipeline.clip.open_clip`: the waveform
+           and its log-mel rows are shared by the motion features and the avatar's audio
+           drive), frame count = round(s * fps)
+  motion   `motion_fn(clip, n_frames)` -> an iterator of track chunks {name: (t, k)}
            for consecutive frames (FLAME parameters expr, jaw_pose, rotation, ... plus any
            extra per-frame drive input), one model window at a time; n_frames rows in all
   render   `render_fn(batch)` on `batch_size` frames at a time -> uint8 frames (B, H, W, 3)
@@ -11,8 +13,8 @@ Stages (each timed on its own, wall clock, device work finished before the clock
   encode   frames streamed into ffmpeg (H.264) with the input audio muxed (`video.py`)
 Streaming: a batch is rendered and written as soon as enough motion rows have arrived, so
 the first frame needs only the first motion window, and memory holds one motion window and
-one batch of frames whatever the clip's length (the per-frame track is kept only when
-`save_params` asks for it). The mp4 only appears when every stage succeeded (a failure
+one batch of frames beside the decoded waveform and its log-mel rows (the per-frame track
+is kept only when `save_params` asks for it). The mp4 only appears when every stage succeeded (a failure
 leaves no partial file); the `save_params` npz is written after it.
 """
 from __future__ import annotations
@@ -26,14 +28,15 @@ from typing import Callable, Iterable, Iterator, Mapping
 import numpy as np
 import soundfile
 
-from flashtalker_jax.audio.io import load_audio
 from flashtalker_jax.errors import InputFileError
+from flashtalker_jax.pipeline.clip import Clip, open_clip
 from flashtalker_jax.utils.files import atomic_path
 from flashtalker_jax.utils.progress import progress
 from flashtalker_jax.video import mp4_writer
 
 Track = Mapping[str, np.ndarray]
-MotionFn = Callable[[Path, int], Iterable[Track]]  # chunks of consecutive frames
+# (the decoded clip, or a path to decode, n_frames) -> chunks of consecutive frames
+MotionFn = Callable[[Clip | Path, int], Iterable[Track]]
 RenderFn = Callable[[Track], tuple[np.ndarray, np.ndarray]]
 STAGES = ("audio", "motion", "render", "encode")
 
@@ -61,7 +64,7 @@ class SpeakResult:
 
 
 def audio_duration(path: str | os.PathLike) -> float:
-    """Seconds of audio in the file at its own rate (after `load_audio` validated it)."""
+    """Seconds of audio in the file at its own rate (after `open_clip` validated it)."""
     info = soundfile.info(os.fspath(path))
     return info.frames / info.samplerate
 
@@ -136,7 +139,7 @@ def speak(audio_path: str | os.PathLike, out_path: str | os.PathLike, *, motion_
     audio_path, out_path = Path(audio_path), Path(out_path)
     seconds = {k: 0.0 for k in STAGES}
     start_all = t0 = time.perf_counter()
-    load_audio(audio_path)  # raises InputFileError for missing, corrupt or empty audio
+    clip = open_clip(audio_path)  # raises InputFileError for missing, corrupt or empty audio
     duration = audio_duration(audio_path)
     n_frames = frame_count(duration, fps)
     if n_frames < 1:
@@ -147,7 +150,7 @@ def speak(audio_path: str | os.PathLike, out_path: str | os.PathLike, *, motion_
     saved: list[dict[str, np.ndarray]] = []  # per batch, only when save_params asks for it
     with mp4_writer(out_path, width, height, fps, audio_path=audio_path) as write:
         bar = progress(total=n_frames, desc="speak", unit="frame", disable=not show_progress)
-        motion = timed(motion_fn(audio_path, n_frames), seconds, "motion")
+        motion = timed(motion_fn(clip, n_frames), seconds, "motion")
         for start, count, batch in rebatch(motion, batch_size, n_frames):
             t0 = time.perf_counter()
             frames, opening = render_fn(batch)
