@@ -1,8 +1,13 @@
 """A tiny generated identity (procedural FLAME head, espeak speech, 64x64 frames) shared by
-the avatar tests: generated once per session with the data issue's synthesiser."""
+the avatar tests: generated once per session with the data issue's synthesiser.
+tests/utils holds helpers shared with other areas (lpips_weights)."""
 import shutil
+import sys
+from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "utils"))
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,8 @@ from flashtalker_jax.avatar import losses
 from flashtalker_jax.avatar.adapt import make_loss_fn, make_task
 from flashtalker_jax.config import load_config
 from flashtalker_jax.errors import ConfigError
-from flashtalker_jax.metrics.lpips import LAYOUTS, TAPS, load_lpips, lpips_distance
+from flashtalker_jax.metrics.lpips import load_lpips, lpips_distance
+from lpips_weights import random_alex_lpips
 
 WEIGHT = 0.5
 
@@ -23,18 +24,9 @@ WEIGHT = 0.5
 @pytest.fixture(scope="module")
 def weights_file(tmp_path_factory):
     """AlexNet backbone (`features.<i>.*`, OIHW) and lin layers (`lin<l>.model.1.weight`)."""
-    rng = np.random.default_rng(0)
-    arrays = {}
-    for i, spec in enumerate(LAYOUTS["alex"]):
-        if spec[0] == "conv":
-            _, cin, cout, k, _, _ = spec
-            arrays[f"features.{i}.weight"] = (rng.normal(size=(cout, cin, k, k)) / np.sqrt(cin * k * k)).astype(np.float32)
-            arrays[f"features.{i}.bias"] = (0.01 * rng.normal(size=cout)).astype(np.float32)
-    for layer, tap in enumerate(TAPS["alex"]):
-        width = LAYOUTS["alex"][tap - 1][2]
-        arrays[f"lin{layer}.model.1.weight"] = rng.uniform(0, 1, (1, width, 1, 1)).astype(np.float32)
+    backbone, lin = random_alex_lpips()
     path = tmp_path_factory.mktemp("lpips") / "alex_lpips.safetensors"
-    save_file(arrays, str(path))
+    save_file({**backbone, **lin}, str(path))
     return path
 
 

@@ -14,6 +14,7 @@ import pytest
 import soundfile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "speak"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "utils"))
 
 
 @pytest.fixture(scope="session")

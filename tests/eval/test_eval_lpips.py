@@ -7,23 +7,14 @@ from safetensors.numpy import save_file
 
 from flashtalker_jax.eval.run import load_lpips_models
 from flashtalker_jax.eval.scores import image_scores
-from flashtalker_jax.metrics.lpips import LAYOUTS, TAPS, lpips_distance
+from flashtalker_jax.metrics.lpips import lpips_distance
+from lpips_weights import random_alex_lpips
 
 SIZE = 48  # smallest size that keeps every AlexNet tap non-empty
 
 
 def _random_weights(tmp_path):
-    rng = np.random.default_rng(0)
-    backbone = {}
-    for index, layer in enumerate(LAYOUTS["alex"]):
-        if layer[0] == "conv":
-            _, cin, cout, k, _, _ = layer
-            backbone[f"features.{index}.weight"] = (rng.normal(size=(cout, cin, k, k))
-                                                    * np.sqrt(2 / (cin * k * k))).astype(np.float32)
-            backbone[f"features.{index}.bias"] = rng.uniform(-0.1, 0.1, cout).astype(np.float32)
-    widths = [LAYOUTS["alex"][t - 1][2] for t in TAPS["alex"]]  # conv before each tapped ReLU
-    lin = {f"lin{i}.model.1.weight": rng.random((1, c, 1, 1)).astype(np.float32)
-           for i, c in enumerate(widths)}
+    backbone, lin = random_alex_lpips()
     save_file(backbone, tmp_path / "alex.safetensors")
     save_file(lin, tmp_path / "lin.safetensors")
     return tmp_path / "alex.safetensors", tmp_path / "lin.safetensors"
