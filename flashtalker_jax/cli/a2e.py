@@ -70,7 +70,7 @@ def run_adapt(args: argparse.Namespace, overrides: list[str]) -> int:
     from flashtalker_jax.motion.jobs import adapt
 
     summary = adapt(_config(args, overrides), args.prior, args.data, args.out)
-    print(f"adapt-a2e: {summary['status']}, best held-out loss {summary['best_heldout_loss']:.4g} at step "
+    print(f"adapt-a2e: {summary['status']}, best held-out {summary['criterion']} {summary['best_score']:.4g} at step "
           f"{summary['best_step']} ({summary['train_seconds']:.0f} s); model in {args.out}", file=sys.stderr)
     return 0
 

@@ -203,8 +203,10 @@ def prior_loss(model: A2EPrior, batch: dict, key: jax.Array, alpha_bars: Float[A
 def make_window_sampler(model: A2EPrior, alpha_bars: Float[Array, "N"], num_sample_steps: int,
                         guidance_scale: float):
     """Jitted fn(key, context, context_mask, audio, frame_mask, identity) -> (B, W, P).
-    The guidance scale is a traced argument: changing it does not recompile."""
-    graphdef, state = nnx.split(model)
+    The guidance scale is a traced argument: changing it does not recompile. The module's
+    state is read at each call, so `nnx.update(model, ...)` takes effect without recompiling
+    (adapt-a2e scores each evaluation's parameters with one sampler)."""
+    graphdef = nnx.graphdef(model)
 
     @jax.jit
     def run(state, scale, key, context, context_mask, audio, frame_mask, identity):
@@ -214,4 +216,4 @@ def make_window_sampler(model: A2EPrior, alpha_bars: Float[Array, "N"], num_samp
                              guidance_scale=scale)
 
     scale = jnp.float32(guidance_scale)
-    return lambda *args: run(state, scale, *args)
+    return lambda *args: run(nnx.state(model), scale, *args)

@@ -2,9 +2,11 @@
 
 pretrain: trainer.fit on all identities of a dataset, then model.npz/model.json/norms.
 adapt: start from a prior run's parameters (trainer init_from), audio encoder frozen,
-  low learning rate, evaluated every `early_stop.eval_every` steps on held-out sentences
-  (the val split, else the identity's last training sentence); the best evaluation's
-  parameters are saved, and training stops after `patience` evaluations without gain.
+  low learning rate, scored every `early_stop.eval_every` steps on held-out sentences
+  (the val split, else the identity's last training sentence) by `early_stop.criterion`
+  (the sampled mouth-opening correlation by default, or the held-out loss); the best
+  evaluation's parameters are saved, and training stops after `patience` evaluations
+  without gain.
 """
 from __future__ import annotations
 
@@ -77,11 +79,13 @@ class EarlyStop(Exception):
     pass
 
 
-class HeldOutTracker:
-    """after_step hook: held-out loss every `every` steps on fixed batches and keys; keeps
-    the best parameters; raises EarlyStop after `patience` evaluations without gain."""
+class HeldOutLoss:
+    """The training loss on fixed windows of the val sentences with fixed noise keys (lower is
+    better). Cheap, but for the diffusion prior it is the denoising loss at random noise
+    levels, which need not follow what sampling produces."""
+    higher_is_better = False
 
-    def __init__(self, motion: tasks.MotionTask, task, early, initial_params: dict):
+    def __init__(self, motion: tasks.MotionTask, task, early):
         graphdef = nnx.graphdef(nnx.eval_shape(lambda: motion.task.make_model(nnx.Rngs(0))))
         sentences = [s for i in motion.identities for s in i.splits["val"]]
         context = task.model.context if task.name == "a2e_prior" else 0
@@ -90,19 +94,58 @@ class HeldOutTracker:
         self.batches = [next(crops) for _ in range(early.eval_batches)]
         loss_fn = motion.task.loss_fn
         self._loss = jax.jit(lambda params, rest, batch, key: loss_fn(nnx.merge(graphdef, params, rest), batch, key)[0])
-        self.early = early
+
+    def __call__(self, params, rest) -> float:
+        keys = [jax.random.key(1000 + i) for i in range(len(self.batches))]
+        return float(np.mean([self._loss(params, rest, b, k) for b, k in zip(self.batches, keys)]))
+
+
+class HeldOutOpening:
+    """eval-a2e's mouth-opening Pearson correlation on the val sentences (higher is better):
+    the model is run as at inference (DDIM + guidance for the prior, fixed seeds 0..seeds-1,
+    averaged), so the criterion is the quantity the targets are stated in."""
+    higher_is_better = True
+
+    def __init__(self, loaded: tasks.LoadedMotionModel, motion: tasks.MotionTask, seeds: int):
+        from flashtalker_jax.motion import evaluate as ev
+        from flashtalker_jax.motion.inference import Predictor
+
+        self.loaded, self.motion, self._ev = loaded, motion, ev
+        self.predictor = Predictor(loaded)
+        self.mesh_fn = ev.make_mesh_fn(motion.flame)
+        self.lip_ids = tasks.region_ids(loaded.task, "lips")
+        self.upper_ids = tasks.region_ids(loaded.task, "upper_face")
+        self.seeds = seeds if loaded.kind == "a2e_prior" else 1   # Audio2Param is deterministic
+
+    def __call__(self, params, rest) -> float:
+        nnx.update(self.loaded.model, params, rest)
+        scores = []
+        for ident in self.motion.identities:
+            template = tasks.identity_template(self.motion.flame, ident) if self.loaded.kind == "audio2param" else None
+            for seed in range(self.seeds):
+                results, _ = self._ev.evaluate_identity(
+                    ident, {"model": (self.predictor, ident.index, template)}, self.motion.flame, self.mesh_fn,
+                    self.lip_ids, self.upper_ids, self.motion.motion_norm.mean, seed, "val")
+                pearson = results["model"]["opening_pearson"]
+                scores.append(-1.0 if pearson is None else pearson)   # a frozen mouth scores worst
+        return float(np.mean(scores))
+
+
+class HeldOutTracker:
+    """after_step hook: scores the model every `eval_every` steps, keeps the best parameters,
+    raises EarlyStop after `patience` evaluations without gain (by more than min_delta)."""
+
+    def __init__(self, score_fn, early, initial_params: dict):
+        self.score_fn, self.early = score_fn, early
+        self.sign = 1.0 if score_fn.higher_is_better else -1.0
         self.best_params, self.best_step, self.best = initial_params, 0, None
         self.bad = 0
         self.history = []
 
-    def evaluate(self, params, rest) -> float:
-        keys = [jax.random.key(1000 + i) for i in range(len(self.batches))]
-        return float(np.mean([self._loss(params, rest, b, k) for b, k in zip(self.batches, keys)]))
-
-    def record(self, step: int, loss: float, params_fn) -> None:
-        self.history.append({"step": step, "heldout_loss": loss})
-        if self.best is None or loss < self.best - self.early.min_delta:
-            self.best, self.best_step, self.bad = loss, step, 0
+    def record(self, step: int, score: float, params_fn) -> None:
+        self.history.append({"step": step, self.early.criterion: score})
+        if self.best is None or self.sign * (score - self.best) > self.early.min_delta:
+            self.best, self.best_step, self.bad = score, step, 0
             if step > 0:
                 self.best_params = params_fn()
         else:
@@ -113,7 +156,15 @@ class HeldOutTracker:
     def __call__(self, step: int, state) -> None:
         if step % self.early.eval_every:
             return
-        self.record(step, self.evaluate(state.params, state.rest), lambda: tasks.params_of(state))
+        self.record(step, self.score_fn(state.params, state.rest), lambda: tasks.params_of(state))
+
+
+def heldout_score(criterion: str, prior_model: tasks.LoadedMotionModel, motion: tasks.MotionTask, task, early):
+    if criterion == "loss":
+        return HeldOutLoss(motion, task, early)
+    if criterion == "opening_pearson":
+        return HeldOutOpening(prior_model, motion, early.seeds)
+    raise ConfigError(f"early_stop.criterion={criterion!r}: use opening_pearson or loss")
 
 
 def adapt(config: ml_collections.ConfigDict, prior: str, data: str, out: str) -> dict:
@@ -132,9 +183,10 @@ def adapt(config: ml_collections.ConfigDict, prior: str, data: str, out: str) ->
     run.train.init_from = str(Path(prior).absolute() / "checkpoints")
     save_config(run, out)
     _, prior_params, prior_rest = nnx.split(prior_model.model, nnx.Param, ...)
-    tracker = HeldOutTracker(motion, task, config.early_stop,
+    score_fn = heldout_score(config.early_stop.criterion, prior_model, motion, task, config.early_stop)
+    tracker = HeldOutTracker(score_fn, config.early_stop,
                              {k: np.asarray(v) for k, v in np.load(Path(prior) / "model.npz").items()})
-    tracker.record(0, tracker.evaluate(prior_params, prior_rest), lambda: None)
+    tracker.record(0, score_fn(prior_params, prior_rest), lambda: None)
     start = time.perf_counter()
     status = "completed"
     try:
@@ -144,8 +196,8 @@ def adapt(config: ml_collections.ConfigDict, prior: str, data: str, out: str) ->
         status = "early_stopped"
     seconds = time.perf_counter() - start
     tasks.save_motion_model(out, task, tracker.best_params, motion, prior_model.identities)
-    summary = {"status": status, "best_step": tracker.best_step, "best_heldout_loss": tracker.best,
-               "history": tracker.history, "train_seconds": seconds,
+    summary = {"status": status, "criterion": config.early_stop.criterion, "best_step": tracker.best_step,
+               "best_score": tracker.best, "history": tracker.history, "train_seconds": seconds,
                "identities": [i.name for i in identities],
                "embedding_rows": [i.index for i in identities]}
     _write_json(Path(out) / "summary.json", summary)

@@ -110,7 +110,8 @@ def jit_init(factory, key: jax.Array) -> nnx.Module:
 
 
 def jit_apply(model: nnx.Module, method: str = "__call__"):
-    """A jitted pure function of the module's call: fn(*args) with the state as argument."""
-    graphdef, state = nnx.split(model)
+    """A jitted pure function of the module's call: fn(*args) with the state as argument,
+    read at each call (so `nnx.update(model, ...)` takes effect without recompiling)."""
+    graphdef = nnx.graphdef(model)
     fn = jax.jit(lambda s, *args: getattr(nnx.merge(graphdef, s), method)(*args))
-    return lambda *args: fn(state, *args)
+    return lambda *args: fn(nnx.state(model), *args)

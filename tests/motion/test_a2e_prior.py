@@ -77,6 +77,23 @@ def test_sampling_is_deterministic_with_a_seed_and_cfg_one_is_conditional(tiny_p
     assert not np.allclose(make_window_sampler(tiny_prior, ab, 4, 3.0)(key, *args), ref, atol=1e-3)
 
 
+def test_sampler_follows_parameters_updated_in_place(tiny_prior, tiny_dims):
+    # adapt-a2e scores every evaluation's parameters with one sampler through nnx.update.
+    model = nnx.clone(tiny_prior)
+    args = [make_inputs(tiny_dims)[k] for k in SAMPLER_ARGS]
+    ab = jnp.asarray(diffusion.cosine_alpha_bars(50))
+    sampler, key = make_window_sampler(model, ab, 2, 1.5), jax.random.key(0)
+    before = sampler(key, *args)
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    moved = jax.tree.map(lambda p: p * 1.1, params)
+    nnx.update(model, moved)
+    after = sampler(key, *args)
+    fresh = make_window_sampler(nnx.merge(graphdef, moved, rest), ab, 2, 1.5)(key, *args)
+    # The same program on the same inputs; 1e-6 allows for a differently fused recompile.
+    np.testing.assert_allclose(after, fresh, atol=1e-6)
+    assert not np.allclose(before, after, atol=1e-3)
+
+
 def test_training_loss_decreases_on_a_toy_overfit(tiny_prior, tiny_dims):
     inputs = make_inputs(tiny_dims)
     t = jnp.arange(tiny_dims.window, dtype=jnp.float32)

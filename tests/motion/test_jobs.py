@@ -33,6 +33,9 @@ def test_pretrain_adapt_eval(dataset):
                  "--config.train.checkpoint_every=1"]) == 0
     summary = json.loads((adapted / "summary.json").read_text())
     assert summary["embedding_rows"] == [2] and summary["history"][0]["step"] == 0
+    # Default criterion: the sampled mouth-opening correlation on the val sentence.
+    assert summary["criterion"] == "opening_pearson"
+    assert all(-1.0 <= h["opening_pearson"] <= 1.0 for h in summary["history"])
     # The frozen audio encoder is bit-identical to the prior's; the decoder moved.
     before, after = np.load(prior / "model.npz"), np.load(adapted / "model.npz")
     frozen = [k for k in before.files if k.startswith(("encoder/proj", "encoder/layers"))]
@@ -61,3 +64,37 @@ def test_pretrain_adapt_eval(dataset):
             assert key in metrics["a2e_prior"]
     assert (dataset / "report" / "opening_id001.png").is_file()
     assert "lips" in report["conventions"]["lve_max_l2_mm"]
+
+
+def test_adapt_with_the_heldout_loss_criterion(dataset):
+    ds, prior, adapted = dataset / "ds", dataset / "prior_loss", dataset / "adapted_loss"
+    assert main(["pretrain-a2e", "--data", str(ds), "--out", str(prior), *TINY,
+                 "--config.train.steps=1", "--config.train.checkpoint_every=1"]) == 0
+    assert main(["adapt-a2e", "--prior", str(prior), "--data", str(ds / "id000"), "--out", str(adapted),
+                 "--config.preset=tiny", "--config.batch_size=2", "--config.min_frames=6",
+                 "--config.train.steps=2", "--config.early_stop.eval_every=1", "--config.early_stop.eval_batches=1",
+                 "--config.early_stop.criterion=loss", "--config.train.checkpoint_every=2"]) == 0
+    summary = json.loads((adapted / "summary.json").read_text())
+    losses = [h["loss"] for h in summary["history"]]
+    assert summary["criterion"] == "loss" and len(losses) >= 2 and all(np.isfinite(losses))
+    assert summary["best_score"] == min(losses[:summary["best_step"] + 1])
+
+
+@pytest.mark.parametrize("higher_is_better, scores, best_step", [
+    (True, [0.5, 0.7, 0.6, 0.65], 1),      # correlation: keep the highest
+    (False, [0.5, 0.3, 0.4, 0.35], 1),     # loss: keep the lowest
+])
+def test_tracker_keeps_the_best_score_and_stops_after_patience(higher_is_better, scores, best_step):
+    import ml_collections
+
+    from flashtalker_jax.motion.jobs import EarlyStop, HeldOutTracker
+
+    score_fn = type("Score", (), {"higher_is_better": higher_is_better})()
+    early = ml_collections.ConfigDict(dict(criterion="c", eval_every=1, patience=2, min_delta=0.0))
+    tracker = HeldOutTracker(score_fn, early, {"w": 0})
+    for step, score in enumerate(scores[:-1]):
+        tracker.record(step, score, lambda step=step: {"w": step})
+    with pytest.raises(EarlyStop):
+        tracker.record(len(scores) - 1, scores[-1], lambda: {"w": -1})
+    assert tracker.best_step == best_step and tracker.best_params == {"w": best_step}
+    assert tracker.best == scores[best_step] and [h["c"] for h in tracker.history] == scores
