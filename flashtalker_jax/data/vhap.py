@@ -124,6 +124,17 @@ class VhapSequence:
     def w2c(self) -> np.ndarray:
         return np.linalg.inv(self.c2w)
 
+    def camera_rows(self, camera: int | None = None, rows: np.ndarray | None = None) -> np.ndarray:
+        """Indices of one camera's frames in time order, among `rows` (default: all frames).
+        `camera` defaults to the camera of the first of those rows."""
+        rows = np.arange(len(self)) if rows is None else np.asarray(rows)
+        if camera is None and rows.size:
+            camera = int(self.cameras[rows[0]])
+        picked = rows[self.cameras[rows] == camera]
+        if picked.size == 0:
+            raise InputFileError(self.root, f"no frames of camera {camera}")
+        return picked[np.argsort(self.timesteps[picked], kind="stable")]
+
     def load_image(self, index: int) -> np.ndarray:
         """(H, W, 3) uint8 (alpha dropped, greyscale expanded)."""
         return _read_image(self.image_paths[index], self.width, self.height, "RGB")

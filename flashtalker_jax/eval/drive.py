@@ -51,21 +51,11 @@ class Driving:
     source_track: dict | None = None
 
 
-def camera_frames(seq, camera: int | None = None) -> np.ndarray:
-    """Indices of one camera's frames (the first listed camera by default), in time order."""
-    camera = int(seq.cameras[0]) if camera is None else camera
-    rows = np.flatnonzero(seq.cameras == camera)
-    return rows[np.argsort(seq.timesteps[rows], kind="stable")]
-
-
 def heldout_indices(seq, splits: tuple[str, ...], max_frames: int = 0) -> np.ndarray:
     """Held-out frames (first non-empty split of `splits`) of the first camera, time order."""
     from flashtalker_jax.avatar.adapt_data import split_indices
 
-    held = split_indices(seq, splits)
-    camera = int(seq.cameras[held[0]])
-    held = held[seq.cameras[held] == camera]
-    held = held[np.argsort(seq.timesteps[held], kind="stable")]
+    held = seq.camera_rows(rows=split_indices(seq, splits))
     return held[:max_frames] if max_frames > 0 else held
 
 
@@ -165,7 +155,7 @@ def cross_source(path: Path, fps: float, n_expr: int, audio_dim: int, max_frames
     path = Path(path)
     if path.is_dir():
         seq = read_vhap(path)
-        rows = camera_frames(seq)
+        rows = seq.camera_rows()
         rows = rows[segments(seq.timesteps[rows])[0]]
         rows = rows[:max_frames] if max_frames > 0 else rows
         waveform = frames_audio(seq, seq.timesteps[rows])

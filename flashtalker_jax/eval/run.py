@@ -230,7 +230,7 @@ def _drivings(renderer, seq, setting, motion_fn_for, sources, max_frames):
              for s in sources]
     # One reference for every row: the identity's video replayed (as `speak` replays it)
     # for the shortest clip; longer clips are cut to it, so rows share frames and poses.
-    rows = drive.camera_frames(seq)
+    rows = seq.camera_rows()
     n = min(c["n_frames"] for c in clips)
     ref = drive.load_reference(seq, rows[drive.pingpong(n, len(rows))], renderer.size, tcfg,
                                renderer.audio_dim)

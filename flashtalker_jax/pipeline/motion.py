@@ -12,7 +12,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from flashtalker_jax.errors import ConfigError, InputFileError
+from flashtalker_jax.errors import ConfigError
 from flashtalker_jax.pipeline.stream import MotionFn
 
 POSE_KEYS = ("rotation", "neck_pose", "eyes_pose", "translation")
@@ -23,10 +23,7 @@ def camera_frames(data_dir: str | Path, camera: int = 0):
     from flashtalker_jax.data.vhap import read_vhap
 
     seq = read_vhap(data_dir)
-    rows = np.flatnonzero(seq.cameras == camera)
-    if rows.size == 0:
-        raise InputFileError(data_dir, f"no frames of camera {camera}")
-    return seq, rows[np.argsort(seq.timesteps[rows], kind="stable")]
+    return seq, seq.camera_rows(camera)
 
 
 def pose_track(data_dir: str | Path, still: bool = False, camera: int = 0) -> dict[str, np.ndarray]:

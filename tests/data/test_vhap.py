@@ -1,6 +1,7 @@
 """VHAP reader: round trip on written folders, and a clear error for each kind of damage."""
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import warnings
 
@@ -35,6 +36,17 @@ def test_round_trip_of_a_hand_written_folder(toy):
     np.testing.assert_allclose(origin_in_camera[:3], [0, 0, 1.0], atol=1e-12)
     # Audio of frame t holds the value t / 100 (+ seed / 1000) written by the toy maker.
     np.testing.assert_allclose(seq.audio_for_frames(4, 6)[[0, -1]], [0.043, 0.053], atol=1e-6)
+
+
+def test_camera_rows_are_one_cameras_frames_in_time_order(toy):
+    # The 12 frames relabelled as two interleaved cameras, listed backwards in time.
+    seq = dataclasses.replace(read_vhap(toy), cameras=np.array([1, 0] * 6),
+                              timesteps=np.repeat(np.arange(6)[::-1], 2))
+    np.testing.assert_array_equal(seq.camera_rows(0), [11, 9, 7, 5, 3, 1])
+    np.testing.assert_array_equal(seq.camera_rows(), [10, 8, 6, 4, 2, 0])        # row 0's camera
+    np.testing.assert_array_equal(seq.camera_rows(rows=np.array([3, 1, 6])), [3, 1])  # row 3's camera
+    with pytest.raises(InputFileError, match="no frames of camera 2"):
+        seq.camera_rows(2)
 
 
 def test_round_trip_of_a_synthesised_folder(synth_root):
