@@ -153,7 +153,10 @@ class CropIterator:
     changes each example's raw audio rows before normalisation; its generator is seeded
     from the same (seed, batch index) draw for the global batch, so augmentation is
     reproducible and identical on every process. The reference level is the sentence's.
+    The state is the same on every process, so a checkpoint resumes on any process count.
     """
+
+    global_state = True
 
     def __init__(self, sentences: Sequence[Sentence], batch_size: int, window: int, context: int,
                  min_frames: int, steps_per_frame: int, seed: int, motion_norm, audio_norm,

@@ -35,7 +35,14 @@ log = logging.getLogger(__name__)
 
 
 class IteratorStateHandler(ocp.CheckpointHandler):
-    """Saves `iterator.get_state()` (dict, or bytes as base64) as process_<i>-of-<n>.json."""
+    """Saves `iterator.get_state()` (dict, or bytes as base64) as process_<i>-of-<n>.json.
+
+    Resuming on another number of processes (a pretraining job moved to more or fewer
+    hosts) works for iterators whose state is a position in one global order that every
+    process walks (`global_state = True`: ArrayBatchIterator, the motion CropIterator):
+    all saved files must agree, and any of them restores every new process. Other
+    iterators (grain's hold per-process read positions) must resume on the same count.
+    """
 
     @staticmethod
     def _file(directory: epath.Path) -> epath.Path:
@@ -48,14 +55,30 @@ class IteratorStateHandler(ocp.CheckpointHandler):
 
     def restore(self, directory: epath.Path, args: "IteratorRestore") -> Any:
         path = self._file(directory)
-        if not path.exists():
-            saved = sorted(p.name for p in directory.iterdir())
-            raise ConfigError(f"{path}: no data-iterator state for this process (saved: {saved}); "
-                              "resume with the same number of processes as the run that saved it")
-        payload = json.loads(path.read_text())
+        if path.exists():
+            payload = json.loads(path.read_text())
+        else:
+            payload = self._global_payload(directory, path, args.item)
         state = base64.b64decode(payload["bytes_b64"]) if "bytes_b64" in payload else payload
         args.item.set_state(state)
         return args.item
+
+    @staticmethod
+    def _global_payload(directory: epath.Path, path: epath.Path, item: Any) -> dict:
+        """The one state all processes of another process count saved (global iterators only)."""
+        saved = sorted(directory.glob("process_*-of-*.json"), key=lambda p: p.name)
+        names = [p.name for p in saved]
+        if not getattr(item, "global_state", False) or not saved:
+            raise ConfigError(f"{path}: no data-iterator state for this process (saved: {names}); "
+                              f"{type(item).__name__} keeps per-process state, so resume with the "
+                              "same number of processes as the run that saved it")
+        payloads = [json.loads(p.read_text()) for p in saved]
+        if any(p != payloads[0] for p in payloads[1:]):
+            raise ConfigError(f"{directory}: the saved processes' data states differ ({names}), "
+                              "so they cannot be merged for another process count")
+        log.info("data state of %d processes (%s) restored in process %d of %d", len(saved), names[0],
+                 jax.process_index(), jax.process_count())
+        return payloads[0]
 
     def metadata(self, directory: epath.Path) -> None:
         return None

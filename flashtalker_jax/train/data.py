@@ -25,8 +25,11 @@ class ArrayBatchIterator:
     Every process walks the same global order (a permutation per epoch seeded by
     (seed, epoch)) and takes rows [i*B/n, (i+1)*B/n) of each global batch of B, so the
     global batch does not depend on the number of processes. A partial last batch of an
-    epoch is dropped. State: {"epoch", "batch"} (JSON).
+    epoch is dropped. State: {"epoch", "batch"} (JSON), the same on every process, so a
+    checkpoint resumes on any process count (`global_state`, train/checkpoint.py).
     """
+
+    global_state = True
 
     def __init__(self, arrays: Mapping[str, np.ndarray], global_batch_size: int, seed: int,
                  process_index: int = 0, process_count: int = 1):

@@ -80,3 +80,30 @@ def test_existing_checkpoints_need_resume(tmp_path, baseline):
     shutil.copytree(baseline[0] / "checkpoints", tmp_path / "checkpoints")
     with pytest.raises(ConfigError, match="--resume"):
         run(tmp_path, small_config())
+
+
+class _Iterator:
+    def __init__(self, global_state):
+        self.global_state, self.state = global_state, None
+
+    def set_state(self, state):
+        self.state = state
+
+
+def test_data_state_of_another_process_count(tmp_path):
+    from etils import epath
+
+    from flashtalker_jax.train.checkpoint import IteratorRestore, IteratorStateHandler
+
+    for i in range(2):
+        (tmp_path / f"process_{i}-of-2.json").write_text('{"batch": 8}')
+    handler, directory = IteratorStateHandler(), epath.Path(tmp_path)
+    # A global-order iterator takes the state all saved processes agree on ...
+    assert handler.restore(directory, IteratorRestore(_Iterator(True))).state == {"batch": 8}
+    # ... a per-process one (grain) must resume on the same process count ...
+    with pytest.raises(ConfigError, match="same number of processes"):
+        handler.restore(directory, IteratorRestore(_Iterator(False)))
+    # ... and saved states that disagree are never merged.
+    (tmp_path / "process_1-of-2.json").write_text('{"batch": 7}')
+    with pytest.raises(ConfigError, match="differ"):
+        handler.restore(directory, IteratorRestore(_Iterator(True)))

@@ -13,6 +13,7 @@ set before JAX starts, and must not leak into this pytest process (1 CPU device)
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -28,7 +29,7 @@ from flashtalker_jax.train.mesh import make_mesh, state_shardings, with_sharding
 from flashtalker_jax.train.optim import make_optimizer
 from flashtalker_jax.train.state import abstract_state, params_as_numpy
 from flashtalker_jax.train.tasks import get_task
-from train_worker import small_config
+from train_worker import run, small_config
 
 WORKER = Path(__file__).with_name("train_worker.py")
 ATOL = 2e-6
@@ -101,3 +102,10 @@ def test_two_processes_agree_and_their_checkpoint_restores_in_one(tmp_path, base
     restored, step = restore_on_one_device(tmp_path / "run" / "checkpoints")
     assert step == 12
     assert_close(restored, first, atol=0)
+    # Elastic resume: the 2-process run's step-8 checkpoint (data state in
+    # process_*-of-2.json) goes on in this 1-process pytest to the same step-12 parameters.
+    shutil.copytree(tmp_path / "run" / "checkpoints", tmp_path / "elastic" / "checkpoints")
+    shutil.rmtree(tmp_path / "elastic" / "checkpoints" / "12")
+    resumed = run(tmp_path / "elastic", small_config(), resume=True)
+    assert (resumed.status, resumed.step) == ("completed", 12)
+    assert_close(params_as_numpy(resumed.state), baseline[1])
