@@ -46,6 +46,6 @@ def get_config() -> ml_collections.ConfigDict:
         # The CPU benchmark baseline (BENCHMARKS.md, A2E): same data as pretrain_a2e's cpu preset.
         "task.model.d_model=96", "task.model.audio_layers=2", "task.model.decoder_layers=2",
         "task.model.num_identities=32", "task.batch_size=16", "optim.lr=1e-3", "optim.warmup_steps=50",
-        "train.steps=300", "train.checkpoint_every=100",
+        "train.steps=1200", "train.checkpoint_every=400",
     )))
     return c

@@ -64,7 +64,7 @@ def get_config() -> ml_collections.ConfigDict:
         # The CPU benchmark recipe (BENCHMARKS.md, A2E): 24 procedural identities, 2 cores.
         "task.model.d_model=128", "task.model.num_heads=4", "task.model.encoder_layers=2",
         "task.model.decoder_layers=4", "task.model.ff_mult=2", "task.model.num_identities=32",
-        "task.batch_size=16", "optim.lr=1e-3", "optim.warmup_steps=50", "train.steps=500",
-        "train.checkpoint_every=100",
+        "task.batch_size=16", "optim.lr=1e-3", "optim.warmup_steps=50", "train.steps=5000",
+        "train.checkpoint_every=500",
     )))
     return c
