@@ -30,8 +30,8 @@ from flax import nnx
 from jaxtyping import Array, Bool, Float, Int
 
 from flashtalker_jax.motion import diffusion
-from flashtalker_jax.motion.layers import (Attention, EncoderLayer, FeedForward, alignment_mask,
-                                           sinusoidal_embedding)
+from flashtalker_jax.motion.layers import (Attention, BoundState, EncoderLayer, FeedForward,
+                                           alignment_mask, sinusoidal_embedding)
 from flashtalker_jax.motion.losses import regression_loss, temporal_huber_loss
 
 
@@ -203,9 +203,9 @@ def prior_loss(model: A2EPrior, batch: dict, key: jax.Array, alpha_bars: Float[A
 def make_window_sampler(model: A2EPrior, alpha_bars: Float[Array, "N"], num_sample_steps: int,
                         guidance_scale: float):
     """Jitted fn(key, context, context_mask, audio, frame_mask, identity) -> (B, W, P).
-    The guidance scale is a traced argument: changing it does not recompile. The module's
-    state is read at each call, so `nnx.update(model, ...)` takes effect without recompiling
-    (adapt-a2e scores each evaluation's parameters with one sampler)."""
+    The guidance scale is a traced argument: changing it does not recompile. After
+    `nnx.update(model, ...)`, `refresh()` the sampler (layers.BoundState) to use the new
+    parameters without recompiling (adapt-a2e scores every evaluation with one sampler)."""
     graphdef = nnx.graphdef(model)
 
     @jax.jit
@@ -216,4 +216,4 @@ def make_window_sampler(model: A2EPrior, alpha_bars: Float[Array, "N"], num_samp
                              guidance_scale=scale)
 
     scale = jnp.float32(guidance_scale)
-    return lambda *args: run(nnx.state(model), scale, *args)
+    return BoundState(model, lambda state, *args: run(state, scale, *args))

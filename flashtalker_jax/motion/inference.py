@@ -49,6 +49,10 @@ class Predictor:
             self._apply = jit_apply(loaded.model)
             self.hop, self.context, self.overlap = causal_window_sizes(task.model.window, task.model.period)
 
+    def refresh(self) -> None:
+        """Use the parameters `nnx.update` put into the loaded model (no recompilation)."""
+        (self._sampler if self.loaded.kind == "a2e_prior" else self._apply).refresh()
+
     def windows(self, raw_rows: AudioRows, num_frames: int, identity_row: int, seed: int = 0,
                 template: np.ndarray | None = None) -> Iterator[np.ndarray]:
         """Raw motion [expr | jaw] of frames [0, num_frames), yielded window by window.

@@ -109,9 +109,23 @@ def jit_init(factory, key: jax.Array) -> nnx.Module:
     return nnx.merge(graphdef, state)
 
 
-def jit_apply(model: nnx.Module, method: str = "__call__"):
-    """A jitted pure function of the module's call: fn(*args) with the state as argument,
-    read at each call (so `nnx.update(model, ...)` takes effect without recompiling)."""
+class BoundState:
+    """Calls fn(state, *args) with a module's state, read once: reading it (`nnx.state`)
+    costs ~6 ms for the a2e models, too much to repeat for every streamed window.
+    `refresh()` re-reads it after `nnx.update(model, ...)`; a jitted fn does not recompile."""
+
+    def __init__(self, model: nnx.Module, fn):
+        self.model, self.fn = model, fn
+        self.refresh()
+
+    def refresh(self) -> None:
+        self.state = nnx.state(self.model)
+
+    def __call__(self, *args):
+        return self.fn(self.state, *args)
+
+
+def jit_apply(model: nnx.Module, method: str = "__call__") -> BoundState:
+    """A jitted pure function of the module's call: fn(*args) with the state as argument."""
     graphdef = nnx.graphdef(model)
-    fn = jax.jit(lambda s, *args: getattr(nnx.merge(graphdef, s), method)(*args))
-    return lambda *args: fn(nnx.state(model), *args)
+    return BoundState(model, jax.jit(lambda s, *args: getattr(nnx.merge(graphdef, s), method)(*args)))

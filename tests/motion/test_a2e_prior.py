@@ -77,7 +77,7 @@ def test_sampling_is_deterministic_with_a_seed_and_cfg_one_is_conditional(tiny_p
     assert not np.allclose(make_window_sampler(tiny_prior, ab, 4, 3.0)(key, *args), ref, atol=1e-3)
 
 
-def test_sampler_follows_parameters_updated_in_place(tiny_prior, tiny_dims):
+def test_refreshed_sampler_follows_parameters_updated_in_place(tiny_prior, tiny_dims):
     # adapt-a2e scores every evaluation's parameters with one sampler through nnx.update.
     model = nnx.clone(tiny_prior)
     args = [make_inputs(tiny_dims)[k] for k in SAMPLER_ARGS]
@@ -87,6 +87,7 @@ def test_sampler_follows_parameters_updated_in_place(tiny_prior, tiny_dims):
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     moved = jax.tree.map(lambda p: p * 1.1, params)
     nnx.update(model, moved)
+    sampler.refresh()
     after = sampler(key, *args)
     fresh = make_window_sampler(nnx.merge(graphdef, moved, rest), ab, 2, 1.5)(key, *args)
     # The same program on the same inputs; 1e-6 allows for a differently fused recompile.
