@@ -14,6 +14,7 @@ the ground truth shifted by 2 frames (each sentence starts with its first frame 
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from pathlib import Path
@@ -81,26 +82,46 @@ def shifted(motion: np.ndarray, frames: int) -> np.ndarray:
     return np.concatenate([np.repeat(motion[:1], frames, axis=0), motion[:-frames]])
 
 
-def evaluate_identity(ident: Identity, predictors: dict, flame: FlameModel, mesh_fn, lip_ids, upper_ids,
-                      mean_motion: np.ndarray, seed: int, split: str = "test") -> tuple[dict, dict]:
-    """Metrics per method for one identity, and the opening curves for plotting."""
+def predict_sentences(predictor: Predictor, row: int, template, sentences, seed: int) -> np.ndarray:
+    """Motion of the sentences joined in order; sentence k is sampled with seed + k."""
+    return np.concatenate([predictor(s.audio, row, seed + k, template) for k, s in enumerate(sentences)])
+
+
+@dataclasses.dataclass(frozen=True)
+class GroundTruth:
+    """One identity's `split` sentences joined in order, through FLAME."""
+    motion: np.ndarray     # (T, P) [expr | jaw]
+    vertices: np.ndarray   # (T, V, 3) m
+    opening: np.ndarray    # (T,) mm
+    neutral: np.ndarray    # (V, 3) zero motion
+
+
+def ground_truth(ident: Identity, mesh_fn, split: str) -> GroundTruth:
     sentences = ident.splits[split]
     if not sentences:
         raise ValueError(f"identity {ident.name} has no {split} sentences")
     gt = np.concatenate([s.motion for s in sentences])
+    gt_v, gt_open = mesh_fn(gt, ident.shape)
+    neutral = mesh_fn(np.zeros((1, gt.shape[1]), np.float32), ident.shape)[0][0]
+    return GroundTruth(gt, gt_v, gt_open, neutral)
+
+
+def evaluate_identity(ident: Identity, predictors: dict, flame: FlameModel, mesh_fn, lip_ids, upper_ids,
+                      mean_motion: np.ndarray, seed: int, split: str = "test") -> tuple[dict, dict]:
+    """Metrics per method for one identity, and the opening curves for plotting."""
+    truth = ground_truth(ident, mesh_fn, split)
+    sentences, gt = ident.splits[split], truth.motion
     preds = {"gt_shift_2": np.concatenate([shifted(s.motion, 2) for s in sentences]),
              "static_mean_face": np.broadcast_to(mean_motion, gt.shape).astype(np.float32)}
     seconds = {}
     for name, (predictor, row, template) in predictors.items():
         start = time.perf_counter()
-        preds[name] = np.concatenate([predictor(s.audio, row, seed + k, template) for k, s in enumerate(sentences)])
+        preds[name] = predict_sentences(predictor, row, template, sentences, seed)
         seconds[name] = time.perf_counter() - start
-    gt_v, gt_open = mesh_fn(gt, ident.shape)
-    neutral = mesh_fn(np.zeros((1, gt.shape[1]), np.float32), ident.shape)[0][0]
-    results, curves = {}, {"ground_truth": gt_open}
+    results, curves = {}, {"ground_truth": truth.opening}
     for name, motion in preds.items():
         v, opening = mesh_fn(motion, ident.shape)
-        results[name] = compare(v, gt_v, opening, gt_open, neutral, lip_ids, upper_ids)
+        results[name] = compare(v, truth.vertices, opening, truth.opening, truth.neutral, lip_ids, upper_ids)
         if name in seconds:
             results[name]["predict_seconds"] = seconds[name]
             results[name]["frames"] = int(gt.shape[0])

@@ -103,30 +103,34 @@ class HeldOutLoss:
 class HeldOutOpening:
     """eval-a2e's mouth-opening Pearson correlation on the val sentences (higher is better):
     the model is run as at inference (DDIM + guidance for the prior, fixed seeds 0..seeds-1,
-    averaged), so the criterion is the quantity the targets are stated in."""
+    averaged), so the criterion is the quantity the targets are stated in. The ground
+    truth's meshes are computed once, here."""
     higher_is_better = True
 
     def __init__(self, loaded: tasks.LoadedMotionModel, motion: tasks.MotionTask, seeds: int):
         from flashtalker_jax.motion import evaluate as ev
         from flashtalker_jax.motion.inference import Predictor
 
-        self.loaded, self.motion, self._ev = loaded, motion, ev
+        self.loaded, self._ev = loaded, ev
         self.predictor = Predictor(loaded)
         self.mesh_fn = ev.make_mesh_fn(motion.flame)
         self.lip_ids = tasks.region_ids(loaded.task, "lips")
         self.upper_ids = tasks.region_ids(loaded.task, "upper_face")
         self.seeds = seeds if loaded.kind == "a2e_prior" else 1   # Audio2Param is deterministic
+        self.targets = [(ident, tasks.identity_template(motion.flame, ident) if loaded.kind == "audio2param"
+                         else None, ev.ground_truth(ident, self.mesh_fn, "val"))
+                        for ident in motion.identities]
 
     def __call__(self, params, rest) -> float:
         nnx.update(self.loaded.model, params, rest)
+        self.predictor.refresh()
         scores = []
-        for ident in self.motion.identities:
-            template = tasks.identity_template(self.motion.flame, ident) if self.loaded.kind == "audio2param" else None
+        for ident, template, truth in self.targets:
             for seed in range(self.seeds):
-                results, _ = self._ev.evaluate_identity(
-                    ident, {"model": (self.predictor, ident.index, template)}, self.motion.flame, self.mesh_fn,
-                    self.lip_ids, self.upper_ids, self.motion.motion_norm.mean, seed, "val")
-                pearson = results["model"]["opening_pearson"]
+                motion = self._ev.predict_sentences(self.predictor, ident.index, template, ident.splits["val"], seed)
+                v, opening = self.mesh_fn(motion, ident.shape)
+                pearson = self._ev.compare(v, truth.vertices, opening, truth.opening, truth.neutral,
+                                           self.lip_ids, self.upper_ids)["opening_pearson"]
                 scores.append(-1.0 if pearson is None else pearson)   # a frozen mouth scores worst
         return float(np.mean(scores))
 
