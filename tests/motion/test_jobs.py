@@ -22,10 +22,17 @@ def dataset(tmp_path_factory):
     return root
 
 
-def test_pretrain_adapt_eval(dataset):
-    ds, prior, adapted = dataset / "ds", dataset / "prior", dataset / "adapted"
-    assert main(["pretrain-a2e", "--data", str(ds), "--out", str(prior), *TINY,
+@pytest.fixture(scope="module")
+def prior(dataset):
+    """A tiny prior pretrained for 2 steps, shared by the adaptation tests."""
+    prior = dataset / "prior"
+    assert main(["pretrain-a2e", "--data", str(dataset / "ds"), "--out", str(prior), *TINY,
                  "--config.train.steps=2", "--config.train.checkpoint_every=2"]) == 0
+    return prior
+
+
+def test_pretrain_adapt_eval(dataset, prior):
+    ds, adapted = dataset / "ds", dataset / "adapted"
     assert (prior / "model.npz").is_file() and (prior / "norms" / "audio.npz").is_file()
     assert main(["adapt-a2e", "--prior", str(prior), "--data", str(ds / "id001"), "--out", str(adapted),
                  "--config.preset=tiny", "--config.batch_size=2", "--config.min_frames=6",
@@ -66,10 +73,8 @@ def test_pretrain_adapt_eval(dataset):
     assert "lips" in report["conventions"]["lve_max_l2_mm"]
 
 
-def test_adapt_with_the_heldout_loss_criterion(dataset):
-    ds, prior, adapted = dataset / "ds", dataset / "prior_loss", dataset / "adapted_loss"
-    assert main(["pretrain-a2e", "--data", str(ds), "--out", str(prior), *TINY,
-                 "--config.train.steps=1", "--config.train.checkpoint_every=1"]) == 0
+def test_adapt_with_the_heldout_loss_criterion(dataset, prior):
+    ds, adapted = dataset / "ds", dataset / "adapted_loss"
     assert main(["adapt-a2e", "--prior", str(prior), "--data", str(ds / "id000"), "--out", str(adapted),
                  "--config.preset=tiny", "--config.batch_size=2", "--config.min_frames=6",
                  "--config.train.steps=2", "--config.early_stop.eval_every=1", "--config.early_stop.eval_batches=1",
