@@ -18,16 +18,9 @@ import ml_collections
 from flashtalker_jax.errors import ConfigError
 
 
-def _config_dir() -> Path:
-    """configs/ at the repository top level installs as the package flashtalker_jax.configs;
-    a process that imports the source checkout instead (cwd on sys.path) uses the folder."""
-    spec = importlib.util.find_spec("flashtalker_jax.configs")
-    if spec is not None and spec.origin:
-        return Path(spec.origin).parent
-    return Path(__file__).resolve().parent.parent / "configs"
-
-
-CONFIG_DIR = _config_dir()
+# configs/ sits at the repository top level; flashtalker_jax/configs links to it, so the
+# checkout and the installed package (where setuptools copies the files) agree.
+CONFIG_DIR = Path(__file__).parent / "configs"
 OVERRIDE_PREFIX = "--config."
 
 

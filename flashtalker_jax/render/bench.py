@@ -22,7 +22,7 @@ import numpy as np
 from flashtalker_jax.render import rasterize
 from flashtalker_jax.render.rasterize import (PER_TILE_STEP, intersection_counts,
                                               required_per_tile)
-from flashtalker_jax.render.binning import next_power_of_two
+from flashtalker_jax.kernels.rasterize.binning import next_power_of_two
 from flashtalker_jax.render.scenes import intrinsics, orbit_cameras, random_scene
 
 # Peak HBM bandwidth (bytes/s) by device kind, from the vendors' data sheets.

@@ -5,16 +5,9 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-TILE_SIZE = 16
-
 
 def camera_position(viewmat: jnp.ndarray) -> jnp.ndarray:
     """World position (..., 3) of the camera centre of viewmat (..., 4, 4): -R^T t."""
     rot = viewmat[..., :3, :3]
     trans = viewmat[..., :3, 3]
     return -jnp.einsum("...ji,...j->...i", rot, trans)
-
-
-def tile_grid(width: int, height: int) -> tuple[int, int]:
-    """(tiles_x, tiles_y) of TILE_SIZE x TILE_SIZE tiles covering the image."""
-    return -(-width // TILE_SIZE), -(-height // TILE_SIZE)

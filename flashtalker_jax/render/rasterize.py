@@ -3,7 +3,7 @@
 Pipeline per camera: projection (plain JAX, differentiable w.r.t. Gaussians and the
 viewmat) -> optional SH colours -> tile binning + depth sort (XLA, static buffer) ->
 compositing by the chosen backend:
-  "reference"  plain-JAX scan (render/reference.py), gradients by autodiff;
+  "reference"  plain-JAX scan (kernels/rasterize/reference.py), gradients by autodiff;
   "pallas"     tile kernels with a custom VJP (kernels/rasterize/), interpret mode on CPU;
   "tiles"      vectorised plain-JAX compositor (render/tiles.py): every tile at once over
                its first `per_tile` entries, gradients by autodiff;
@@ -21,8 +21,11 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from flashtalker_jax.render import binning, reference, tiles
-from flashtalker_jax.render.camera import camera_position, tile_grid
+from flashtalker_jax.kernels.rasterize import binning, reference
+from flashtalker_jax.kernels.rasterize.binning import tile_grid
+from flashtalker_jax.kernels.rasterize.vjp import composite_pallas
+from flashtalker_jax.render import tiles
+from flashtalker_jax.render.camera import camera_position
 from flashtalker_jax.render.projection import project
 from flashtalker_jax.render.sh import num_sh_bases, sh_to_rgb
 
@@ -275,7 +278,6 @@ def _render(means, quats, scales, opacities, colors, viewmat, K, background, *, 
             means2d, conics, opacities, features, bins)
         overflow = overflow | (longest > per_tile)
     else:
-        from flashtalker_jax.kernels.rasterize.vjp import composite_pallas
         acc, trans = composite_pallas(means2d, conics, opacities, features, bins,
                                       width=width, height=height)
     alpha = 1.0 - trans

@@ -2,7 +2,7 @@
 
 `reference.composite` walks the sorted intersection list one entry at a time (lax.scan):
 exact and readable, but sequential, and its autodiff keeps every step's carry. This
-compositor takes the same sorted list (render.binning) and composites every tile at
+compositor takes the same sorted list (kernels/rasterize/binning.py) and composites every tile at
 once: the first `per_tile` entries of each tile are gathered into a (tiles, L, 256)
 block and blended with an exclusive cumulative product of (1 - alpha), computed as a
 cumulative sum of logs. The rules are gsplat's (alpha = min(0.999, o exp(-sigma)), skip
@@ -19,9 +19,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from flashtalker_jax.render.binning import Bins
-from flashtalker_jax.render.camera import tile_grid
-from flashtalker_jax.render.reference import (ALPHA_THRESHOLD, MAX_ALPHA, MIN_TRANSMITTANCE,
+from flashtalker_jax.kernels.rasterize.binning import Bins, tile_grid
+from flashtalker_jax.kernels.rasterize.reference import (ALPHA_THRESHOLD, MAX_ALPHA, MIN_TRANSMITTANCE,
                                               TILE_PIXELS, tile_pixel_centres, tiles_to_image)
 
 

@@ -7,7 +7,7 @@ memory; Mosaic: from an SMEM chunk):
 Pixel state is held in vectors of any shape (Triton (256,), Mosaic (2, 128)); the flat
 row-major index inside the tile gives the pixel. Masks are float32 (1 = set) because
 both backends carry float vectors through loops more reliably than booleans.
-The rules are gsplat's (see flashtalker_jax/render/reference.py, the ground truth);
+The rules are gsplat's (reference.py beside this file is the ground truth);
 expressions are written in the same order so float32 results agree to rounding.
 """
 from __future__ import annotations
@@ -17,11 +17,10 @@ from typing import Callable, NamedTuple, Sequence
 import jax
 import jax.numpy as jnp
 
-TILE = 16
+from .binning import TILE_SIZE as TILE
+from .reference import ALPHA_THRESHOLD, MAX_ALPHA, MIN_TRANSMITTANCE  # noqa: F401 (gsplat's rules)
+
 GEOM = 6                 # mean_x, mean_y, conic_a, conic_b, conic_c, opacity
-ALPHA_THRESHOLD = 1.0 / 255.0
-MAX_ALPHA = 0.999
-MIN_TRANSMITTANCE = 1e-4
 
 
 def record_size(n_feat: int) -> int:

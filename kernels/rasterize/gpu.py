@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
 
-from flashtalker_jax.kernels.rasterize import chunk_math as cm
+from . import chunk_math as cm
 
 PIXELS = (cm.TILE * cm.TILE,)
 CHUNK = 32

@@ -14,8 +14,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from flashtalker_jax.kernels.rasterize.chunk_math import GEOM, record_size
-from flashtalker_jax.render.binning import Bins
+from .binning import Bins
+from .chunk_math import GEOM, record_size
 
 
 class Layout(NamedTuple):

@@ -14,8 +14,8 @@ import jax.numpy as jnp
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import tpu as pltpu
 
-from flashtalker_jax.kernels.rasterize import chunk_math as cm
-from flashtalker_jax.kernels.rasterize.gpu import out_rows
+from . import chunk_math as cm
+from .gpu import out_rows
 
 PIXELS = (2, 128)
 CHUNK = 32

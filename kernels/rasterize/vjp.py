@@ -11,11 +11,9 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from flashtalker_jax.kernels.rasterize import gpu, layout as lay, tpu
-from flashtalker_jax.kernels.rasterize.chunk_math import TILE
-from flashtalker_jax.render.binning import Bins
-from flashtalker_jax.render.camera import tile_grid
-from flashtalker_jax.render.reference import tiles_to_image
+from . import gpu, layout as lay, tpu
+from .binning import TILE_SIZE as TILE, Bins, tile_grid
+from .reference import tiles_to_image
 
 KERNELS = {"triton": (gpu, gpu.CHUNK), "mosaic": (tpu, tpu.CHUNK)}
 

@@ -8,7 +8,6 @@ error is ~5e-6, the rest is headroom for float32 summation-order differences in 
 import json
 import shutil
 import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -21,6 +20,7 @@ from flashtalker_jax.audio.wav2vec2 import Wav2Vec2Model, load_wav2vec2, wav2vec
 from flashtalker_jax.audio.wav2vec2.settings import settings_from_dict
 from flashtalker_jax.audio.wav2vec2.weights import expected_torch_shapes, normalise_key
 from flashtalker_jax.errors import ModelFileError
+from flashtalker_jax.utils.child import child_env, python_command
 
 from audio_helpers import speech_like
 
@@ -203,5 +203,6 @@ def test_loading_does_not_import_torch(tmp_path):
             "from flashtalker_jax.audio.wav2vec2 import load_wav2vec2\n"
             f"model, settings, _ = load_wav2vec2({str(folder)!r})\n"
             "assert 'torch' not in sys.modules and 'transformers' not in sys.modules\n")
-    result = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, timeout=180)
+    result = subprocess.run(python_command("-c", code), capture_output=True, text=True,
+                            timeout=180, env=child_env())
     assert result.returncode == 0, result.stderr

@@ -12,10 +12,9 @@ from flashtalker_jax.render.scenes import intrinsics, orbit_cameras, random_scen
 W, H = 32, 32
 
 
-def test_per_frame_gaussians_batch_equals_single_renders():
+def test_per_frame_gaussians_batch_equals_single_renders(seed):
     """Frames with their own Gaussians and cameras in one call = one call per frame
     (bit-identical: the same per-camera computation, vmapped)."""
-    seed = int(np.random.SeedSequence().entropy % 2**31)
     scenes = [random_scene(jax.random.PRNGKey(seed + i), 60, log_scale=-2.5) for i in range(2)]
     stacked = jax.tree_util.tree_map(lambda *x: jnp.stack(x), *scenes)
     cams, K = orbit_cameras(2, arc=0.4), intrinsics(W, H)

@@ -29,6 +29,7 @@ from flashtalker_jax.train.mesh import make_mesh, state_shardings, with_sharding
 from flashtalker_jax.train.optim import make_optimizer
 from flashtalker_jax.train.state import abstract_state, params_as_numpy
 from flashtalker_jax.train.tasks import get_task
+from flashtalker_jax.utils.child import child_env
 from train_worker import run, small_config
 
 WORKER = Path(__file__).with_name("train_worker.py")
@@ -37,8 +38,8 @@ ATOL = 2e-6
 
 def worker_env(**extra) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    env.update(JAX_PLATFORMS="cpu", PYTHONPATH=str(WORKER.parent), **extra)
-    return env
+    env.update(JAX_PLATFORMS="cpu", **extra)
+    return child_env(env, extra_paths=(str(WORKER.parent),))
 
 
 def restore_on_one_device(checkpoints: Path) -> tuple[dict, int]:

@@ -25,6 +25,7 @@ from typing import Sequence
 import numpy as np
 
 from flashtalker_jax.errors import FlashtalkerError
+from flashtalker_jax.utils.child import child_env, python_command
 
 AUDIO_OUTPUT_SYNCHRONOUS = 2
 INITIALIZE_PHONEME_EVENTS = 0x0001
@@ -139,9 +140,8 @@ def synthesize(texts: Sequence[str], voice: Voice, seed: int = 0) -> list[Uttera
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "speech.npz"
         request = json.dumps({"texts": list(texts), "voice": dataclasses.asdict(voice), "seed": int(seed), "out": str(out)})
-        # -P: the worker imports this installed package, not a checkout in the cwd.
-        proc = subprocess.run([sys.executable, "-P", "-m", __name__], input=request, text=True,
-                              capture_output=True)
+        proc = subprocess.run(python_command("-m", __name__), input=request, text=True,
+                              capture_output=True, env=child_env())
         if proc.returncode != 0:
             raise FlashtalkerError(f"espeak-ng worker failed for voice {voice.name}: {proc.stderr.strip()[-2000:]}")
         with np.load(out, allow_pickle=False) as data:

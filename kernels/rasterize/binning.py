@@ -15,7 +15,12 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from flashtalker_jax.render.camera import TILE_SIZE
+TILE_SIZE = 16   # pixels per tile side (gsplat's tile size)
+
+
+def tile_grid(width: int, height: int) -> tuple[int, int]:
+    """(tiles_x, tiles_y) of TILE_SIZE x TILE_SIZE tiles covering the image."""
+    return -(-width // TILE_SIZE), -(-height // TILE_SIZE)
 
 
 class Bins(NamedTuple):

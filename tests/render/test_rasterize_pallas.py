@@ -1,11 +1,15 @@
-"""Pallas kernels (interpret mode on CPU) vs the plain-JAX reference compositor.
+"""`rasterize(backend="pallas")` (kernels in interpret mode on CPU) vs backend "reference",
+through the whole public pipeline: projection, SH, binning, compositing, overflow.
+The kernels' own parity tests on screen-space inputs sit beside them
+(kernels/rasterize/tests/).
+
 
 Tolerances (float32): forward max relative error <= 1e-5 (same expressions in the same
 order; only fused/unfused rounding differs), gradients <= 1e-4 (the kernel backward
 recomputes later contributions as final - running sum, autodiff accumulates them in
 reverse: a few ulps of cancellation per pixel, summed over pixels). Errors are
 normalised by the largest reference magnitude of each array.
-Inputs are fresh random scenes each run (seed printed on failure). Interpret mode fills
+Scenes come from the fixed seeds of FLASHTALKER_TEST_SEEDS (conftest.py). Interpret mode fills
 kernel outputs with NaN before the run (poisoned), so an unwritten pixel or gradient
 slot shows up as a non-finite value.
 """
@@ -20,8 +24,7 @@ import pytest
 
 from flashtalker_jax.kernels.rasterize import gpu
 from flashtalker_jax.render import BufferOverflowError, rasterize
-from flashtalker_jax.render.binning import bin_gaussians
-from flashtalker_jax.render.camera import tile_grid
+from flashtalker_jax.kernels.rasterize.binning import bin_gaussians, tile_grid
 from flashtalker_jax.render.projection import project
 from flashtalker_jax.render.scenes import (intrinsics, look_at_viewmat, orbit_cameras,
                                            random_scene)
@@ -30,10 +33,6 @@ W, H = 48, 32          # 3 x 2 tiles
 N = 160
 CAPACITY = 2048
 SH_DEGREE = 1
-
-
-def _seed():
-    return int(np.random.SeedSequence().entropy % 2**31)
 
 
 def _cameras():
@@ -66,8 +65,7 @@ def _render_and_grads(scene, viewmats, backend):
 
 
 @pytest.fixture(scope="module")
-def case():
-    seed = _seed()
+def case(seed):
     scene, cams = _scene(seed), _cameras()
     return seed, scene, cams, _render_and_grads(scene, cams, "reference")
 
@@ -138,8 +136,7 @@ def _batched_render_and_grads(scenes, viewmats, background, backend):
     return out, grads
 
 
-def test_batched_scenes_with_four_channels_match_reference():
-    seed = _seed()
+def test_batched_scenes_with_four_channels_match_reference(seed):
     keys = jax.random.split(jax.random.PRNGKey(seed), 2)
     frames = [random_scene(k, N, channels=4, extent=0.45, log_scale=-2.8, huge_fraction=0.05)
               for k in keys]

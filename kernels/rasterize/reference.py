@@ -12,8 +12,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from flashtalker_jax.render.binning import Bins
-from flashtalker_jax.render.camera import TILE_SIZE, tile_grid
+from .binning import TILE_SIZE, Bins, tile_grid
 
 ALPHA_THRESHOLD = 1.0 / 255.0
 MAX_ALPHA = 0.999
