@@ -1,7 +1,7 @@
 """Audio feature parameters: log-mel front end, video alignment, wav2vec2 resampling.
 
 Consumed by `flashtalker_jax.audio.features.log_mel_features` and
-`flashtalker_jax.audio.cache.cached_features` (their default when no config is passed).
+`flashtalker_jax.audio.extractor.FeatureExtractor` (their default when no config is passed).
 """
 import ml_collections
 

@@ -17,7 +17,7 @@ import librosa
 import ml_collections
 import numpy as np
 
-from flashtalker_jax.audio.io import default_audio_config
+from flashtalker_jax.audio.io import FPS, SAMPLE_RATE, default_audio_config
 
 
 def num_video_frames(num_samples: int, sample_rate: int, fps: float) -> int:
@@ -51,14 +51,14 @@ def resample_track(features: np.ndarray, source_times: np.ndarray, target_times:
 
 
 def to_video_steps(features: np.ndarray, source_rate: float, first_time: float, n_frames: int,
-                   fps: float = 25.0, steps_per_frame: int = 2) -> np.ndarray:
+                   fps: float = FPS, steps_per_frame: int = 2) -> np.ndarray:
     """Resample a track sampled at `source_rate` Hz (row j centred at first_time + j / rate)
     to exactly steps_per_frame * n_frames rows on the video-step grid, (T_a, D)."""
     source_times = first_time + np.arange(features.shape[0]) / source_rate
     return resample_track(features, source_times, step_times(n_frames, fps, steps_per_frame))
 
 
-def log_mel_features(waveform: np.ndarray, sample_rate: int = 16000, fps: float = 25.0,
+def log_mel_features(waveform: np.ndarray, sample_rate: int = SAMPLE_RATE, fps: float = FPS,
                      config: ml_collections.ConfigDict | None = None) -> np.ndarray:
     """Log-mel + log-energy features of a mono waveform, 2 rows per video frame.
 

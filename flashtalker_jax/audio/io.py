@@ -18,6 +18,13 @@ import soundfile
 from flashtalker_jax.config import load_config
 from flashtalker_jax.errors import InputFileError
 
+# The project's conventions, named once: every waveform is brought to SAMPLE_RATE (the
+# rate of configs/audio_features.py and of the wav2vec2 checkpoints) and every feature
+# track, motion track and video is aligned to FPS frames per second unless a config or a
+# data folder says otherwise.
+SAMPLE_RATE = 16000
+FPS = 25.0
+
 
 class AudioConversionWarning(UserWarning):
     """The file was converted (downmixed to mono or resampled) on loading."""
@@ -79,7 +86,7 @@ def check_waveform(waveform: np.ndarray, path: str, checks: ml_collections.Confi
                       "features will be distorted", AudioQualityWarning, stacklevel=3)
 
 
-def load_audio(path: str | os.PathLike, sample_rate: int = 16000,
+def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE,
                config: ml_collections.ConfigDict | None = None) -> np.ndarray:
     """Read an audio file as mono float32 (S,) in [-1, 1] at `sample_rate` Hz.
 

@@ -24,6 +24,7 @@
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Callable
 
@@ -33,12 +34,14 @@ from flax import nnx
 from jaxtyping import Array, Bool, Float
 
 from flashtalker_jax.errors import ConfigError
+from flashtalker_jax.flame.landmarks import INNER_LIP, OUTER_LIP
 from flashtalker_jax.metrics.image import ssim
+from flashtalker_jax.render import camera
 
-# iBUG-68 outer (48-59) and inner (60-67) lip contours in FLAME's 51-point static layout
-# (the 17 jaw-contour points are not in it: index k -> k - 17).
-OUTER_LIP = tuple(range(48 - 17, 60 - 17))
-INNER_LIP = tuple(range(60 - 17, 68 - 17))
+# Training projection: depth clamped (render/camera.project_points) so points at or behind
+# the camera keep the loss finite.
+MIN_DEPTH = 1e-6
+project_points = functools.partial(camera.project_points, min_depth=MIN_DEPTH)
 
 
 def photometric_loss(render: Float[Array, "B H W 3"], target: Float[Array, "B H W 3"],
@@ -105,14 +108,6 @@ def scale_limits(init_scale: Float[Array, "N"], threshold: float, factor: float)
 
 def lip_anchor_loss(local_means: Float[Array, "B N 3"], is_lip: Bool[Array, "N"]) -> Array:
     return _masked_mean(jnp.sum(local_means**2, -1), is_lip)
-
-
-def project_points(points: Float[Array, "B L 3"], viewmat: Float[Array, "B 4 4"],
-                   K: Float[Array, "B 3 3"]) -> Float[Array, "B L 2"]:
-    """Pixel coordinates (x, y) of world points; pixel (i, j) has its centre at (j+.5, i+.5)."""
-    cam = jnp.einsum("bij,blj->bli", viewmat[:, :3, :3], points) + viewmat[:, None, :3, 3]
-    pix = jnp.einsum("bij,blj->bli", K, cam)
-    return pix[..., :2] / jnp.maximum(pix[..., 2:3], 1e-6)
 
 
 def polygon_mask(polygon: Float[Array, "B P 2"], height: int, width: int) -> Float[Array, "B H W"]:

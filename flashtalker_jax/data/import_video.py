@@ -23,7 +23,8 @@ from pathlib import Path
 import ml_collections
 import numpy as np
 
-from flashtalker_jax.data.vhap import write_png
+from flashtalker_jax.audio.io import SAMPLE_RATE
+from flashtalker_jax.data.vhap import AUDIO_FILE, CANONICAL_FILE, write_png
 from flashtalker_jax.errors import InputFileError, ModelFileError
 from flashtalker_jax.utils.files import atomic_path
 from flashtalker_jax.utils.progress import progress
@@ -32,7 +33,7 @@ MISSING_FOR_TRAINING = {
     "flame_param/": "per-frame FLAME parameters from a FLAME tracker (VHAP or similar); not implemented yet",
     "fg_masks/": "foreground masks (matting / segmentation)",
     "transforms*.json": "camera intrinsics/extrinsics and train/test splits, written with the tracked FLAME",
-    "canonical_flame_param.npz": "the identity's shape and static offsets, from tracking",
+    CANONICAL_FILE: "the identity's shape and static offsets, from tracking",
 }
 
 
@@ -131,13 +132,13 @@ def crop_frame(frame: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:
 
 
 def import_video(video: str | os.PathLike, out: str | os.PathLike, cfg: ml_collections.ConfigDict,
-                 sample_rate: int = 16000) -> dict:
+                 sample_rate: int = SAMPLE_RATE) -> dict:
     """Run both passes and write the folder; returns the report (also in import_report.json)."""
     video, out = Path(video), Path(out)
     if not video.is_file():
         raise InputFileError(video, "video file not found")
     out.mkdir(parents=True, exist_ok=True)
-    extract_audio(video, out / "audio.wav", sample_rate)
+    extract_audio(video, out / AUDIO_FILE, sample_rate)
     meta, landmarks, blendshapes = detect_landmarks(video, Path(cfg.landmarker), cfg.min_detection_confidence)
     found = ~np.isnan(landmarks[:, 0, 0])
     if not found.any():
@@ -167,7 +168,7 @@ def import_video(video: str | os.PathLike, out: str | os.PathLike, cfg: ml_colle
 def _report(video, out, meta, count, found, box, cfg, sample_rate) -> dict:
     import soundfile
 
-    info = soundfile.info(str(out / "audio.wav"))
+    info = soundfile.info(str(out / AUDIO_FILE))
     return {
         "video": str(video), "frames": int(count), "fps": float(meta["fps"]),
         "video_seconds": count / float(meta["fps"]),

@@ -13,6 +13,11 @@ Layout (what VHAP's `export_as_nerf_dataset` writes, plus our audio files):
         cy, w, h; top level: the same intrinsics, fps and audio_path (our extension)
     audio.wav (16 kHz), phonemes.json [{phoneme, start, end}] (synthetic data only)
 
+`read_vhap_index` reads the folder's metadata only (frames, timesteps, cameras, fps, audio
+path, FLAME parameter paths, splits; no images, parameters or audio): every reader of the
+format starts from it (`read_vhap` here, the motion dataset, the motion evaluation).
+`read_vhap` adds the FLAME parameters, audio and lazily read frames.
+
 Per-frame arrays written with a leading batch axis of 1 (as VHAP saves them) are squeezed.
 Cameras are returned in OpenCV axes (x right, y down, z forward): c2w[:3, 1:3] *= -1.
 """
@@ -27,6 +32,7 @@ from typing import Mapping, Sequence
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from flashtalker_jax.audio.io import FPS, SAMPLE_RATE
 from flashtalker_jax.errors import InputFileError
 from flashtalker_jax.utils.files import atomic_path
 
@@ -34,6 +40,8 @@ FLAME_FRAME_KEYS = ("rotation", "translation", "neck_pose", "jaw_pose", "eyes_po
 FLAME_FRAME_SIZES = {"rotation": 3, "translation": 3, "neck_pose": 3, "jaw_pose": 3, "eyes_pose": 6}
 SPLITS = ("train", "val", "test")
 OPENGL_TO_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])
+AUDIO_FILE = "audio.wav"  # the audio when transforms.json names none
+CANONICAL_FILE = "canonical_flame_param.npz"
 
 
 def frame_stem(timestep: int, camera: int = 0) -> str:
@@ -71,7 +79,7 @@ def camera_record(K: np.ndarray, c2w_opengl: np.ndarray, width: int, height: int
 
 
 def write_transforms(root: Path, frames: Sequence[dict], splits: Mapping[str, Sequence[int]],
-                     fps: float, audio_path: str | None = "audio.wav") -> None:
+                     fps: float, audio_path: str | None = AUDIO_FILE) -> None:
     """transforms.json (all frames) and transforms_{split}.json, frames given in timestep order."""
     top = {k: frames[0][k] for k in ("fl_x", "fl_y", "cx", "cy", "w", "h", "camera_angle_x", "camera_angle_y")}
     top.update({"fps": float(fps), "audio_path": audio_path})
@@ -86,6 +94,79 @@ def write_transforms(root: Path, frames: Sequence[dict], splits: Mapping[str, Se
     dump("transforms.json", list(frames))
     for split in SPLITS:
         dump(f"transforms_{split}.json", [by_timestep[t] for t in splits.get(split, ())])
+
+
+# ----------------------------------------------------------------------------- index
+
+@dataclasses.dataclass(frozen=True)
+class VhapIndex:
+    """What transforms*.json say about a VHAP folder; checks that the listed FLAME parameter
+    and mask files exist, reads none of them (images are not required at all).
+
+    N = frames listed in transforms.json (one per timestep x camera):
+      timesteps (N,) int, cameras (N,) int, K (N, 3, 3), c2w (N, 4, 4) OpenCV axes,
+      flame_paths / image_paths / mask_paths: (N,) per frame (a mask path may be None),
+      audio_path: the audio file (None when transforms.json names none and audio.wav is
+      absent), canonical_path: canonical_flame_param.npz or None,
+      splits: {name: (n,) frame rows} for each transforms_{name}.json present.
+    """
+    root: Path
+    timesteps: np.ndarray
+    cameras: np.ndarray
+    K: np.ndarray
+    c2w: np.ndarray
+    width: int
+    height: int
+    fps: float
+    flame_paths: tuple[Path, ...]
+    image_paths: tuple[Path | None, ...]
+    mask_paths: tuple[Path | None, ...]
+    audio_path: Path | None
+    canonical_path: Path | None
+    splits: dict[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.flame_paths)
+
+    def split_timesteps(self, split: str) -> np.ndarray:
+        """Timesteps of a split's frames (empty when the folder has no such split)."""
+        return self.timesteps[self.splits.get(split, np.zeros(0, np.int64))]
+
+
+def read_vhap_index(root: str | os.PathLike, fps: float | None = None) -> VhapIndex:
+    """The metadata of a VHAP-format folder; `fps` overrides the folder's (default FPS)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise InputFileError(root, "dataset folder not found")
+    meta = _load_json(root / "transforms.json")
+    frames = meta.get("frames") or []
+    if not frames:
+        raise InputFileError(root / "transforms.json", "lists no frames")
+    _check_files_present(root, frames)
+    cams = [_camera(f, meta, root / "transforms.json") for f in frames]
+    widths, heights = {c[2] for c in cams}, {c[3] for c in cams}
+    if len(widths) != 1 or len(heights) != 1:
+        raise InputFileError(root / "transforms.json", f"frames have different sizes {widths} x {heights}")
+    canonical = root / CANONICAL_FILE
+    return VhapIndex(
+        root=root, timesteps=np.array([int(f["timestep_index"]) for f in frames]),
+        cameras=np.array([int(f.get("camera_index", 0)) for f in frames]),
+        K=np.stack([c[0] for c in cams]), c2w=np.stack([c[1] for c in cams]),
+        width=widths.pop(), height=heights.pop(), fps=float(fps or meta.get("fps", FPS)),
+        flame_paths=tuple(root / f["flame_param_path"] for f in frames),
+        image_paths=tuple(root / f["file_path"] if f.get("file_path") else None for f in frames),
+        mask_paths=tuple(root / f["fg_mask_path"] if f.get("fg_mask_path") else None for f in frames),
+        audio_path=_audio_path(root, meta), canonical_path=canonical if canonical.is_file() else None,
+        splits=_read_splits(root, frames))
+
+
+def _audio_path(root: Path, meta: dict) -> Path | None:
+    path = root / (meta.get("audio_path") or AUDIO_FILE)
+    if path.is_file():
+        return path
+    if meta.get("audio_path"):
+        raise InputFileError(path, "audio file named in transforms.json is missing")
+    return None
 
 
 # ----------------------------------------------------------------------------- reading
@@ -213,57 +294,49 @@ def _load_flame(path: Path) -> dict[str, np.ndarray]:
     return out
 
 
-def read_vhap(root: str | os.PathLike, sample_rate: int = 16000, fps: float | None = None) -> VhapSequence:
+def read_vhap(root: str | os.PathLike, sample_rate: int = SAMPLE_RATE, fps: float | None = None) -> VhapSequence:
     """Read a VHAP-format folder (frames lazily); checks listed files, counts and audio length.
 
     Audio (audio.wav, or `audio_path` in transforms.json) is optional; when present it is
     loaded at `sample_rate` (other rates are resampled with an AudioConversionWarning) and
     must cover every frame.
     """
-    root = Path(root)
-    if not root.is_dir():
-        raise InputFileError(root, "dataset folder not found")
-    meta = _load_json(root / "transforms.json")
-    frames = meta.get("frames") or []
-    if not frames:
-        raise InputFileError(root / "transforms.json", "lists no frames")
-    fps = float(fps or meta.get("fps", 25.0))
-    _check_files_present(root, frames)
-    cams = [_camera(f, meta, root / "transforms.json") for f in frames]
-    widths, heights = {c[2] for c in cams}, {c[3] for c in cams}
-    if len(widths) != 1 or len(heights) != 1:
-        raise InputFileError(root / "transforms.json", f"frames have different sizes {widths} x {heights}")
-    flame_files = sorted({f["flame_param_path"] for f in frames})
-    params = {p: _load_flame(root / p) for p in flame_files}
-    flame = _stack_flame([params[f["flame_param_path"]] for f in frames], [root / f["flame_param_path"] for f in frames])
-    first = params[flame_files[0]]
-    canonical = root / "canonical_flame_param.npz"
+    index = read_vhap_index(root, fps)
+    root = index.root
+    _check_images_present(index)
+    params = {p: _load_flame(p) for p in sorted(set(index.flame_paths))}
+    flame = _stack_flame([params[p] for p in index.flame_paths], list(index.flame_paths))
+    first = params[min(params)]
     static_offset = first.get("static_offset")
     shape = first["shape"]
-    if canonical.is_file():
-        canon = _load_flame_canonical(canonical)
+    if index.canonical_path is not None:
+        canon = _load_flame_canonical(index.canonical_path)
         shape = canon.get("shape", shape)
         static_offset = canon.get("static_offset", static_offset)
-    timesteps = np.array([int(f["timestep_index"]) for f in frames])
-    audio = _load_audio_checked(root, meta, timesteps, sample_rate, fps)
+    audio = _load_audio_checked(index, sample_rate)
     return VhapSequence(
-        root=root,
-        image_paths=tuple(root / f["file_path"] for f in frames),
-        mask_paths=tuple(root / f["fg_mask_path"] if f.get("fg_mask_path") else None for f in frames),
-        timesteps=timesteps, cameras=np.array([int(f.get("camera_index", 0)) for f in frames]),
-        K=np.stack([c[0] for c in cams]), c2w=np.stack([c[1] for c in cams]),
-        width=widths.pop(), height=heights.pop(), flame=flame, shape=shape,
-        static_offset=static_offset, audio=audio, sample_rate=sample_rate, fps=fps,
-        splits=_read_splits(root, frames), phonemes=_read_phonemes(root))
+        root=root, image_paths=index.image_paths, mask_paths=index.mask_paths,
+        timesteps=index.timesteps, cameras=index.cameras, K=index.K, c2w=index.c2w,
+        width=index.width, height=index.height, flame=flame, shape=shape,
+        static_offset=static_offset, audio=audio, sample_rate=sample_rate, fps=index.fps,
+        splits=index.splits, phonemes=_read_phonemes(root))
+
+
+def _absent(root: Path, listed: list[str | None], key: str) -> None:
+    absent = [name for name in listed if not name or not (root / name).is_file()]
+    if absent:
+        raise InputFileError(root / "transforms.json",
+                             f"{len(absent)} of {len(listed)} frames have no {key} file, first {absent[0]}",
+                             "re-export the folder or remove those frames from transforms.json")
+
+
+def _check_images_present(index: VhapIndex) -> None:
+    _absent(index.root, [p and p.relative_to(index.root).as_posix() for p in index.image_paths], "file_path")
 
 
 def _check_files_present(root: Path, frames: list[dict]) -> None:
-    for key in ("file_path", "flame_param_path"):
-        absent = [f.get(key) for f in frames if not f.get(key) or not (root / f[key]).is_file()]
-        if absent:
-            raise InputFileError(root / "transforms.json",
-                                 f"{len(absent)} of {len(frames)} frames have no {key} file, first {absent[0]}",
-                                 "re-export the folder or remove those frames from transforms.json")
+    """FLAME parameter files and masks listed, and as many parameter files as listed."""
+    _absent(root, [f.get("flame_param_path") for f in frames], "flame_param_path")
     masks = [f for f in frames if f.get("fg_mask_path")]
     absent = [f["fg_mask_path"] for f in masks if not (root / f["fg_mask_path"]).is_file()]
     if absent:
@@ -296,23 +369,20 @@ def _load_flame_canonical(path: Path) -> dict[str, np.ndarray]:
     return {k: v[0] if v.ndim >= 2 and v.shape[0] == 1 else v for k, v in params.items()}
 
 
-def _load_audio_checked(root: Path, meta: dict, timesteps: np.ndarray, sample_rate: int,
-                        fps: float) -> np.ndarray | None:
+def _load_audio_checked(index: VhapIndex, sample_rate: int) -> np.ndarray | None:
     from flashtalker_jax.audio import load_audio
 
-    path = root / (meta.get("audio_path") or "audio.wav")
-    if not path.is_file():
-        if meta.get("audio_path"):
-            raise InputFileError(path, "audio file named in transforms.json is missing")
+    if index.audio_path is None:
         return None
-    audio = load_audio(path, sample_rate)
-    n_frames = int(timesteps.max()) + 1
+    audio = load_audio(index.audio_path, sample_rate)
+    fps = index.fps
+    n_frames = int(index.timesteps.max()) + 1
     needed = n_frames / fps
     have = audio.shape[0] / sample_rate
     # Half a frame of slack: frame counts are rounded from the audio duration.
     if have < needed - 0.5 / fps:
-        raise InputFileError(path, f"audio is {have:.3f} s but {n_frames} frames at {fps:g} fps need "
-                                   f"{needed:.3f} s", "the audio must cover the whole video")
+        raise InputFileError(index.audio_path, f"audio is {have:.3f} s but {n_frames} frames at {fps:g} fps "
+                                               f"need {needed:.3f} s", "the audio must cover the whole video")
     return audio
 
 
@@ -338,3 +408,15 @@ def _read_phonemes(root: Path) -> list[tuple[str, float, float]] | None:
     if not path.is_file():
         return None
     return [(p["phoneme"], float(p["start"]), float(p["end"])) for p in _load_json(path)]
+
+
+def identity_folders(dataset: str | os.PathLike) -> list[Path]:
+    """Sub-folders holding transforms.json, sorted by name (a single identity folder works too)."""
+    dataset = Path(dataset)
+    if (dataset / "transforms.json").is_file():
+        return [dataset]
+    found = sorted(p for p in dataset.iterdir() if (p / "transforms.json").is_file()) if dataset.is_dir() else []
+    if not found:
+        raise InputFileError(dataset, "holds no identity folders (sub-folders with transforms.json)",
+                             "create one with `flashtalker data synth`")
+    return found

@@ -14,6 +14,7 @@ import math
 import jax.numpy as jnp
 import numpy as np
 
+from flashtalker_jax.audio.io import SAMPLE_RATE
 from flashtalker_jax.metrics import au, image, landmarks, lip, lmd, stability
 
 FLAME_MOUTH = tuple(range(48 - 17, 68 - 17))
@@ -140,7 +141,7 @@ def speech_scores(waveform: np.ndarray, mouth_mm: np.ndarray, fps: float, faces=
     from flashtalker_jax.motion.evaluate import speech_frames
 
     values, reasons = {}, {}
-    speaking = speech_frames(waveform, 16000, len(mouth_mm), fps)
+    speaking = speech_frames(waveform, SAMPLE_RATE, len(mouth_mm), fps)
     why = f"needs speech and silent frames; {int(speaking.sum())} of {len(speaking)} frames are speech"
     _put(values, reasons, "speech_opening_gap_mm", lip.speech_opening_gap(mouth_mm, speaking), why)
     if faces is not None:

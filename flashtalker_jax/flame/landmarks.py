@@ -10,12 +10,14 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-# Inner-lip midpoints in the 51-point static layout: iBUG-68 62 (upper) and 66 (lower),
-# minus the 17 contour points.
-UPPER_INNER_LIP = 62 - 17
-LOWER_INNER_LIP = 66 - 17
 N_STATIC = 51
 N_CONTOUR = 17
+# Lips in the 51-point static layout (iBUG-68 index k -> k - N_CONTOUR): outer contour
+# 48-59, inner contour 60-67, and the inner-lip midpoints 62 (upper) and 66 (lower).
+OUTER_LIP = tuple(range(48 - N_CONTOUR, 60 - N_CONTOUR))
+INNER_LIP = tuple(range(60 - N_CONTOUR, 68 - N_CONTOUR))
+UPPER_INNER_LIP = 62 - N_CONTOUR
+LOWER_INNER_LIP = 66 - N_CONTOUR
 
 
 def vertices_to_landmarks(vertices: jax.Array, faces: jax.Array, lmk_faces_idx: jax.Array,

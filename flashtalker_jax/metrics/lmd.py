@@ -4,12 +4,12 @@ LMD = mean over frames and landmarks of the Euclidean distance in pixels between
 2-D landmarks (Chen et al. 2018), without alignment or normalisation, so a misplaced head
 counts. Landmarks come either from MediaPipe (`landmarks.track_faces`, both videos detected
 the same way) or, when both videos are renders with known FLAME meshes, from projecting the
-FLAME landmark points with `project_points`. Frames where either side has no landmarks
-(NaN) are left out; the result is NaN when no frame is left.
+FLAME landmark points with `render.camera.project_points` (exact pinhole, min_depth=None).
+Frames where either side has no landmarks (NaN) are left out; the result is NaN when no
+frame is left.
 """
 
 import chex
-import jax
 import jax.numpy as jnp
 
 from flashtalker_jax.metrics._jit import jit_with_ids
@@ -37,14 +37,3 @@ def lmd_mouth(pred, gt):
 def lmd_face(pred, gt):
     """LMD over MediaPipe's 468 face-mesh landmarks (irises excluded)."""
     return lmd(pred, gt, FACE_IDS)
-
-
-@jax.jit
-def project_points(points, viewmat, intrinsics):
-    """Pinhole projection. points (..., P, 3) world; viewmat (4, 4) world-to-camera, OpenCV
-    axes; intrinsics (3, 3) in pixels -> (..., P, 2) pixel coordinates."""
-    chex.assert_shape([viewmat], (4, 4))
-    chex.assert_shape([intrinsics], (3, 3))
-    cam = points @ viewmat[:3, :3].T + viewmat[:3, 3]
-    uvw = cam @ intrinsics.T
-    return uvw[..., :2] / uvw[..., 2:3]

@@ -39,6 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from flashtalker_jax.audio.io import FPS
 from flashtalker_jax.metrics.landmarks import NOSE_IDS
 
 
@@ -52,7 +53,7 @@ def _high_pass(signal, fps: float, cutoff_hz: float):
 
 
 @partial(jax.jit, static_argnames=("fps", "cutoff_hz", "min_reference_px"))
-def stability_terms(gen_points, gt_points, fps: float = 25.0, cutoff_hz: float = 4.0,
+def stability_terms(gen_points, gt_points, fps: float = FPS, cutoff_hz: float = 4.0,
                     min_reference_px: float = 0.5) -> dict:
     """The three normalised terms and the score. gen_points, gt_points: (T, K, 2) pixels."""
     chex.assert_rank([gen_points, gt_points], 3)
@@ -78,13 +79,13 @@ def stability_terms(gen_points, gt_points, fps: float = 25.0, cutoff_hz: float =
     }
 
 
-def stability_score(gen_points, gt_points, fps: float = 25.0, cutoff_hz: float = 4.0,
+def stability_score(gen_points, gt_points, fps: float = FPS, cutoff_hz: float = 4.0,
                     min_reference_px: float = 0.5):
     """(M_d + V_m + H_f) / 3 for (T, K, 2) nose keypoint tracks; 0 for identical tracks."""
     return stability_terms(gen_points, gt_points, fps, cutoff_hz, min_reference_px)["score"]
 
 
-def stability_from_landmarks(gen_landmarks, gt_landmarks, fps: float = 25.0,
+def stability_from_landmarks(gen_landmarks, gt_landmarks, fps: float = FPS,
                              cutoff_hz: float = 4.0, min_reference_px: float = 0.5) -> dict:
     """`stability_terms` on the NOSE_IDS points of two MediaPipe tracks (T, 478, >=2).
 

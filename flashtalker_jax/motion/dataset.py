@@ -1,9 +1,10 @@
 """Speaking identities for the motion models: per-sentence FLAME motion + audio features.
 
-Reads VHAP-layout folders (see flashtalker_jax/data/vhap.py) without touching images:
-transforms.json (frame -> flame_param file), transforms_{train,val,test}.json (splits),
-flame_param/*.npz, canonical_flame_param.npz (shape) and the audio file. A split's frames
-are cut into contiguous runs ("sentences": the synthetic splits hold out whole sentences).
+Reads VHAP-layout folders through their index (`data.vhap.read_vhap_index`: frames, fps,
+splits, FLAME parameter and audio paths; no images), then expr/jaw_pose of each
+flame_param/*.npz, the shape of canonical_flame_param.npz and the audio file's features. A
+split's frames are cut into contiguous runs ("sentences": the synthetic splits hold out
+whole sentences).
 
 Motion per frame = [expr[:n_expr] | jaw_pose (3)]. Audio features are computed once per
 clip on the video grid (steps_per_frame rows per frame, any kind: log-mel or wav2vec2)
@@ -12,13 +13,13 @@ and sliced per sentence.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
+from flashtalker_jax.data import vhap
 from flashtalker_jax.errors import InputFileError
 
 # feature_fn(audio_path, fps) -> (steps_per_frame * n_frames, D)
@@ -44,15 +45,6 @@ class Identity:
     splits: dict[str, list[Sentence]]
 
 
-def _json(path: Path) -> dict:
-    if not path.is_file():
-        raise InputFileError(path, "missing", "a speaking identity folder needs transforms*.json (VHAP export)")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputFileError(path, f"not valid JSON ({exc})") from exc
-
-
 def _flame_frame(path: Path, n_expr: int) -> np.ndarray:
     try:
         with np.load(path) as f:
@@ -75,40 +67,29 @@ def contiguous_runs(frames: Sequence[int]) -> list[np.ndarray]:
 
 def read_identity(root: str | os.PathLike, index: int, n_expr: int, feature_fn: FeatureFn,
                   steps_per_frame: int = 2, splits: Sequence[str] = ("train", "val", "test")) -> Identity:
-    root = Path(root)
-    top = _json(root / "transforms.json")
-    fps = float(top.get("fps", 25.0))
-    paths = {int(f["timestep_index"]): root / f["flame_param_path"] for f in top["frames"]}
+    folder = vhap.read_vhap_index(root)
+    root = folder.root
+    paths = {int(t): p for t, p in zip(folder.timesteps, folder.flame_paths)}
     n = max(paths) + 1
     if sorted(paths) != list(range(n)):
         raise InputFileError(root / "transforms.json", "timesteps are not 0..N-1 without gaps")
     motion = np.stack([_flame_frame(paths[t], n_expr) for t in range(n)])
-    audio = feature_fn(root / (top.get("audio_path") or "audio.wav"), fps)
+    if folder.audio_path is None:
+        raise InputFileError(root / vhap.AUDIO_FILE, "audio file not found")
+    audio = feature_fn(folder.audio_path, folder.fps)
     if audio.shape[0] < steps_per_frame * n:
-        raise InputFileError(root / "audio.wav", f"features cover {audio.shape[0] // steps_per_frame} frames, "
-                                                 f"the motion has {n}")
-    with np.load(root / "canonical_flame_param.npz") as f:
+        raise InputFileError(folder.audio_path, f"features cover {audio.shape[0] // steps_per_frame} frames, "
+                                                f"the motion has {n}")
+    if folder.canonical_path is None:
+        raise InputFileError(root / vhap.CANONICAL_FILE, "missing", "the identity's FLAME shape is read from it")
+    with np.load(folder.canonical_path) as f:
         shape = np.asarray(f["shape"], np.float32).reshape(-1)
     out = {}
     for split in splits:
-        path = root / f"transforms_{split}.json"
-        frames = [int(f["timestep_index"]) for f in _json(path)["frames"]] if path.is_file() else []
         out[split] = [Sentence(root.name, index, motion[run], audio[steps_per_frame * run[0]:
                                steps_per_frame * (run[-1] + 1)], shape, int(run[0]))
-                      for run in contiguous_runs(frames)]
+                      for run in contiguous_runs(folder.split_timesteps(split))]
     return Identity(name=root.name, index=index, shape=shape, splits=out)
-
-
-def identity_folders(dataset: str | os.PathLike) -> list[Path]:
-    """Sub-folders holding transforms.json, sorted by name (a single identity folder works too)."""
-    dataset = Path(dataset)
-    if (dataset / "transforms.json").is_file():
-        return [dataset]
-    found = sorted(p for p in dataset.iterdir() if (p / "transforms.json").is_file()) if dataset.is_dir() else []
-    if not found:
-        raise InputFileError(dataset, "holds no identity folders (sub-folders with transforms.json)",
-                             "create one with `flashtalker data synth`")
-    return found
 
 
 @dataclasses.dataclass(frozen=True)

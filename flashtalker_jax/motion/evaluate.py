@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from flashtalker_jax.audio.io import FPS, SAMPLE_RATE, load_audio
 from flashtalker_jax.flame.landmarks import mouth_opening
 from flashtalker_jax.flame.lbs import flame_forward
 from flashtalker_jax.flame.model import FlameModel, FlameParams
@@ -44,7 +45,7 @@ def make_mesh_fn(flame: FlameModel):
                              rotation=zeros3, neck_pose=zeros3, jaw_pose=motion[:, -3:],
                              eyes_pose=jnp.zeros((n, 6)), translation=zeros3)
         out = flame_forward(model, params)
-        return out.vertices, mouth_opening(out.landmarks) * 1000.0
+        return out.vertices, mouth_opening(out.landmarks) * lip.MM_PER_M
 
     def run(motion, shape):
         t = motion.shape[0]
@@ -130,7 +131,7 @@ def evaluate_identity(ident: Identity, predictors: dict, flame: FlameModel, mesh
 
 
 
-def plot_openings(path: Path, curves: dict[str, np.ndarray], title: str, fps: float = 25.0) -> None:
+def plot_openings(path: Path, curves: dict[str, np.ndarray], title: str, fps: float = FPS) -> None:
     """PNG of mouth opening (mm) over time, one line per curve."""
     import matplotlib
     matplotlib.use("Agg")
@@ -171,27 +172,25 @@ def opening_by_speech(opening: np.ndarray, speaking: np.ndarray) -> dict:
 def ground_truth_openings(ident: Identity, audio_path: Path, mesh_fn, fps: float) -> dict:
     """The same speech/silence statistics on an identity's own ground truth (every split, in
     frame order, against its own audio): what "closed in silences" looks like for this face."""
-    from flashtalker_jax.audio import load_audio
 
     sentences = sorted((s for split in ident.splits.values() for s in split), key=lambda s: s.start)
     frames = np.concatenate([s.start + np.arange(s.motion.shape[0]) for s in sentences])
     _, opening = mesh_fn(np.concatenate([s.motion for s in sentences]), ident.shape)
-    speaking = speech_frames(load_audio(audio_path, 16000), 16000, int(frames.max()) + 1, fps)[frames]
+    speaking = speech_frames(load_audio(audio_path, SAMPLE_RATE), SAMPLE_RATE, int(frames.max()) + 1, fps)[frames]
     return {"identity": ident.name, **opening_by_speech(opening, speaking)}
 
 
 def evaluate_real_audio(path: Path, predictor: Predictor, feature_fn, mesh_fn, shape: np.ndarray,
                         row: int, template, seed: int, png: Path, fps: float) -> dict:
     """Mouth opening on real speech: PNG trace and mean opening in silent vs speech frames."""
-    from flashtalker_jax.audio import load_audio
 
     start = time.perf_counter()
     features = feature_fn(path, fps)
     motion = predictor(features, row, seed, template)
     seconds = time.perf_counter() - start
     _, opening = mesh_fn(motion, shape)
-    waveform = load_audio(path, 16000)
-    speaking = speech_frames(waveform, 16000, opening.shape[0], fps)
+    waveform = load_audio(path, SAMPLE_RATE)
+    speaking = speech_frames(waveform, SAMPLE_RATE, opening.shape[0], fps)
     plot_openings(png, {"predicted": opening, "speech (1) / silence (0) x max": speaking * opening.max()},
                   f"{path.name}: predicted mouth opening")
     return {"file": str(path), "frames": int(opening.shape[0]), "predict_seconds": seconds,

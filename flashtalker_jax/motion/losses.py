@@ -13,8 +13,7 @@ from jaxtyping import Array, Bool, Float, Int
 
 from flashtalker_jax.flame.lbs import flame_forward
 from flashtalker_jax.flame.model import FlameModel, FlameParams
-
-MM_PER_M = 1000.0
+from flashtalker_jax.metrics.lip import MM_PER_M
 
 
 def masked_mean(values: Float[Array, "B T"], mask: Bool[Array, "B T"]) -> jax.Array:

@@ -53,9 +53,9 @@ def write_motion_identity(out: Path, model, index: int, seed: int, seconds: floa
         records.append(record)
     splits = synth.split_frames(speech.sentences, num_frames, cfg.fps, cfg.split)
     vhap.write_transforms(out, records, splits, cfg.fps)
-    with atomic_path(out / "audio.wav") as tmp:
+    with atomic_path(out / vhap.AUDIO_FILE) as tmp:
         soundfile.write(tmp, audio, cfg.sample_rate, subtype="PCM_16", format="WAV")
-    with atomic_path(out / "canonical_flame_param.npz") as tmp:
+    with atomic_path(out / vhap.CANONICAL_FILE) as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, shape=shape, expr=np.zeros(model.n_expr, np.float32))
     with atomic_path(out / "identity.json") as tmp:

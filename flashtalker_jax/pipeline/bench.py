@@ -15,8 +15,10 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
+from flashtalker_jax.audio.io import SAMPLE_RATE
 
-def tone_clip(path: Path, seconds: float, rate: int = 16000) -> Path:
+
+def tone_clip(path: Path, seconds: float, rate: int = SAMPLE_RATE) -> Path:
     t = np.arange(int(seconds * rate)) / rate
     wave = 0.3 * np.sin(2 * np.pi * 150 * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t))
     soundfile.write(path, wave.astype(np.float32), rate)

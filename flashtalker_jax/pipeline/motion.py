@@ -12,7 +12,6 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from flashtalker_jax.errors import ConfigError
 from flashtalker_jax.pipeline.stream import MotionFn
 
 POSE_KEYS = ("rotation", "neck_pose", "eyes_pose", "translation")
@@ -57,37 +56,6 @@ def fit_chunks(chunks: Iterable[np.ndarray], n_frames: int) -> Iterator[np.ndarr
         yield np.repeat(last, n_frames - done, 0)
 
 
-def feature_rows(task, steps_per_frame: int):
-    """(clip or audio path, fps) -> (AudioRows of raw features, n feature frames) for
-    task.features: log-mel for the whole clip (cheap; `Clip.log_mel`, shared with the avatar's
-    audio drive), wav2vec2 one segment at a time (pipeline/features.py)."""
-    from flashtalker_jax.audio.features import num_video_frames
-    from flashtalker_jax.audio.io import default_audio_config
-    from flashtalker_jax.motion.windows import rows_of
-    from flashtalker_jax.pipeline.clip import open_clip
-
-    config = default_audio_config()  # the config motion.tasks.feature_fn computes with
-    if task.features == "log_mel":
-        def log_mel(audio, fps: float):
-            rows = open_clip(audio, config).log_mel(fps, config)
-            n = rows.shape[0] // steps_per_frame
-            return rows_of(rows[:steps_per_frame * n], steps_per_frame, n), n
-        return log_mel
-    if task.features != "wav2vec2":
-        raise ConfigError(f"task.features={task.features!r}: use log_mel or wav2vec2")
-
-    from flashtalker_jax.audio.wav2vec2 import load_wav2vec2
-    from flashtalker_jax.pipeline.features import Wav2Vec2Rows
-
-    model = load_wav2vec2(task.wav2vec2_dir)[0]
-
-    def wav2vec2(audio, fps: float):
-        waveform = open_clip(audio, config).samples(model.preprocessor.sampling_rate)
-        n = num_video_frames(waveform.shape[0], model.preprocessor.sampling_rate, fps)
-        return Wav2Vec2Rows(model, waveform, n, fps, steps_per_frame), n
-    return wav2vec2
-
-
 def motion_from_run(run: str | Path, poses: dict[str, np.ndarray], fps: float, n_expr: int,
                     identity: str | None = None, seed: int = 0, sample_steps: int | None = None) -> MotionFn:
     """A MotionFn yielding, one model window at a time, expr (t, n_expr), jaw_pose (t, 3)
@@ -95,15 +63,18 @@ def motion_from_run(run: str | Path, poses: dict[str, np.ndarray], fps: float, n
 
     `identity`: a name the run was trained on selects its style row; otherwise row 0 ("any
     speaker"). The run's expressions are zero-padded or truncated to `n_expr`, the count the
-    avatar's FLAME model drives. Features come from `feature_rows` (windowed for wav2vec2);
-    the MotionFn takes a decoded `pipeline.clip.Clip` or an audio path."""
+    avatar's FLAME model drives. Features come from the run's `FeatureExtractor` (the one
+    training used; windowed for wav2vec2); the MotionFn takes a decoded `audio.clip.Clip`
+    or an audio path."""
+    from flashtalker_jax.audio.extractor import FeatureExtractor
     from flashtalker_jax.motion.inference import Predictor, to_flame_params
     from flashtalker_jax.motion.tasks import load_motion_model
 
     loaded = load_motion_model(run)
     task = loaded.task
     predictor = Predictor(loaded, sample_steps)
-    features = feature_rows(task, predictor.steps_per_frame)
+    # No feature cache: a clip is streamed once.
+    extractor = FeatureExtractor.load(task.features, task.wav2vec2_dir)
     row = loaded.identities.index(identity) + 1 if identity in loaded.identities else 0
     template = None
     if loaded.kind == "audio2param":
@@ -111,7 +82,7 @@ def motion_from_run(run: str | Path, poses: dict[str, np.ndarray], fps: float, n
             else np.zeros(loaded.model.dims.template_dim, np.float32)
 
     def motion_fn(audio, n_frames: int) -> Iterator[dict[str, np.ndarray]]:
-        rows, n = features(audio, fps)
+        rows, n = extractor.rows(audio, fps, predictor.steps_per_frame)
         start = 0
         for motion in fit_chunks(predictor.windows(rows, n, row, seed, template), n_frames):
             track = to_flame_params(motion, poses, np.zeros(0, np.float32), start)

@@ -9,6 +9,7 @@ import dataclasses
 import os
 from pathlib import Path
 
+from flashtalker_jax.audio.io import FPS
 from flashtalker_jax.pipeline.avatar import LoadedAvatar, load_avatar_renderer, with_audio_drive
 from flashtalker_jax.pipeline.motion import motion_from_run, pose_track
 from flashtalker_jax.pipeline.stream import MotionFn, SpeakResult, speak
@@ -34,7 +35,7 @@ class Speaker:
 
 def load_speaker(avatar_dir: str | Path, a2e_run: str | Path, *, pose_from: str | Path | None = None,
                  still: bool = False, batch_size: int = 16, size: int | None = None,
-                 backend: str | None = None, fps: float = 25.0, seed: int = 0,
+                 backend: str | None = None, fps: float = FPS, seed: int = 0,
                  sample_steps: int | None = None, identity: str | None = None) -> Speaker:
     """`pose_from`: VHAP folder whose tracked head pose is replayed (default: the avatar's
     training data); `still`: hold its first frame's pose instead."""

@@ -1,7 +1,7 @@
 """The speak pipeline's driver: audio file -> motion windows -> rendered batches -> mp4.
 
 Stages (each timed on its own, wall clock, device work finished before the clock stops):
-  audio    read + validate the file, decoded once (`pipeline.clip.open_clip`: the waveform
+  audio    read + validate the file, decoded once (`audio.clip.open_clip`: the waveform
            and its log-mel rows are shared by the motion features and the avatar's audio
            drive), frame count = round(s * fps)
   motion   `motion_fn(clip, n_frames)` -> an iterator of track chunks {name: (t, k)}
@@ -29,7 +29,7 @@ import numpy as np
 import soundfile
 
 from flashtalker_jax.errors import InputFileError
-from flashtalker_jax.pipeline.clip import Clip, open_clip
+from flashtalker_jax.audio.clip import Clip, open_clip
 from flashtalker_jax.utils.files import atomic_path
 from flashtalker_jax.utils.progress import progress
 from flashtalker_jax.video import mp4_writer

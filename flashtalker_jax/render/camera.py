@@ -11,3 +11,20 @@ def camera_position(viewmat: jnp.ndarray) -> jnp.ndarray:
     rot = viewmat[..., :3, :3]
     trans = viewmat[..., :3, 3]
     return -jnp.einsum("...ji,...j->...i", rot, trans)
+
+
+def project_points(points: jnp.ndarray, viewmat: jnp.ndarray, K: jnp.ndarray,
+                   min_depth: float | None = None) -> jnp.ndarray:
+    """Pixel coordinates (x, y) of world points: points (..., P, 3), viewmat (..., 4, 4),
+    K (..., 3, 3), leading axes broadcast (one camera for all, or one per batch row)
+    -> (..., P, 2); pixel (i, j) has its centre at (j + 0.5, i + 0.5).
+
+    min_depth: None divides by the true depth (an exact pinhole: what the evaluation
+    metrics compare against other trackers); a float clamps the depth from below first, so
+    training losses stay finite with gradients for points at or behind the camera
+    (avatar/losses.py uses 1e-6).
+    """
+    cam = jnp.einsum("...ij,...pj->...pi", viewmat[..., :3, :3], points) + viewmat[..., None, :3, 3]
+    uvw = jnp.einsum("...ij,...pj->...pi", K, cam)
+    depth = uvw[..., 2:3] if min_depth is None else jnp.maximum(uvw[..., 2:3], min_depth)
+    return uvw[..., :2] / depth

@@ -1,4 +1,5 @@
-"""cached_features: one entry per (audio content, feature settings), reused on later calls."""
+"""FeatureExtractor with a cache folder: one entry per (audio content, feature settings),
+reused on later calls."""
 import shutil
 import warnings
 
@@ -8,8 +9,9 @@ import torch
 from transformers import Wav2Vec2Config
 from transformers import Wav2Vec2Model as TorchWav2Vec2Model
 
-from flashtalker_jax.audio import cache, cached_features, load_audio, log_mel_features, num_video_frames
+from flashtalker_jax.audio import FeatureExtractor, load_audio, log_mel_features, num_video_frames
 from flashtalker_jax.audio.io import AudioConversionWarning, default_audio_config
+from flashtalker_jax.errors import ConfigError
 from flashtalker_jax.audio.wav2vec2 import load_wav2vec2, wav2vec2_features, wav2vec2_to_video_steps
 
 from audio_helpers import shared_clip, speech_like, write_wav
@@ -18,6 +20,11 @@ from audio_helpers import shared_clip, speech_like, write_wav
 @pytest.fixture
 def clip(tmp_path):
     return write_wav(tmp_path / "clip.wav", speech_like(0.6, 16000), 16000, subtype="FLOAT")
+
+
+def cached_features(path, kind, cache_dir, fps=25.0, config=None, model=None):
+    config = default_audio_config() if config is None else config
+    return FeatureExtractor(kind, config, model, cache_dir).features(path, fps)
 
 
 def _no_recompute(*_args, **_kwargs):
@@ -32,7 +39,7 @@ def test_second_call_reads_the_cache(clip, tmp_path, monkeypatch):
     assert len(list(cache_dir.glob("*.npy"))) == 1
     moved = tmp_path / "renamed.wav"
     shutil.copy(clip, moved)
-    monkeypatch.setattr(cache, "compute_features", _no_recompute)
+    monkeypatch.setattr(FeatureExtractor, "_compute", _no_recompute)
     np.testing.assert_array_equal(cached_features(clip, "log_mel", cache_dir), first)
     np.testing.assert_array_equal(cached_features(moved, "log_mel", cache_dir), first)  # content, not name
 
@@ -61,9 +68,9 @@ def test_wav2vec2_features_are_cached_on_the_video_grid(tmp_path):
     direct = wav2vec2_to_video_steps(wav2vec2_features(loaded, load_audio(clip)), settings, 16000, 25)
     assert features.shape == (50, 32)
     np.testing.assert_array_equal(features, direct)
-    with pytest.raises(ValueError, match="needs the model"):
+    with pytest.raises(ConfigError, match="needs the model"):
         cached_features(clip, "wav2vec2", tmp_path / "cache")
-    with pytest.raises(ValueError, match="unknown feature kind"):
+    with pytest.raises(ConfigError, match="use one of"):
         cached_features(clip, "mfcc", tmp_path / "cache")
 
 

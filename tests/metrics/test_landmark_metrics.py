@@ -18,14 +18,6 @@ def test_lmd_hand_computed_and_skips_missing_frames():
     assert float(lmd.lmd(pred, gt, ids=[0, 2])) == pytest.approx(5.0, rel=1e-5)
 
 
-def test_project_points_hand_computed():
-    viewmat = np.eye(4, dtype=np.float32)
-    viewmat[:3, 3] = [0.0, 0.0, 1.0]  # camera 1 m in front of the origin
-    intrinsics = np.array([[100.0, 0, 50], [0, 200.0, 40], [0, 0, 1]], np.float32)
-    uv = lmd.project_points(np.array([[[0.1, 0.2, 1.0]]], np.float32), viewmat, intrinsics)
-    np.testing.assert_allclose(np.asarray(uv), [[[55.0, 60.0]]], rtol=1e-6)
-
-
 def test_aue_hand_computed():
     gt = np.zeros((2, 52), np.float32)
     pred = gt.copy()

@@ -1,4 +1,4 @@
-"""`speak` decodes the audio file once and computes log-mel once (pipeline/clip.py), and the
+"""`speak` decodes the audio file once and computes log-mel once (audio/clip.py), and the
 shared waveform gives exactly the parameters of the file-path entry points, which decode the
 file on their own (as every consumer did before): same samples in, same arithmetic, so the
 saved parameters must be bit-identical (tolerance 0)."""
@@ -55,7 +55,7 @@ def test_speak_decodes_once_and_matches_the_path_entry_points(speaker, tmp_path,
 def test_audio_drive_and_motion_features_take_a_path(speaker, tiny_runs, tmp_path):
     """Other callers (flashtalker_jax/eval) pass file paths: same rows as from a decoded clip."""
     from flashtalker_jax.pipeline.avatar import audio_drive
-    from flashtalker_jax.pipeline.clip import open_clip
+    from flashtalker_jax.audio.clip import open_clip
 
     wav = _wav(tmp_path / "in.wav", 1.0, 16000)
     clip = open_clip(wav)

@@ -1,4 +1,4 @@
-"""wav2vec2 features for streamed motion (pipeline/features.py): whole-clip result on a clip
+"""wav2vec2 features for streamed motion (audio/windowed.py): whole-clip result on a clip
 within one segment, bounded segments and cache on a long clip, and a wav2vec2 motion run
 streaming through `motion_from_run`."""
 from __future__ import annotations
@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import soundfile
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
+import torch
+import transformers
 
 from flashtalker_jax.audio import wav2vec2 as w2v  # noqa: E402
-from flashtalker_jax.pipeline.features import Wav2Vec2Rows  # noqa: E402
+from flashtalker_jax.audio.windowed import Wav2Vec2Rows  # noqa: E402
 
 RATE, FPS = 16000, 25.0
 

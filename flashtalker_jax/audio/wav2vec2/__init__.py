@@ -18,6 +18,7 @@ import numpy as np
 from flax import nnx
 
 from flashtalker_jax.audio.features import to_video_steps
+from flashtalker_jax.audio.io import FPS
 from flashtalker_jax.audio.wav2vec2.model import Wav2Vec2Model
 from flashtalker_jax.audio.wav2vec2.settings import Wav2Vec2Preprocessor, Wav2Vec2Settings, read_settings
 from flashtalker_jax.audio.wav2vec2.weights import fill_state, read_backbone_tensors, weight_files
@@ -107,7 +108,7 @@ def wav2vec2_features(loaded: LoadedWav2Vec2, waveform: np.ndarray) -> np.ndarra
 
 
 def wav2vec2_to_video_steps(features: np.ndarray, settings: Wav2Vec2Settings, sample_rate: int,
-                            n_frames: int, fps: float = 25.0, steps_per_frame: int = 2) -> np.ndarray:
+                            n_frames: int, fps: float = FPS, steps_per_frame: int = 2) -> np.ndarray:
     """Resample wav2vec2 rows to exactly steps_per_frame * n_frames rows on the video-step grid.
 
     Row j is centred at (hop * j + receptive_field / 2) / sample_rate (12.5 ms + 20 ms j for

@@ -10,6 +10,7 @@ import json
 import os
 from pathlib import Path
 
+from flashtalker_jax.audio.io import SAMPLE_RATE
 from flashtalker_jax.errors import ModelFileError
 
 # Activations the port implements; "gelu" in transformers is the exact erf form.
@@ -63,7 +64,7 @@ class Wav2Vec2Settings:
 class Wav2Vec2Preprocessor:
     """preprocessor_config.json: expected sampling rate and per-clip normalisation."""
 
-    sampling_rate: int = 16000
+    sampling_rate: int = SAMPLE_RATE  # transformers' default when the file omits it
     do_normalize: bool = True
 
 

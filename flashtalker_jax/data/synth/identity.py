@@ -211,13 +211,13 @@ def synthesize_identity(out: Path, model, flame_dir: Path, index: int, seed: int
 
 def _write_sidecars(out, audio, speech, splits, records, tracks, n_vertices, tex, voice, appearance, cfg):
     vhap.write_transforms(out, records, splits, cfg.fps)
-    with atomic_path(out / "audio.wav") as tmp:
+    with atomic_path(out / vhap.AUDIO_FILE) as tmp:
         soundfile.write(tmp, audio, cfg.sample_rate, subtype="PCM_16", format="WAV")
     phonemes = [{"phoneme": p, "start": round(a, 6), "end": round(b, 6)} for p, a, b in speech.phonemes]
     with atomic_path(out / "phonemes.json") as tmp:
         tmp.write_text(json.dumps(phonemes, ensure_ascii=False, indent=0))
     n_expr = tracks["expr"].shape[1]
-    with atomic_path(out / "canonical_flame_param.npz") as tmp:
+    with atomic_path(out / vhap.CANONICAL_FILE) as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, shape=tracks["shape"][0], expr=np.zeros(n_expr, np.float32),
                      static_offset=np.zeros((n_vertices, 3), np.float32))

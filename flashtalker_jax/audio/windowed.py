@@ -1,8 +1,9 @@
-"""Audio features for streamed motion, computed as the motion windows ask for them.
+"""wav2vec2 features for streamed motion, computed as the motion windows ask for them.
 
-Log-mel rows are a few floats per frame and cost milliseconds: `speak` computes them for
-the whole clip. wav2vec2 is a transformer with global self-attention: on a 10-minute file
-one pass would be O(T^2) in memory and far longer than the clips it was pretrained on, so
+Log-mel rows are a few floats per frame and cost milliseconds: the extractor
+(audio/extractor.py) computes them for the whole clip. wav2vec2 is a transformer with
+global self-attention: on a 10-minute file one pass would be O(T^2) in memory and far
+longer than the clips it was pretrained on, so
 `Wav2Vec2Rows` runs it on fixed-length segments (a chunk of frames plus a margin of audio
 on each side, shifted inwards at the clip's ends so every segment has one compiled shape)
 and keeps at most two chunks of rows. The margin (2.5 s by default) covers the positional

@@ -1,11 +1,11 @@
 """One audio file decoded once and shared by every consumer of a `speak` call.
 
-`speak` validates the file by decoding it; the motion run's log-mel features and the
-avatar's log-mel drive need the same 16 kHz waveform, and with the project's one feature
-config (configs/audio_features.py) the same log-mel rows. `Clip` holds the waveform and
-memoises log-mel per (fps, config), so a call decodes + resamples once and computes log-mel
-once instead of three and two times (on a 10-minute file each pass is hundreds of ms before
-the first frame). Consumers also accept a plain path (`open_clip`), which decodes it then.
+`speak` validates the file by decoding it; the motion run's features and the avatar's
+log-mel drive need the same 16 kHz waveform, and with the project's one feature config
+(configs/audio_features.py) the same log-mel rows. `Clip` holds the waveform and memoises
+log-mel per (fps, config), so a call decodes + resamples once and computes log-mel once
+instead of three and two times (on a 10-minute file each pass is hundreds of ms before the
+first frame). Consumers also accept a plain path (`open_clip`), which decodes it then.
 """
 from __future__ import annotations
 
@@ -16,9 +16,8 @@ from pathlib import Path
 import ml_collections
 import numpy as np
 
+# Module imports (not names) so tests can count decodes and log-mel passes.
 from flashtalker_jax.audio import features, io
-
-DECODE_RATE = 16000  # the rate of configs/audio_features.py and of the wav2vec2 models
 
 
 @dataclasses.dataclass(eq=False)
@@ -48,9 +47,9 @@ class Clip:
 
 
 def open_clip(audio: Clip | str | os.PathLike, config: ml_collections.ConfigDict | None = None) -> Clip:
-    """`audio` itself when already a Clip, else the file decoded at 16 kHz; InputFileError
-    for missing, corrupt or empty audio."""
+    """`audio` itself when already a Clip, else the file decoded at io.SAMPLE_RATE;
+    InputFileError for missing, corrupt or empty audio."""
     if isinstance(audio, Clip):
         return audio
     config = io.default_audio_config() if config is None else config
-    return Clip(Path(audio), io.load_audio(audio, DECODE_RATE, config), DECODE_RATE, config)
+    return Clip(Path(audio), io.load_audio(audio, io.SAMPLE_RATE, config), io.SAMPLE_RATE, config)
