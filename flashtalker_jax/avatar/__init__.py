@@ -3,6 +3,7 @@
 binding (GaussianAvatars triangle frames), sampling (UV grid + teeth, or per face), deform
 (disentangled cross-region attention, offset and colour MLPs), avatar (template + offsets
 -> Gaussians), densify (binding-aware densification/pruning for per-face placement), losses,
-adapt* (the trainer task, export/load of avatar folders), evaluate (held-out metrics),
-bench (`flashtalker bench avatar`: render FPS by placement).
+renderer (the inference avatar and the one render function), export (the versioned avatar
+folder), frames (an identity's frames in memory), adapt* (the trainer task), evaluate
+(held-out metrics), bench (`flashtalker bench avatar`: render FPS by placement).
 """

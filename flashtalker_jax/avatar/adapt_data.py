@@ -1,75 +1,14 @@
-"""Frames of one identity for adaptation and evaluation, held in memory.
-
-`load_frames(seq, indices, resolution, ...)` reads the chosen frames of a VHAP folder,
-box-downsamples them to resolution x resolution (intrinsics scaled to match), and returns
-numpy arrays with a leading frame axis:
-  image (N, h, w, 3) uint8, mask (N, h, w) uint8, viewmat (N, 4, 4) world-to-camera
-  OpenCV, K (N, 3, 3) pixels, camera (N,) int32, slot (N,) int32 (row in the refinement
-  table), flame_<key> (N, k) tracked params, and audio (N, A) when audio features are on.
-`AdaptIterator` yields shuffled batches plus `refine` (B,) bool, True from
-`refine_start` on, and checkpoints its position.
+"""Training batches of adaptation: `AdaptIterator` yields shuffled batches of the frames
+frames.load_frames holds in memory, plus `refine` (B,) bool, True from `refine_start` on,
+and checkpoints its position.
 """
 from __future__ import annotations
 
 from typing import Mapping
 
 import numpy as np
-from PIL import Image
 
-from flashtalker_jax.avatar.adapt_model import REFINED_KEYS
-from flashtalker_jax.data.vhap import VhapSequence
-from flashtalker_jax.errors import InputFileError
 from flashtalker_jax.train.data import ArrayBatchIterator
-
-
-def _resize(array: np.ndarray, size: int) -> np.ndarray:
-    if array.shape[0] == size and array.shape[1] == size:
-        return array
-    return np.asarray(Image.fromarray(array).resize((size, size), Image.Resampling.BOX))
-
-
-def audio_frame_features(seq: VhapSequence) -> np.ndarray:
-    """(n_timesteps, 2 * (n_mels + 1)) log-mel rows of each video frame, concatenated."""
-    from flashtalker_jax.audio.features import log_mel_features
-
-    if seq.audio is None:
-        raise InputFileError(seq.root, "avatar.use_audio is on but the folder has no audio.wav",
-                             "turn it off with --config.avatar.use_audio=False")
-    rows = log_mel_features(seq.audio, seq.sample_rate, seq.fps)
-    return rows.reshape(rows.shape[0] // 2, -1)
-
-
-def load_frames(seq: VhapSequence, indices: np.ndarray, resolution: int,
-                audio: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """Arrays of the frames `indices` (module docstring); `slot` numbers them 0..N-1."""
-    if seq.width != seq.height:
-        raise InputFileError(seq.root, f"frames are {seq.width}x{seq.height}; adaptation expects "
-                                       "square frames", "crop the frames to a square first")
-    images = np.stack([_resize(seq.load_image(i), resolution) for i in indices])
-    masks = np.stack([_resize(seq.load_mask(i), resolution) for i in indices])
-    K = seq.K[indices].astype(np.float32).copy()
-    K[:, :2] *= resolution / seq.width
-    out = {"image": images, "mask": masks, "viewmat": seq.w2c[indices].astype(np.float32),
-           "K": K, "camera": seq.cameras[indices].astype(np.int32),
-           "slot": np.arange(len(indices), dtype=np.int32)}
-    for key in REFINED_KEYS:
-        out[f"flame_{key}"] = seq.flame[key][indices].astype(np.float32)
-    if audio is not None:
-        steps = seq.timesteps[indices]
-        if steps.max() >= len(audio):
-            raise InputFileError(seq.root, f"audio covers {len(audio)} frames, timestep "
-                                           f"{steps.max()} is listed")
-        out["audio"] = audio[steps].astype(np.float32)
-    return out
-
-
-def split_indices(seq: VhapSequence, names: tuple[str, ...]) -> np.ndarray:
-    """Frame indices of the first of `names` the folder defines."""
-    for name in names:
-        if name in seq.splits and len(seq.splits[name]):
-            return np.asarray(seq.splits[name])
-    raise InputFileError(seq.root, f"no non-empty transforms_{{{','.join(names)}}}.json split",
-                         "write the split files (flashtalker data synth does)")
 
 
 class AdaptIterator:

@@ -1,9 +1,7 @@
-"""The model an adaptation trains: the Gaussian avatar, the identity's FLAME arrays, and
-per-frame FLAME / per-camera refinements (GaussianAvatars, GaussianHeadTalk).
+"""The model an adaptation trains: the inference avatar (renderer.AvatarModel: Gaussian
+avatar, the identity's FLAME arrays, lip flags, audio normalisation) plus per-frame FLAME /
+per-camera refinements (GaussianAvatars, GaussianHeadTalk).
 
-- `FlameArrays` keeps the identity's FLAME model as non-trained variables, with the
-  shape blendshapes and static offset already applied to the template (the identity is
-  fixed during adaptation), so checkpoints and exported avatars are self-contained.
 - `FrameRefinement` holds zero-initialised corrections of every training frame's tracked
   FLAME expression, global/neck/jaw/eye rotations and translation, and of every camera's
   extrinsics (axis-angle + translation applied on the camera side). The adaptation first
@@ -11,50 +9,17 @@ per-frame FLAME / per-camera refinements (GaussianAvatars, GaussianHeadTalk).
 """
 from __future__ import annotations
 
-import dataclasses
-
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import nnx
 
 from flashtalker_jax.avatar import densify
 from flashtalker_jax.avatar.avatar import Binding, DensifyStat, GaussianAvatar
+from flashtalker_jax.avatar.renderer import AvatarModel, AvatarSpec
 from flashtalker_jax.flame.lbs import batch_rodrigues
-from flashtalker_jax.flame.model import FlameModel, FlameParams
+from flashtalker_jax.flame.model import FRAME_KEYS, FlameParams
 
-REFINED_KEYS = {"expr": None, "rotation": 3, "neck_pose": 3, "jaw_pose": 3, "eyes_pose": 6,
-                "translation": 3}
-
-
-class FlameConst(nnx.Variable):
-    """A fixed array of the identity's FLAME model."""
-
-
-def personalise(model: FlameModel, shape: np.ndarray, static_offset: np.ndarray | None) -> FlameModel:
-    """The model with the identity's shape (and static offset) baked into the template and
-    no shape components left."""
-    template = model.v_template + jnp.einsum("vcl,l->vc", model.shape_dirs[..., :len(shape)],
-                                             jnp.asarray(shape, model.dtype))
-    if static_offset is not None:
-        template = template + jnp.asarray(static_offset, model.dtype)
-    return dataclasses.replace(model, v_template=template, shape_dirs=model.shape_dirs[..., :0])
-
-
-class FlameArrays(nnx.Module):
-    def __init__(self, model: FlameModel):
-        self.parents = model.parents
-        # shape_dirs is empty after personalise (Orbax cannot save zero-size arrays).
-        self.fields = tuple(f.name for f in dataclasses.fields(FlameModel)
-                            if f.name not in ("parents", "shape_dirs")
-                            and getattr(model, f.name) is not None)
-        for name in self.fields:
-            setattr(self, name, FlameConst(getattr(model, name)))
-
-    def model(self) -> FlameModel:
-        arrays = {n: getattr(self, n)[...] for n in self.fields}
-        shape_dirs = jnp.zeros(arrays["v_template"].shape + (0,), arrays["v_template"].dtype)
-        return FlameModel(parents=self.parents, shape_dirs=shape_dirs, **arrays)
+REFINED_KEYS = FRAME_KEYS  # every tracked per-frame parameter gets a correction
 
 
 class FrameRefinement(nnx.Module):
@@ -83,16 +48,13 @@ class FrameRefinement(nnx.Module):
         return fix @ viewmat
 
 
-class AdaptModel(nnx.Module):
-    """avatar (GaussianAvatar), flame (FlameArrays), refinement (FrameRefinement), and
-    is_lip (C,) marking the Gaussians on lip triangles (lip-guided supervision)."""
+class AdaptModel(AvatarModel):
+    """The AvatarModel (is_lip also drives lip-guided supervision) plus refinement
+    (FrameRefinement), which only training renders with."""
 
-    def __init__(self, avatar: GaussianAvatar, flame: FlameModel, refinement: FrameRefinement,
-                 is_lip: np.ndarray):
-        self.avatar = avatar
-        self.flame = FlameArrays(flame)
+    def __init__(self, avatar: GaussianAvatar, spec: AvatarSpec, refinement: FrameRefinement):
+        super().__init__(avatar, spec)
         self.refinement = refinement
-        self.is_lip = Binding(jnp.asarray(is_lip, bool))
 
     def densify(self, grad_sum: jax.Array, grad_count: jax.Array, key: jax.Array,
                 cfg: densify.DensifyConfig) -> None:

@@ -22,9 +22,11 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from flashtalker_jax.avatar.adapt import load_avatar, make_task, render, tracked_params
-from flashtalker_jax.avatar.adapt_data import audio_frame_features, load_frames, split_indices
+from flashtalker_jax.avatar.adapt import make_task
+from flashtalker_jax.avatar.frames import audio_frame_features, load_frames, split_indices
+from flashtalker_jax.avatar.renderer import AvatarRenderer, RenderSettings, load_renderer, render
 from flashtalker_jax.config import load_config
+from flashtalker_jax.flame.model import FlameParams
 
 DEFAULT_CONFIGS = ("adapt_flashtalker", "adapt_gaussianavatars")  # UV and per-face placement
 
@@ -39,17 +41,18 @@ def _frames(data_dir: Path, task_cfg, size: int, batch: int, audio: bool) -> dic
     return {k: jnp.asarray(v) for k, v in load_frames(seq, indices, size, features).items()}
 
 
-def time_render(model, task_cfg, frames: dict, size: int, runs: int) -> float:
+def time_render(renderer: AvatarRenderer, frames: dict, runs: int) -> float:
     """Median seconds of one jitted render of the batch `frames` (after a warm-up call)."""
-    n_expr = model.flame.expr_dirs.shape[-1]
-    graphdef, state = nnx.split(model)
+    n_expr = renderer.model.flame.expr_dirs.shape[-1]
+    graphdef, state = nnx.split(renderer.model)
 
     @jax.jit
     def draw(state, frames):
         model = nnx.merge(graphdef, state)
-        rgb, lip, *_ = render(model, tracked_params(frames, n_expr), frames["viewmat"], frames["K"],
-                              frames.get("audio"), task_cfg, size)
-        return rgb, lip
+        params = FlameParams.from_track(frames, prefix="flame_", n_expr=n_expr)
+        result = render(AvatarRenderer(model, renderer.settings), params, frames["viewmat"],
+                        frames["K"], frames.get("audio"))
+        return result.rgb, result.lip
 
     jax.block_until_ready(draw(state, frames))
     times = []
@@ -61,8 +64,8 @@ def time_render(model, task_cfg, frames: dict, size: int, runs: int) -> float:
 
 
 def _row(label: str, model, task_cfg, data_dir: Path, size: int, batch: int, runs: int) -> dict:
-    frames = _frames(data_dir, task_cfg, size, batch, audio=hasattr(model, "audio_mean"))
-    seconds = time_render(model, task_cfg, frames, size, runs)
+    frames = _frames(data_dir, task_cfg, size, batch, audio=bool(model.audio_dim))
+    seconds = time_render(AvatarRenderer(model, RenderSettings.from_config(task_cfg, size)), frames, runs)
     active = int(np.sum(np.asarray(model.avatar.active[...])))
     return {"avatar": label, "placement": task_cfg.placement.mode, "size": size, "batch": batch,
             "gaussians": active, "capacity": model.avatar.capacity,
@@ -93,7 +96,8 @@ def bench_avatar(data_dir, sizes: Iterable[int], batches: Iterable[int], *,
     for (label, task_cfg), size, batch in progress(plan):
         if label not in models:
             if task_cfg is None:
-                models[label] = load_avatar(avatar_dir)
+                renderer, cfg = load_renderer(avatar_dir)
+                models[label] = (renderer.model, cfg)
             else:
                 models[label] = (make_task(task_cfg).make_model(nnx.Rngs(0)), task_cfg)
         model, cfg = models[label]

@@ -18,9 +18,10 @@ import numpy as np
 from PIL import Image
 
 from flashtalker_jax.avatar import losses
-from flashtalker_jax.avatar.adapt import composite_target, render, tracked_params
-from flashtalker_jax.avatar.adapt_data import audio_frame_features, load_frames, split_indices
-from flashtalker_jax.avatar.adapt_model import AdaptModel
+from flashtalker_jax.avatar.frames import (audio_frame_features, composite_target, load_frames,
+                                           split_indices)
+from flashtalker_jax.avatar.renderer import AvatarModel, AvatarRenderer, RenderSettings, render
+from flashtalker_jax.flame.model import FlameParams
 from flashtalker_jax.metrics.image import psnr, ssim
 from flashtalker_jax.utils.progress import progress
 
@@ -35,25 +36,29 @@ def mouth_box(landmarks, viewmat, K, size: int, margin: float) -> tuple[int, int
     return lo[1], hi[1], lo[0], hi[0]
 
 
-def evaluate_avatar(model: AdaptModel, task_cfg, data_dir, *, png_path=None, frame_for_png: int = 0,
+def evaluate_avatar(model: AvatarModel, task_cfg, data_dir, *, png_path=None, frame_for_png: int = 0,
                     mouth_margin: float = 0.25, error_gain: float = 4.0) -> dict:
-    """Metrics over the held-out frames (module docstring); writes the PNG when asked."""
+    """Metrics over the held-out frames (module docstring), rendered with the task config's
+    settings (renderer.load_renderer gives both; a training AdaptModel renders the same);
+    writes the PNG when asked."""
     from flashtalker_jax.data.vhap import read_vhap
 
     seq = read_vhap(data_dir)
     indices = split_indices(seq, tuple(task_cfg.eval_splits))
     if task_cfg.get("eval_max_frames", 0) > 0:
         indices = indices[:task_cfg.eval_max_frames]
-    audio = audio_frame_features(seq) if hasattr(model, "audio_mean") else None
-    size = int(task_cfg.resolution)
+    audio = audio_frame_features(seq) if model.audio_dim else None
+    settings = RenderSettings.from_config(task_cfg)
+    size = settings.size
     frames = load_frames(seq, indices, size, audio)
     n_expr = model.flame.expr_dirs.shape[-1]
 
     @jax.jit
     def one(model, batch):
-        rgb, _, _, out, _ = render(model, tracked_params(batch, n_expr), batch["viewmat"],
-                                   batch["K"], batch.get("audio"), task_cfg, size)
-        return rgb, out.landmarks
+        params = FlameParams.from_track(batch, prefix="flame_", n_expr=n_expr)
+        result = render(AvatarRenderer(model, settings), params, batch["viewmat"], batch["K"],
+                        batch.get("audio"))
+        return result.rgb, result.flame.landmarks
 
     rows = []
     for i in progress(range(len(indices)), desc="eval", unit="frame"):

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
+from flashtalker_jax.audio.io import SAMPLE_RATE
 from flashtalker_jax.errors import InputFileError
 from flashtalker_jax.eval.render import DRIVE_KEYS
 
@@ -53,7 +54,7 @@ class Driving:
 
 def heldout_indices(seq, splits: tuple[str, ...], max_frames: int = 0) -> np.ndarray:
     """Held-out frames (first non-empty split of `splits`) of the first camera, time order."""
-    from flashtalker_jax.avatar.adapt_data import split_indices
+    from flashtalker_jax.avatar.frames import split_indices
 
     held = seq.camera_rows(rows=split_indices(seq, splits))
     return held[:max_frames] if max_frames > 0 else held
@@ -68,8 +69,7 @@ def pingpong(n_frames: int, n: int) -> np.ndarray:
 
 def load_reference(seq, indices: np.ndarray, size: int, task_cfg, audio_dim: int) -> Reference:
     """The frames `indices` of a VHAP sequence, as the avatar was trained to see them."""
-    from flashtalker_jax.avatar.adapt import composite_target
-    from flashtalker_jax.avatar.adapt_data import audio_frame_features, load_frames
+    from flashtalker_jax.avatar.frames import audio_frame_features, composite_target, load_frames
 
     unique, inverse = np.unique(indices, return_inverse=True)  # cross replays frames
     audio = audio_frame_features(seq) if audio_dim else None
@@ -101,7 +101,7 @@ def predict_track(motion_fn_for, waveform: np.ndarray, poses: dict, n_expr: int,
     n = next(iter(poses.values())).shape[0]
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "drive.wav"
-        soundfile.write(wav, waveform, 16000)
+        soundfile.write(wav, waveform, SAMPLE_RATE)
         track = _collect(motion_fn_for(poses)(wav, n))
     for key in POSE_KEYS:  # the run must replay exactly the poses it was given
         if not np.allclose(track[key], poses[key]):
@@ -125,7 +125,7 @@ def frames_audio(seq, timesteps: np.ndarray) -> np.ndarray:
         raise InputFileError(seq.root, "audio-driven rows need this folder's speech; it has no "
                                        "audio.wav", "add the audio, or drop --a2e (self) / the "
                                        "folder from --audio (cross)")
-    if seq.sample_rate != 16000:
+    if seq.sample_rate != SAMPLE_RATE:
         raise ValueError(f"read the folder at 16 kHz (read_vhap's default), not {seq.sample_rate}")
     per = seq.sample_rate / seq.fps
     clip = seq.audio[int(round(timesteps[0] * per)):int(round((timesteps[-1] + 1) * per))]
@@ -165,15 +165,15 @@ def cross_source(path: Path, fps: float, n_expr: int, audio_dim: int, max_frames
         source = {"expr": expr, "jaw_pose": seq.flame["jaw_pose"][rows].astype(np.float32)}
         audio_rows = None
         if audio_dim:
-            from flashtalker_jax.avatar.adapt_data import audio_frame_features
+            from flashtalker_jax.avatar.frames import audio_frame_features
 
             audio_rows = audio_frame_features(seq)[seq.timesteps[rows]].astype(np.float32)
         return {"name": f"a2e:{path.name}", "waveform": waveform, "n_frames": len(rows),
                 "audio_rows": audio_rows, "source_track": source}
-    waveform = load_audio(path, 16000)
-    n = int(round(len(waveform) / 16000 * fps))
+    waveform = load_audio(path, SAMPLE_RATE)
+    n = int(round(len(waveform) / SAMPLE_RATE * fps))
     n = min(n, max_frames) if max_frames > 0 else n
-    waveform = waveform[:int(round(n / fps * 16000))]
+    waveform = waveform[:int(round(n / fps * SAMPLE_RATE))]
     audio_rows = None
     if audio_dim:
         from flashtalker_jax.pipeline.avatar import audio_drive
@@ -192,7 +192,7 @@ def cross_driving(source: dict, ref: Reference, motion_fn_for, n_expr: int) -> D
 
 def cut_clip(clip: dict, n: int, fps: float) -> dict:
     """The first n frames of a `cross_source` clip (audio, drive rows and track alike)."""
-    out = dict(clip, n_frames=n, waveform=clip["waveform"][:int(round(n / fps * 16000))])
+    out = dict(clip, n_frames=n, waveform=clip["waveform"][:int(round(n / fps * SAMPLE_RATE))])
     if clip["audio_rows"] is not None:
         out["audio_rows"] = clip["audio_rows"][:n]
     if clip["source_track"] is not None:

@@ -4,12 +4,14 @@ FLAME landmarks, meshes and mouth opening, in fixed-size jitted batches with a p
 `pipeline/avatar.load_avatar_renderer` (the `speak` render stage) renders one fixed camera
 and returns frames and mouth opening only; evaluation needs each held-out frame's own
 camera and the FLAME landmarks and vertices behind every frame (LMD, stability, LVE), so
-this module builds its own batch function on the same core, `avatar.adapt.render`.
+this module builds its own batch functions on the same inference renderer
+(`avatar/renderer.py`: load_renderer, render).
 """
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
@@ -17,10 +19,13 @@ import numpy as np
 
 from flashtalker_jax.errors import ConfigError
 from flashtalker_jax.flame.landmarks import mouth_opening
-from flashtalker_jax.metrics.lmd import project_points
+from flashtalker_jax.metrics.lip import MM_PER_M
+from flashtalker_jax.render.camera import project_points
 from flashtalker_jax.utils.progress import progress
 
-MM_PER_M = 1000.0
+if TYPE_CHECKING:  # the renderer's imports (flax, the rasterizer) load when an avatar does
+    from flashtalker_jax.avatar.renderer import AvatarRenderer
+
 DRIVE_KEYS = ("expr", "jaw_pose", "rotation", "neck_pose", "eyes_pose", "translation")
 
 
@@ -37,16 +42,26 @@ class Rendered:
 
 @dataclasses.dataclass(frozen=True)
 class EvalRenderer:
-    model: object
+    renderer: AvatarRenderer
     task_cfg: object
     avatar_dir: Path
-    size: int
-    n_expr: int
-    audio_dim: int
     batch_size: int
     _frames: object
     _mesh: object
     _points: object
+
+    @property
+    def size(self) -> int:
+        return self.renderer.settings.size
+
+    @property
+    def n_expr(self) -> int:
+        return int(self.renderer.model.flame.expr_dirs.shape[-1])
+
+    @property
+    def audio_dim(self) -> int:
+        """Per-frame audio features the avatar takes (0: none)."""
+        return self.renderer.model.audio_dim
 
     def render(self, track: dict[str, np.ndarray], viewmat: np.ndarray, K: np.ndarray,
                desc: str = "render", show_progress: bool = True) -> Rendered:
@@ -83,7 +98,7 @@ class EvalRenderer:
             # Pad the last batch with its final row: one compiled shape for every batch.
             batch = {k: jnp.asarray(_pad_rows(v[start:start + b], b)) for k, v in inputs.items()}
             try:
-                outputs = fn(self.model, batch)
+                outputs = fn(self.renderer, batch)
             except jax.errors.JaxRuntimeError as exc:
                 if "BufferOverflowError" not in str(exc):
                     raise
@@ -105,53 +120,34 @@ def load_eval_renderer(avatar_dir: str | Path, batch_size: int = 4,
     """`avatar_dir`: RUN/avatar written by `flashtalker adapt`, or the run folder RUN.
     `overrides`: `--config.task.a.b=v` items applied to the avatar's saved task config
     (render settings such as task.render.per_tile)."""
-    from flashtalker_jax.avatar.adapt import render
+    from flashtalker_jax.avatar.export import resolve_avatar_dir
+    from flashtalker_jax.avatar.renderer import load_renderer, render
     from flashtalker_jax.flame.lbs import flame_forward
     from flashtalker_jax.flame.model import FlameParams
-    from flashtalker_jax.pipeline.avatar import open_avatar
 
-    avatar_dir = Path(avatar_dir)
-    if (avatar_dir / "avatar").is_dir():
-        avatar_dir = avatar_dir / "avatar"
-    model, task_cfg = open_avatar(avatar_dir)
-    if overrides:
-        import ml_collections
-
-        from flashtalker_jax.config import apply_overrides
-
-        wrapper = ml_collections.ConfigDict({"task": task_cfg})
-        apply_overrides(wrapper, list(overrides), source=str(avatar_dir / "config.json"))
-        task_cfg = wrapper.task
-    size = int(task_cfg.resolution)
-
-    def params_of(batch):
-        b = batch["rotation"].shape[0]
-        return FlameParams(shape=jnp.zeros((b, 0)), **{k: batch[k] for k in DRIVE_KEYS})
+    avatar_dir = resolve_avatar_dir(avatar_dir)
+    renderer, task_cfg = load_renderer(avatar_dir, tuple(overrides))
 
     @jax.jit
-    def points(model, batch):
-        out = flame_forward(model.flame.model(), params_of(batch))
+    def points(renderer, batch):
+        out = flame_forward(renderer.model.flame.model(), FlameParams.from_track(batch))
         return jax.vmap(project_points)(out.landmarks, batch["viewmat"], batch["K"]), out.landmarks
 
     @jax.jit
-    def frames(model, batch):
-        rgb, _, _, out, _ = render(model, params_of(batch), batch["viewmat"], batch["K"],
-                                   batch.get("audio"), task_cfg, size)
+    def frames(renderer, batch):
+        result = render(renderer, FlameParams.from_track(batch), batch["viewmat"], batch["K"],
+                        batch.get("audio"))
+        out = result.flame
         landmarks = jax.vmap(project_points)(out.landmarks, batch["viewmat"], batch["K"])
-        return (jnp.clip(rgb, 0.0, 1.0), landmarks, out.landmarks,
+        return (jnp.clip(result.rgb, 0.0, 1.0), landmarks, out.landmarks,
                 mouth_opening(out.landmarks) * MM_PER_M)
 
     @jax.jit
-    def mesh(model, batch):
-        b = batch["jaw_pose"].shape[0]
-        zeros3 = jnp.zeros((b, 3))
-        params = FlameParams(shape=jnp.zeros((b, 0)), expr=batch["expr"], jaw_pose=batch["jaw_pose"],
-                             rotation=zeros3, neck_pose=zeros3, eyes_pose=jnp.zeros((b, 6)),
-                             translation=zeros3)
-        out = flame_forward(model.flame.model(), params)
+    def mesh(renderer, batch):
+        # Lip metrics compare expression and jaw alone: the head pose is the rest pose.
+        params = FlameParams.from_track(batch, neutral=("rotation", "neck_pose", "eyes_pose",
+                                                        "translation"))
+        out = flame_forward(renderer.model.flame.model(), params)
         return out.vertices, mouth_opening(out.landmarks) * MM_PER_M
 
-    n_expr = int(model.flame.expr_dirs.shape[-1])
-    audio_dim = int(model.audio_mean.shape[0]) if hasattr(model, "audio_mean") else 0
-    return EvalRenderer(model, task_cfg, avatar_dir, size, n_expr, audio_dim, batch_size, frames, mesh,
-                        points)
+    return EvalRenderer(renderer, task_cfg, avatar_dir, batch_size, frames, mesh, points)

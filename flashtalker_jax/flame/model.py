@@ -7,14 +7,20 @@ constants (closing over them makes XLA constant-fold the (V, 3, 400) basis).
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
+from typing import Mapping, Optional
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 # Joint order of every FLAME release: 0 global (root), 1 neck, 2 jaw, 3 left eye, 4 right eye.
 FLAME_PARENTS = (-1, 0, 1, 1, 1)
+
+# The per-frame parameters of a track (VHAP, motion output, eval drivings) and their widths
+# (None: the expression count, which the track decides).
+FRAME_KEYS = {"expr": None, "rotation": 3, "neck_pose": 3, "jaw_pose": 3, "eyes_pose": 6,
+              "translation": 3}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,6 +102,27 @@ class FlameParams:
         return FlameParams(shape=z(batch, n_shape), expr=z(batch, n_expr), rotation=z(batch, 3),
                            neck_pose=z(batch, 3), jaw_pose=z(batch, 3), eyes_pose=z(batch, 6),
                            translation=z(batch, 3))
+
+    @classmethod
+    def from_track(cls, track: Mapping[str, jax.Array], *, prefix: str = "",
+                   n_expr: int | None = None, neutral: tuple[str, ...] = ()) -> "FlameParams":
+        """FlameParams of B frames from per-frame arrays track[prefix + key] (B, k) for
+        FRAME_KEYS (the rest of the track is ignored). Keys in `neutral` are not read but
+        zero-filled (the rest pose); expr keeps its first n_expr columns when given. Shape
+        has no components (B, 0): the identity's shape is baked into a personalised model."""
+        present = [k for k in FRAME_KEYS if k not in neutral]
+        b = track[prefix + present[0]].shape[0]
+        fields = {}
+        for key, width in FRAME_KEYS.items():
+            if key in neutral:
+                fields[key] = jnp.zeros((b, width or n_expr or 0), jnp.float32)
+                continue
+            value = track[prefix + key]
+            chex.assert_shape(value, (b, width), custom_message=f"track {prefix + key}")
+            fields[key] = value
+        if n_expr is not None:
+            fields["expr"] = fields["expr"][:, :n_expr]
+        return cls(shape=jnp.zeros((b, 0)), **fields)
 
     @property
     def batch(self) -> int:

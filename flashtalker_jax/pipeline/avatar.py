@@ -1,9 +1,9 @@
 """The render stage of `speak`: FLAME parameters -> posed mesh -> avatar Gaussians -> frames.
 
-Loads an avatar folder written by `flashtalker adapt` (avatar/adapt.py: config.json,
-meta.json, identity.npz, state.npz, flame/) and renders it from one tracked camera of the
-identity's VHAP folder (the avatar's training data unless `data_dir` is given). One jitted
-function per batch size does FLAME, the Gaussian binding + offsets and the rasterizer.
+Loads an avatar folder written by `flashtalker adapt` (avatar/export.py) as an inference
+renderer (avatar/renderer.py) and renders it from one tracked camera of the identity's VHAP
+folder (the avatar's training data unless `data_dir` is given). One jitted function per
+batch size does FLAME, the Gaussian binding + offsets and the rasterizer.
 """
 from __future__ import annotations
 
@@ -15,11 +15,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from flashtalker_jax.errors import ModelFileError
 from flashtalker_jax.flame.landmarks import mouth_opening
+from flashtalker_jax.metrics.lip import MM_PER_M
 from flashtalker_jax.pipeline.stream import RenderFn, Track
-
-MM_PER_M = 1000.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,69 +45,43 @@ def to_uint8(rgb) -> np.ndarray:
     return np.asarray(jnp.round(jnp.clip(rgb, 0.0, 1.0) * 255.0).astype(jnp.uint8))
 
 
-def open_avatar(avatar_dir: str | Path):
-    """(model, task config) of an avatar folder written by `flashtalker adapt` (RUN/avatar or
-    the run folder RUN); ModelFileError naming the folder when it is missing or was written
-    by an incompatible version."""
-    from flashtalker_jax.avatar.adapt import load_avatar
-
-    avatar_dir = Path(avatar_dir)
-    if (avatar_dir / "avatar").is_dir():  # a run folder of `flashtalker adapt`
-        avatar_dir = avatar_dir / "avatar"
-    if not avatar_dir.is_dir():
-        raise ModelFileError(avatar_dir, "avatar folder not found", "pass RUN/avatar written by `flashtalker adapt`")
-    try:
-        return load_avatar(avatar_dir)
-    except (AttributeError, KeyError, TypeError, ValueError) as exc:
-        # config.json lacks a field this code needs, or arrays have other shapes: the folder
-        # was written by another version of the avatar code.
-        raise ModelFileError(avatar_dir, f"written by an incompatible version of flashtalker-jax "
-                                         f"({type(exc).__name__}: {exc})",
-                             "re-run `flashtalker adapt` with this version") from exc
-
-
 def load_avatar_renderer(avatar_dir: str | Path, data_dir: str | Path | None = None,
                          size: int | None = None, backend: str | None = None) -> LoadedAvatar:
     """`avatar_dir`: RUN/avatar or the run folder RUN. Render function for speak.stream: batch {expr, jaw_pose, rotation, neck_pose,
     eyes_pose, translation (B, k)[, audio (B, A)]} -> (uint8 (B, S, S, 3), mouth mm (B,))."""
     from flax import nnx
 
-    from flashtalker_jax.avatar.adapt import render
+    from flashtalker_jax.avatar.renderer import AvatarRenderer, load_renderer, render
     from flashtalker_jax.flame.model import FlameParams
 
-    model, task_cfg = open_avatar(avatar_dir)
+    renderer, task_cfg = load_renderer(avatar_dir, size=size, backend=backend)
     data_dir = Path(data_dir or task_cfg.data)
-    size = int(size or task_cfg.resolution)
-    if backend:
-        task_cfg.render.backend = backend
+    size = renderer.settings.size
     viewmat, K = view_camera(data_dir, size)
-    n_expr = int(model.flame.model().n_expr)
-    audio_dim = int(model.audio_mean.shape[0]) if hasattr(model, "audio_mean") else 0
-    graphdef, state = nnx.split(model)
+    n_expr = int(renderer.model.flame.model().n_expr)
+    graphdef, state = nnx.split(renderer.model)
 
     @jax.jit
     def frames(state, batch):
-        m = nnx.merge(graphdef, state)
-        b = batch["rotation"].shape[0]
-        params = FlameParams(shape=jnp.zeros((b, 0)), expr=batch["expr"], rotation=batch["rotation"],
-                             neck_pose=batch["neck_pose"], jaw_pose=batch["jaw_pose"],
-                             eyes_pose=batch["eyes_pose"], translation=batch["translation"])
+        params = FlameParams.from_track(batch)
+        b = params.batch
         cams = (jnp.broadcast_to(viewmat, (b, 4, 4)), jnp.broadcast_to(K, (b, 3, 3)))
-        rgb, _, _, out, _ = render(m, params, *cams, batch.get("audio"), task_cfg, size)
-        return rgb, mouth_opening(out.landmarks) * MM_PER_M
+        result = render(AvatarRenderer(nnx.merge(graphdef, state), renderer.settings), params, *cams,
+                        batch.get("audio"))
+        return result.rgb, mouth_opening(result.flame.landmarks) * MM_PER_M
 
     def render_fn(batch: Track):
         rgb, mouth = frames(state, {k: jnp.asarray(v, jnp.float32) for k, v in batch.items()})
         return to_uint8(rgb), np.asarray(mouth)
 
-    return LoadedAvatar(render_fn, size, n_expr, audio_dim, data_dir)
+    return LoadedAvatar(render_fn, size, n_expr, renderer.model.audio_dim, data_dir)
 
 
 def audio_drive(audio, fps: float, n_frames: int) -> np.ndarray:
     """Per-frame log-mel rows (n_frames, 2 (n_mels + 1)) as adaptation used them
-    (avatar/adapt_data.audio_frame_features). `audio`: a decoded `pipeline.clip.Clip` (its
+    (avatar/frames.audio_frame_features). `audio`: a decoded `audio.clip.Clip` (its
     log-mel rows are reused) or an audio path."""
-    from flashtalker_jax.pipeline.clip import open_clip
+    from flashtalker_jax.audio.clip import open_clip
     from flashtalker_jax.pipeline.motion import fit_length
 
     rows = open_clip(audio).log_mel(fps)
@@ -121,7 +93,7 @@ def with_audio_drive(motion_fn: Callable, fps: float) -> Callable:
     drive (computed for the whole clip: a few floats per frame). A path is decoded once here
     and the clip handed to both."""
     def wrapped(audio, n_frames: int):
-        from flashtalker_jax.pipeline.clip import open_clip
+        from flashtalker_jax.audio.clip import open_clip
 
         clip = open_clip(audio)
         drive = audio_drive(clip, fps, n_frames)

@@ -2,12 +2,16 @@
 rasterizer (interpret mode on CPU) matches the reference compositor: 1e-5 relative to
 the image range [0, 1] (float32, both blend front to back in the same order; the kernel
 tests use the same bound)."""
+import dataclasses
+
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from flashtalker_jax.avatar.adapt import make_task, render, tracked_params
+from flashtalker_jax.avatar.adapt import make_task
+from flashtalker_jax.avatar.renderer import AvatarRenderer, RenderSettings, render
 from flashtalker_jax.config import load_config
+from flashtalker_jax.flame.model import FlameParams
 
 
 def test_avatar_renders_the_same_with_pallas_and_reference(tiny_identity):
@@ -19,11 +23,12 @@ def test_avatar_renders_the_same_with_pallas_and_reference(tiny_identity):
     task = make_task(config.task)
     model = task.make_model(nnx.Rngs(0))
     batch = {k: jnp.asarray(v) for k, v in next(task.make_data(0, 1)).items()}
-    params = tracked_params(batch, model.flame.expr_dirs.shape[-1])
+    params = FlameParams.from_track(batch, prefix="flame_", n_expr=model.flame.expr_dirs.shape[-1])
+    settings = RenderSettings.from_config(config.task)
     images = {}
     for backend in ("pallas", "reference"):
-        config.task.render.backend = backend
-        rgb, lip, *_ = render(model, params, batch["viewmat"], batch["K"], None, config.task, 32)
+        renderer = AvatarRenderer(model, dataclasses.replace(settings, backend=backend))
+        rgb, lip, *_ = render(renderer, params, batch["viewmat"], batch["K"])
         images[backend] = (np.asarray(rgb), np.asarray(lip))
     rgb, lip = images["reference"]
     assert lip.max() > 0.2 and rgb.min() < 0.9  # the face and its lips are in view

@@ -2,7 +2,8 @@
 avatar folders of another format_version are refused naming meta.json, with a fix."""
 import pytest
 
-from flashtalker_jax.avatar.adapt import FORMAT_VERSION, load_avatar
+from flashtalker_jax.avatar.adapt import load_avatar
+from flashtalker_jax.avatar.export import FORMAT_VERSION
 from flashtalker_jax.cli.main import main
 from flashtalker_jax.errors import ModelFileError
 

@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from flashtalker_jax.avatar.adapt import FORMAT_VERSION, export_avatar, load_avatar, make_task
+from flashtalker_jax.avatar.adapt import export_avatar, load_avatar, make_task
 from flashtalker_jax.avatar.evaluate import evaluate_avatar
+from flashtalker_jax.avatar.export import FORMAT_VERSION
 from flashtalker_jax.cli.main import main
 from flashtalker_jax.config import load_config
 from flashtalker_jax.train.state import key_path_str
