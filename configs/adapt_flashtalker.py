@@ -1,10 +1,12 @@
 """FlashTalker per-identity adaptation (`flashtalker adapt`): UV-sampled Gaussians on FLAME,
 cross-region attention offsets, colour MLP, lip-guided supervision, joint FLAME refinement.
 
-Defaults are the GPU-sized run (512x512, 256^2 UV grid). `configs/adapt_cpu.py` is the
+Defaults are the GPU-sized run (512x512, 256^2 UV grid). `adapt_flashtalker.py:cpu` is the
 CPU-sized preset; `configs/adapt_gaussianavatars.py` the per-face placement.
 """
 import ml_collections
+
+from flashtalker_jax.configs import common
 
 
 def avatar_task() -> ml_collections.ConfigDict:
@@ -93,17 +95,24 @@ def avatar_task() -> ml_collections.ConfigDict:
     return t
 
 
-def get_config() -> ml_collections.ConfigDict:
+def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
     config.task = avatar_task()
-    config.optim = ml_collections.ConfigDict(dict(
-        name="adam", lr=5e-3, schedule="warmup_cosine", warmup_steps=100, decay_steps=0,
-        end_lr_fraction=0.05, b1=0.9, b2=0.999, weight_decay=0.0, momentum=0.0, clip_norm=0.0,
-    ))
-    config.train = ml_collections.ConfigDict(dict(
-        steps=15000, seed=0, log_every=50, checkpoint_every=1000, keep_checkpoints=2,
-        async_checkpoint=True, max_nonfinite=20, init_from="", init_from_prefix="params",
-        init_into="",
-    ))
-    config.mesh = ml_collections.ConfigDict(dict(data=-1, model=1))
-    return config
+    config.optim = common.optim("adam", 5e-3, warmup_steps=100)
+    config.train = common.train(15000, max_nonfinite=20)
+    config.mesh = common.mesh()
+    return common.with_preset(config, preset, {"cpu": _cpu})
+
+
+def _cpu(config: ml_collections.ConfigDict) -> None:
+    """CPU-sized adaptation: 256x256 frames, a 96^2 UV grid (a few thousand Gaussians), the
+    default rasterize backend, a few thousand steps."""
+    config.task.resolution = 256
+    config.task.placement.uv_resolution = 96
+    config.task.avatar.update(feature_dim=16, heads=2, offset_hidden=32, color_hidden=16)
+    # "auto" = pallas (interpret mode on CPU): its compositor fwd+bwd took 0.31 s per
+    # 128x128 avatar frame vs 3.6 s for "tiles" (BENCHMARKS.md, Rasterizer).
+    config.task.render.backend = "auto"
+    config.task.refine_start = 1500
+    config.train.update(steps=3000, log_every=50, checkpoint_every=500)
+    config.optim.warmup_steps = 50

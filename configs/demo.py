@@ -1,32 +1,59 @@
-"""`flashtalker demo`: sizes of every stage of the built-in demo (CPU-sized: 8 min 9 s
-wall, 341 CPU seconds on 2 shared cores at load 7-8, held-out PSNR 33.8 dB at 128x128;
-BENCHMARKS.md "Demo"). 600 avatar steps, not 800: 800 took 16 min at load ~9.5.
+"""`flashtalker demo`: every stage's config, nested (CPU-sized: 8 min 9 s wall, 341 CPU
+seconds on 2 shared cores at load 7-8, held-out PSNR 33.8 dB at 128x128; BENCHMARKS.md
+"Demo"). 600 avatar steps, not 800: 800 took 16 min at load ~9.5.
 
-Overrides: `--config.speak.text="..."`, `--config.seed=1` etc. configs/demo_quick.py is the
-CI-sized variant (`flashtalker demo --quick`)."""
+Each stage's block is the full config of its own file (loaded and resized here), so
+overrides reach every field: `--config.speak.text="..."`, `--config.seed=1`,
+`--config.adapt.train.steps=300`, `--config.a2e.pretrain.task.model.d_model=64`.
+`demo.py:quick` is the CI size (`flashtalker demo --quick`)."""
 import ml_collections
 
+from flashtalker_jax.config import load_config
+from flashtalker_jax.configs import common
 
-def get_config() -> ml_collections.ConfigDict:
+
+def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.seed = 0
     c.fps = 25.0
-    # The procedural identity (flashtalker data synth): frame size and seconds of speech.
-    c.data = ml_collections.ConfigDict(dict(
-        seconds=24.0, overrides=("render.width=128", "render.height=128", "render.texture_size=512")))
-    # Avatar adaptation (flashtalker adapt): config file plus overrides.
-    c.adapt = ml_collections.ConfigDict(dict(
-        config="adapt_cpu",
-        overrides=("task.resolution=128", "task.placement.uv_resolution=64", "train.steps=600",
-                   "train.checkpoint_every=300", "train.log_every=50", "task.refine_start=-1")))
-    # Audio-to-expression model (synth-a2e-data + pretrain-a2e).
-    c.a2e = ml_collections.ConfigDict(dict(
-        config="audio2param", identities=6, seconds=30.0, synth_overrides=(),
-        overrides=("preset=tiny", "train.steps=300", "train.checkpoint_every=300", "train.log_every=50")))
+    # The procedural identity (flashtalker data synth): seconds of speech, and its synthesis
+    # config at the demo's frame size.
+    c.data = ml_collections.ConfigDict(dict(seconds=24.0))
+    c.data.synth = load_config("data_synth")
+    c.data.synth.render.update(width=128, height=128, texture_size=512)
+    # Avatar adaptation (flashtalker adapt).
+    c.adapt = load_config("adapt_flashtalker.py:cpu")
+    c.adapt.task.update(resolution=128, refine_start=-1)
+    c.adapt.task.placement.uv_resolution = 64
+    c.adapt.train.update(steps=600, checkpoint_every=300, log_every=50)
+    # Audio-to-expression model: motion-only identities (synth-a2e-data), then the
+    # Audio2Param baseline trained on them (pretrain-a2e).
+    c.a2e = ml_collections.ConfigDict(dict(identities=6, seconds=30.0))
+    c.a2e.synth = load_config("data_synth")
+    c.a2e.pretrain = load_config("audio2param.py:tiny")
+    c.a2e.pretrain.train.update(steps=300, checkpoint_every=300, log_every=50)
     # The spoken sentence: an espeak-ng voice variant the identity was not trained on
     # (the first of `voices` that differs from the identity's).
     c.speak = ml_collections.ConfigDict(dict(
         text="The quick brown fox jumps over the lazy dog, and then it runs away.",
         voices=("f3", "m3", "klatt2"), rate=150, pitch=60, batch=8))
     c.sheet_frames = 8   # frames in the PNG contact sheet
-    return c
+    return common.with_preset(c, preset, {"quick": _quick})
+
+
+def _quick(c: ml_collections.ConfigDict) -> None:
+    """CI size (tiny frames, few steps): checks that every stage runs end to end, not quality."""
+    c.data.seconds = 3.0
+    c.data.synth.render.update(width=32, height=32, texture_size=128, workers=1)
+    c.adapt = load_config("adapt_flashtalker")
+    c.adapt.task.update(resolution=32, refine_start=-1)
+    c.adapt.task.placement.update(uv_resolution=16, teeth_per_face=1)
+    c.adapt.task.render.backend = "reference"
+    c.adapt.train.update(steps=2, checkpoint_every=2, log_every=1, async_checkpoint=False)
+    c.a2e.update(identities=2, seconds=4.0)
+    c.a2e.synth.split.val_sentences = 1
+    c.a2e.pretrain.task.model.update(d_model=16, window=12)
+    c.a2e.pretrain.task.update(min_frames=6, batch_size=2)
+    c.a2e.pretrain.train.update(steps=2, checkpoint_every=2, log_every=1)
+    c.speak.update(text="Hello there.", batch=4)
+    c.sheet_frames = 4

@@ -1,13 +1,17 @@
-"""Python config files (ml_collections) with `--config.path.to.field=value` overrides.
+"""Python config files (ml_collections) with presets and `--config.path.to.field=value` overrides.
 
-A config file defines `get_config() -> ml_collections.ConfigDict`. Overrides are parsed
-with `ast.literal_eval` (falling back to the raw string) and must name existing fields;
+A config file defines `get_config(preset=None) -> ml_collections.ConfigDict` (or
+`get_config()` when it has no presets). `--config file.py:name` passes the preset `name`
+(big_vision's `file.py:arg`); configs/common.py has the helpers configs compose from.
+Overrides are applied after the preset, so explicit overrides win; they are parsed with
+`ast.literal_eval` (falling back to the raw string) and must name existing fields;
 ConfigDict keeps each field's type, so `--config.optim.lr=abc` is refused.
 """
 from __future__ import annotations
 
 import ast
 import importlib.util
+import inspect
 import json
 import os
 from pathlib import Path
@@ -22,6 +26,9 @@ from flashtalker_jax.errors import ConfigError
 # checkout and the installed package (where setuptools copies the files) agree.
 CONFIG_DIR = Path(__file__).parent / "configs"
 OVERRIDE_PREFIX = "--config."
+# config.preset records the preset chosen by `file.py:NAME`; overriding the field would
+# record a preset that was never applied, so it is refused.
+PRESET_FIELD = "preset"
 
 
 def find_config(name_or_path: str | os.PathLike) -> Path:
@@ -37,9 +44,32 @@ def find_config(name_or_path: str | os.PathLike) -> Path:
     raise ConfigError(f"{name_or_path}: config file not found (looked in . and {CONFIG_DIR})")
 
 
+def split_preset(name_or_path: str | os.PathLike) -> tuple[str, str | None]:
+    """`configs/x.py:tiny` -> ("configs/x.py", "tiny"); no `:` in the file name -> (path, None)."""
+    text = os.fspath(name_or_path)
+    head, sep, preset = text.rpartition(":")
+    if not sep or "/" in preset or os.sep in preset:
+        return text, None
+    return head, preset
+
+
+def _strip(item: str) -> str:
+    return item[len(OVERRIDE_PREFIX):] if item.startswith(OVERRIDE_PREFIX) else item.lstrip("-")
+
+
+def _refuse_preset_override(overrides: Sequence[str], path: Path) -> None:
+    for item in overrides:
+        if _strip(item).partition("=")[0] == PRESET_FIELD:
+            raise ConfigError(f"{path}: {item!r} does not apply a preset; select one with "
+                              f"--config {path.name}:NAME")
+
+
 def load_config(name_or_path: str | os.PathLike, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
-    """Load a config file and apply `field.sub=value` (or `--config.field.sub=value`) overrides."""
-    path = find_config(name_or_path)
+    """Load `file.py` or `file.py:preset` and apply `field.sub=value` (or `--config.field.sub=value`)
+    overrides after the preset."""
+    name, preset = split_preset(name_or_path)
+    path = find_config(name)
+    _refuse_preset_override(overrides, path)
     spec = importlib.util.spec_from_file_location(f"flashtalker_config_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     try:
@@ -48,7 +78,13 @@ def load_config(name_or_path: str | os.PathLike, overrides: Sequence[str] = ()) 
         raise ConfigError(f"{path}: failed to execute config file: {exc}") from exc
     if not hasattr(module, "get_config"):
         raise ConfigError(f"{path}: config file defines no get_config()")
-    config = module.get_config()
+    takes_preset = bool(inspect.signature(module.get_config).parameters)
+    if preset is not None and not takes_preset:
+        raise ConfigError(f"{path}: has no presets (get_config takes no argument), got {path.name}:{preset}")
+    try:
+        config = module.get_config(preset) if takes_preset else module.get_config()
+    except ConfigError as exc:  # e.g. an unknown preset: name the file
+        raise ConfigError(f"{path}: {exc}") from exc
     apply_overrides(config, overrides, source=str(path))
     return config
 
@@ -62,7 +98,7 @@ def _parse_value(text: str):
 
 def apply_overrides(config: ml_collections.ConfigDict, overrides: Sequence[str], source: str = "config") -> None:
     for item in overrides:
-        item = item[len(OVERRIDE_PREFIX):] if item.startswith(OVERRIDE_PREFIX) else item.lstrip("-")
+        item = _strip(item)
         if "=" not in item:
             raise ConfigError(f"override {item!r}: expected field.path=value")
         key, raw = item.split("=", 1)

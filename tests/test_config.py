@@ -66,3 +66,91 @@ def test_split_overrides():
     config = load_config.__globals__["ml_collections"].ConfigDict({"a": 1})
     apply_overrides(config, ["a=2"])
     assert config.a == 2
+
+
+PRESET_TEXT = '''
+import ml_collections
+
+from flashtalker_jax.configs import common
+
+
+def get_config(preset=None):
+    c = ml_collections.ConfigDict()
+    c.optim = common.optim("adam", 1e-3)
+    c.train = common.train(100)
+    return common.with_preset(c, preset, {"tiny": _tiny})
+
+
+def _tiny(c):
+    c.train.steps = 2
+'''
+
+
+@pytest.fixture
+def preset_file(tmp_path):
+    path = tmp_path / "withpresets.py"
+    path.write_text(PRESET_TEXT)
+    return path
+
+
+def test_preset_is_the_argument_after_the_colon(preset_file):
+    assert load_config(preset_file).train.steps == 100
+    tiny = load_config(f"{preset_file}:tiny")
+    assert tiny.train.steps == 2 and tiny.preset == "tiny"
+    # Explicit overrides are applied after the preset, so they win.
+    assert load_config(f"{preset_file}:tiny", ["--config.train.steps=7"]).train.steps == 7
+
+
+@pytest.mark.parametrize("spec, overrides, message", [
+    (":huge", [], "withpresets.py: unknown preset 'huge'"),
+    (":tiny", ["--config.preset=other"], "does not apply a preset; select one with --config withpresets.py:NAME"),
+    ("", ["--config.preset=tiny"], "does not apply a preset"),
+])
+def test_bad_presets_name_the_file(preset_file, spec, overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(f"{preset_file}{spec}", overrides)
+
+
+def test_a_config_without_presets_refuses_one(config_file):
+    with pytest.raises(ConfigError, match="toy.py: has no presets"):
+        load_config(f"{config_file}:tiny")
+
+
+def test_preset_functions_cannot_add_fields(preset_file, tmp_path):
+    path = tmp_path / "typo.py"
+    path.write_text(PRESET_TEXT.replace("c.train.steps = 2", "c.train.stepz = 2"))
+    with pytest.raises(Exception, match="stepz"):
+        load_config(f"{path}:tiny")
+
+
+@pytest.mark.parametrize("spec, preset", [
+    ("configs/pretrain_a2e.py:tiny", "tiny"), ("pretrain_a2e:cpu", "cpu"), ("configs/x.py", None),
+    ("/a/b:c/x.py", None),
+])
+def test_split_preset(spec, preset):
+    from flashtalker_jax.config import split_preset
+
+    assert split_preset(spec)[1] == preset
+
+
+def test_shipped_presets_keep_their_numbers():
+    tiny = load_config("pretrain_a2e.py:tiny")
+    assert (tiny.task.model.d_model, tiny.task.batch_size, tiny.train.steps, tiny.optim.lr) == (64, 8, 100, 1e-3)
+    assert load_config("audio2param.py:cpu").train.steps == 1200
+    assert load_config("adapt_a2e.py:tiny").early_stop.eval_every == 10
+    cpu = load_config("adapt_flashtalker.py:cpu")
+    assert (cpu.task.resolution, cpu.task.placement.uv_resolution, cpu.train.steps) == (256, 96, 3000)
+    # The shared blocks: motion configs differ only in the numbers they own.
+    prior, a2p = load_config("pretrain_a2e"), load_config("audio2param")
+    assert prior.task.augment.to_dict() == a2p.task.augment.to_dict()
+    assert {**prior.optim.to_dict(), "lr": 0} == {**a2p.optim.to_dict(), "lr": 0}
+
+
+def test_demo_nests_each_stage_config():
+    demo = load_config("demo")
+    assert demo.adapt.task.resolution == 128 and demo.adapt.preset == "cpu"
+    assert demo.a2e.pretrain.task.name == "audio2param" and demo.a2e.pretrain.train.steps == 300
+    assert demo.data.synth.render.width == 128
+    quick = load_config("demo.py:quick", ["--config.adapt.train.steps=5"])
+    assert quick.adapt.train.steps == 5 and quick.adapt.task.render.backend == "reference"
+    assert quick.a2e.pretrain.task.model.d_model == 16 and quick.a2e.synth.split.val_sentences == 1

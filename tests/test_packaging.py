@@ -79,5 +79,5 @@ def test_the_installed_distribution_ships_every_module():
 def test_config_files_ship_with_the_package():
     from flashtalker_jax.config import CONFIG_DIR, find_config
 
-    for name in ("demo", "demo_quick", "adapt_flashtalker", "pretrain_a2e", "data_synth"):
+    for name in ("demo", "adapt_flashtalker", "pretrain_a2e", "data_synth", "common"):
         assert find_config(name).parent == CONFIG_DIR

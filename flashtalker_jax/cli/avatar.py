@@ -11,13 +11,15 @@ def register(subparsers) -> None:
     adapt = subparsers.add_parser(
         "adapt", help="adapt a Gaussian avatar to one identity's frames (checkpointed, resumable)",
         description="Train template + offsets on the training frames of a VHAP folder and write "
-                    "a self-contained avatar folder RUN/avatar. Overrides: --config.task.resolution=256 etc.")
+                    "a self-contained avatar folder RUN/avatar. Presets: --config adapt_flashtalker.py:cpu; "
+                    "overrides: --config.task.resolution=256 etc.")
     adapt.add_argument("--data", required=True, help="identity folder (VHAP format)")
     adapt.add_argument("--out", required=True, help="run folder (checkpoints, metrics, avatar/)")
-    adapt.add_argument("--config", default="adapt_flashtalker", help="config file (configs/adapt_*.py)")
+    adapt.add_argument("--config", default="adapt_flashtalker",
+                       help="config file (configs/adapt_*.py), optionally with a preset: adapt_flashtalker.py:cpu")
     adapt.add_argument("--flame", help="FLAME model folder (default: DATA/flame)")
     adapt.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
-    adapt.set_defaults(func=run_adapt)
+    adapt.set_defaults(func=run_adapt, takes_overrides=True)
 
     evaluate = subparsers.add_parser(
         "eval-avatar", help="PSNR/SSIM/L1/mouth PSNR of an avatar on held-out frames, with a PNG",
@@ -28,57 +30,40 @@ def register(subparsers) -> None:
     evaluate.add_argument("--data", required=True, help="identity folder (VHAP format)")
     evaluate.add_argument("--report", help="JSON report path")
     evaluate.add_argument("--png", help="side-by-side PNG (default: next to the report, else RUN)")
-    evaluate.set_defaults(func=run_eval)
+    evaluate.set_defaults(func=run_eval, takes_overrides=True)
 
 
 def run_adapt(args: argparse.Namespace, overrides: list[str]) -> int:
-    import time
+    from flashtalker_jax.config import load_config
 
-    from flashtalker_jax.config import load_config, save_config
-
-    config = load_config(args.config, overrides)
+    config = load_config(args.config, overrides)   # config errors before the heavy imports
     config.task.data = str(Path(args.data))
     if args.flame:
         config.task.flame = str(Path(args.flame))
 
-    from flashtalker_jax.avatar.adapt import export_avatar, make_task
-    from flashtalker_jax.train.state import merge_model
-    from flashtalker_jax.train.trainer import PREEMPTED_EXIT_CODE, fit
+    from flashtalker_jax.avatar.jobs import adapt
+    from flashtalker_jax.train.trainer import PREEMPTED_EXIT_CODE
     from flashtalker_jax.utils.report import print_table
 
-    start = time.perf_counter()
-    task = make_task(config.task)
-    save_config(config, args.out)
-    result = fit(task, config, args.out, resume=args.resume)
-    if result.status == "preempted":
-        print(f"adapt: preempted at step {result.step}; rerun with --resume", file=sys.stderr)
+    summary = adapt(config, args.out, resume=args.resume)
+    if summary["status"] == "preempted":
+        print(f"adapt: preempted at step {summary['steps']}; rerun with --resume", file=sys.stderr)
         return PREEMPTED_EXIT_CODE
-    avatar_dir = export_avatar(merge_model(result.graphdef, result.state), config.task,
-                               Path(args.out) / "avatar")
-    print_table([{"steps": result.step, "seconds": time.perf_counter() - start,
-                  "avatar": str(avatar_dir)}])
+    print_table([{"steps": summary["steps"], "seconds": summary["seconds"], "avatar": str(summary["avatar"])}])
     return 0
 
 
 def run_eval(args: argparse.Namespace, overrides: list[str]) -> int:
-    from flashtalker_jax.avatar.adapt import load_avatar
     from flashtalker_jax.avatar.evaluate import evaluate_avatar
+    from flashtalker_jax.avatar.export import resolve_avatar_dir
+    from flashtalker_jax.avatar.renderer import load_renderer
     from flashtalker_jax.utils.report import print_table, write_report
 
-    avatar_dir = Path(args.avatar)
-    if (avatar_dir / "avatar").is_dir():
-        avatar_dir = avatar_dir / "avatar"
+    avatar_dir = resolve_avatar_dir(args.avatar)
     png = args.png or (Path(args.report).with_suffix(".png") if args.report else avatar_dir / "eval.png")
-    model, task_cfg = load_avatar(avatar_dir)
-    if overrides:  # e.g. --config.task.eval_max_frames=16 on the avatar's saved config
-        import ml_collections
-
-        from flashtalker_jax.config import apply_overrides
-
-        wrapper = ml_collections.ConfigDict({"task": task_cfg})
-        apply_overrides(wrapper, overrides, source=str(avatar_dir / "config.json"))
-        task_cfg = wrapper.task
-    result = evaluate_avatar(model, task_cfg, args.data, png_path=png)
+    # overrides, e.g. --config.task.eval_max_frames=16, apply to the avatar's saved config
+    renderer, task_cfg = load_renderer(avatar_dir, tuple(overrides))
+    result = evaluate_avatar(renderer.model, task_cfg, args.data, png_path=png)
     write_report(args.report, {"avatar": str(avatar_dir), "data": str(args.data), "png": str(png),
                                **result})
     print_table([{k: result[k] for k in ("frames", "psnr", "ssim", "l1", "mouth_psnr")}])
@@ -93,11 +78,13 @@ def bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="identity folder (VHAP format): FLAME, cameras, tracked frames")
     p.add_argument("--avatar", default=None, help="also time this trained avatar (RUN or RUN/avatar)")
     p.add_argument("--configs", default="adapt_flashtalker,adapt_gaussianavatars",
-                   help="adapt configs whose fresh avatars to time (default: UV and per-face placement)")
+                   help="adapt configs (file[:preset]) whose fresh avatars to time (default: UV and per-face "
+                        "placement); --config.* overrides apply to each")
     p.add_argument("--sizes", default="128,256", help="square image sizes, comma separated")
     p.add_argument("--batch", default="1,4", help="frames rendered per call, comma separated")
     p.add_argument("--runs", type=int, default=5, help="timed runs per row (median)")
     p.add_argument("--report", default=None, help="write the JSON report here")
+    p.set_defaults(takes_overrides=True)
 
 
 def run_bench(args: argparse.Namespace, overrides: list[str]) -> int:

@@ -19,7 +19,7 @@ def register(subparsers) -> None:
     synth.add_argument("--seed", type=int, default=0, help="seed: same seed and config, same bytes")
     synth.add_argument("--config", default="data_synth", help="config file (default configs/data_synth.py)")
     synth.add_argument("--report", help="write timings and sizes as JSON here")
-    synth.set_defaults(func=run_synth)
+    synth.set_defaults(func=run_synth, takes_overrides=True)
 
     inspect = commands.add_parser("inspect", help="read a VHAP-format folder and summarise it (checks files)")
     inspect.add_argument("folder", help="VHAP export folder (transforms.json inside)")
@@ -36,7 +36,7 @@ def register(subparsers) -> None:
     video.add_argument("--out", required=True, help="output folder")
     video.add_argument("--landmarker", help="MediaPipe face_landmarker.task (default: config video.landmarker)")
     video.add_argument("--config", default="data_synth", help="config file (video section)")
-    video.set_defaults(func=run_import_video)
+    video.set_defaults(func=run_import_video, takes_overrides=True)
 
 
 def run_synth(args: argparse.Namespace, overrides: list[str]) -> int:

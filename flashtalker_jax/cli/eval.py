@@ -30,12 +30,13 @@ def register(subparsers) -> None:
     p.add_argument("--landmarker", help=f"MediaPipe face_landmarker.task (default: {DEFAULT_LANDMARKER} "
                                         "when present; MediaPipe metrics are unavailable without it)")
     p.add_argument("--max-frames", type=int, default=0, help="evaluate at most this many frames (0: all)")
-    p.add_argument("--batch-size", type=int, default=4, help="frames rendered per batch")
+    p.add_argument("--batch", type=int, default=4, help="frames rendered per batch")
     p.add_argument("--seed", type=int, default=0, help="seed of the a2e sampler")
-    p.add_argument("--sample-steps", type=int, help="DDIM steps of a diffusion a2e run")
+    p.add_argument("--sample-steps", type=int, help="DDIM steps of a diffusion a2e run (default: the run's "
+                   "task.sample.steps)")
     p.add_argument("--report", required=True, help="JSON report path")
     p.add_argument("--out", help="folder for grid.png and curves.png (default: beside the report)")
-    p.set_defaults(func=run_eval)
+    p.set_defaults(func=run_eval, takes_overrides=True)
 
 
 def landmarker_path(arg: str | None) -> Path | None:
@@ -57,7 +58,7 @@ def run_eval(args: argparse.Namespace, overrides: list[str]) -> int:
     report = evaluate(args.avatar, args.data, args.setting, a2e=args.a2e, sources=args.audio,
                       lpips_weights=args.lpips_weights, lpips_net=args.lpips_net,
                       landmarker=landmarker_path(args.landmarker), max_frames=args.max_frames,
-                      seed=args.seed, sample_steps=args.sample_steps, batch_size=args.batch_size,
+                      seed=args.seed, sample_steps=args.sample_steps, batch_size=args.batch,
                       out_dir=out, overrides=tuple(overrides))
     write_report(args.report, report)
     print(report["table"], flush=True)

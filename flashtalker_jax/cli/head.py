@@ -20,10 +20,10 @@ def register(subparsers) -> None:
 
     demo = commands.add_parser("demo", help="render a turntable + expression sheet PNG of a head")
     demo.add_argument("--out", required=True, help="output folder (head_demo.png goes inside)")
-    demo.add_argument("--model", help="FLAME file or folder (default: the procedural head, seed 0)")
+    demo.add_argument("--flame", help="FLAME file or folder (default: the procedural head, seed 0)")
     demo.add_argument("--size", type=int, default=192, help="pixels per view")
     demo.add_argument("--named-expressions", action="store_true",
-                      help="with --model: show the procedural head's named expressions (head synth folders)")
+                      help="with --flame: show the procedural head's named expressions (head synth folders)")
     demo.set_defaults(func=run_demo)
 
 
@@ -53,11 +53,11 @@ def run_demo(args: argparse.Namespace, overrides: list[str]) -> int:
                                                   model_from_generated)
     from flashtalker_jax.utils.progress import progress
 
-    if args.model:
-        model = load_flame_model(args.model)
+    if args.flame:
+        model = load_flame_model(args.flame)
         components = EXPR_COMPONENTS if args.named_expressions else {}
         try:
-            masks = load_region_masks(find_model_file(args.model).parent)
+            masks = load_region_masks(find_model_file(args.flame).parent)
         except ModelFileError:
             masks = None  # no FLAME_masks.pkl beside the model: lips stay uncoloured
     else:

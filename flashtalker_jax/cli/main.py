@@ -4,7 +4,14 @@ Each module in COMMAND_MODULES defines `register(subparsers)`, adding its comman
 one-line help and `set_defaults(func=handler)`. Modules import heavy dependencies (JAX,
 torch-free models, data tools) inside their handlers so `flashtalker --help` stays fast.
 Handlers receive `(args, config_overrides)`; `--config.a.b=v` overrides are split off
-before argparse sees them.
+before argparse sees them. A command that reads a config registers with
+`set_defaults(takes_overrides=True)`; any other command refuses overrides here, in one
+place, so none is silently ignored.
+
+One vocabulary across commands: `--a2e RUN` is a motion run (pretrain-a2e / adapt-a2e
+output), `--batch N` frames per render batch, `--sample-steps N` DDIM steps when sampling
+(named after task.sample.steps: training steps are always `--config.train.steps`),
+`--resume` on every command that trains, `--config file.py[:preset]` selects a config.
 """
 from __future__ import annotations
 
@@ -14,7 +21,7 @@ import sys
 
 from flashtalker_jax import __version__
 from flashtalker_jax.config import split_overrides
-from flashtalker_jax.errors import FlashtalkerError
+from flashtalker_jax.errors import ConfigError, FlashtalkerError
 
 # Order is the order of `flashtalker --help`: the data flow, then benchmarks.
 COMMAND_MODULES: list[str] = [
@@ -41,18 +48,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def command_name(args: argparse.Namespace) -> str:
+    """`data synth`, `bench raster`, `adapt`: the command words of parsed arguments."""
+    words = [args.command] + [getattr(args, f"{args.command}_command", None)]
+    return " ".join(w for w in words if w)
+
+
+def check_overrides(args: argparse.Namespace, overrides: list[str]) -> None:
+    if overrides and not getattr(args, "takes_overrides", False):
+        raise ConfigError(f"takes no --config.* overrides (it reads no config file), got {' '.join(overrides)}")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     rest, overrides = split_overrides(argv)
     parser = build_parser()
     args = parser.parse_args(rest)
     try:
+        check_overrides(args, overrides)
         result = args.func(args, overrides)
     except FlashtalkerError as exc:
-        print(f"flashtalker {args.command}: error: {exc}", file=sys.stderr)
+        print(f"flashtalker {command_name(args)}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"flashtalker {args.command}: interrupted", file=sys.stderr)
+        print(f"flashtalker {command_name(args)}: interrupted", file=sys.stderr)
         return 130
     return int(result or 0)
 

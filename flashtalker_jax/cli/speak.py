@@ -22,10 +22,11 @@ def register(subparsers) -> None:
     p.add_argument("--report", help="JSON report of frames and per-stage timings")
     p.add_argument("--batch", type=int, default=16, help="frames rendered per batch")
     p.add_argument("--size", type=int, help="output side in pixels (default: the avatar's resolution)")
-    p.add_argument("--fps", type=float, default=25.0)
+    p.add_argument("--fps", type=float, default=None, help="output frame rate (default: audio.io.FPS, 25)")
     p.add_argument("--backend", help="rasterizer backend (default: the avatar's, auto = Pallas on GPU)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (diffusion prior)")
-    p.add_argument("--steps", type=int, help="DDIM steps (default: the motion run's)")
+    p.add_argument("--sample-steps", type=int, help="DDIM steps of a diffusion a2e run (default: the run's "
+                   "task.sample.steps)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_speak)
 
@@ -35,23 +36,24 @@ def register(subparsers) -> None:
     what = p.add_mutually_exclusive_group()
     what.add_argument("--text", help="sentence to speak (espeak-ng, a voice the identity was not trained on)")
     what.add_argument("--audio", help="speak this audio file instead")
-    p.add_argument("--quick", action="store_true", help="CI size (configs/demo_quick.py): tiny and fast")
-    p.add_argument("--config", help="config file (default configs/demo.py, or demo_quick with --quick)")
-    p.set_defaults(func=run_demo)
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="CI size, tiny and fast (= --config demo.py:quick)")
+    size.add_argument("--config", default="demo", help="config file[:preset] (default configs/demo.py); "
+                      "each stage's config is nested in it: --config.adapt.train.steps=300")
+    p.set_defaults(func=run_demo, takes_overrides=True)
 
 
 def run_speak(args: argparse.Namespace, overrides: list[str]) -> int:
+    from flashtalker_jax.audio.io import FPS
     from flashtalker_jax.errors import ConfigError
     from flashtalker_jax.pipeline.speaker import load_speaker
     from flashtalker_jax.utils.report import print_table, write_report
 
-    if overrides:
-        raise ConfigError(f"speak takes no --config overrides (got {overrides})")
     if args.batch < 1:
         raise ConfigError(f"--batch must be >= 1, got {args.batch}")
     speaker = load_speaker(args.avatar, args.a2e, pose_from=args.pose_from, still=args.still,
-                           batch_size=args.batch, size=args.size, backend=args.backend, fps=args.fps,
-                           seed=args.seed, sample_steps=args.steps)
+                           batch_size=args.batch, size=args.size, backend=args.backend, fps=args.fps or FPS,
+                           seed=args.seed, sample_steps=args.sample_steps)
     result = speaker.speak(args.audio, args.out, save_params=args.save_params,
                            show_progress=not args.quiet)
     fps = result.stage_fps()
@@ -72,7 +74,7 @@ def run_demo(args: argparse.Namespace, overrides: list[str]) -> int:
     from flashtalker_jax.pipeline.demo import run_demo as demo
     from flashtalker_jax.utils.report import print_table
 
-    config = load_config(args.config or ("demo_quick" if args.quick else "demo"), overrides)
+    config = load_config("demo.py:quick" if args.quick else args.config, overrides)
     report = demo(args.out, config, text=args.text, audio=args.audio)
     print_table([{k: report[k] for k in ("psnr_heldout", "ssim_heldout", "mouth_open_corr", "render_fps",
                                          "total_seconds")}])
@@ -95,13 +97,10 @@ def bench_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_bench(args: argparse.Namespace, overrides: list[str]) -> int:
-    from flashtalker_jax.errors import ConfigError
     from flashtalker_jax.pipeline.bench import bench_speak
     from flashtalker_jax.utils.progress import progress
     from flashtalker_jax.utils.report import print_table, write_report
 
-    if overrides:
-        raise ConfigError(f"bench speak takes no --config overrides, got {overrides}")
     batches = [int(b) for b in args.batch.split(",") if b.strip()]
     rows = bench_speak(args.avatar, args.a2e, seconds=args.seconds, size=args.size, batches=batches,
                        audio=args.audio, backend=args.backend,

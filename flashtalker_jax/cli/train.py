@@ -10,7 +10,7 @@ def register(subparsers) -> None:
         "train", help="train the task named in a config (sharded, checkpointed, resumable, multi-host)",
         description="Train config.task.name. Overrides: --config.optim.lr=1e-4 etc. Exit code 143 "
                     "means a preemption signal stopped the run after a checkpoint: rerun with --resume.")
-    parser.add_argument("--config", required=True, help="config file (configs/x.py or a path)")
+    parser.add_argument("--config", required=True, help="config file (configs/x.py, a path, or file.py:preset)")
     parser.add_argument("--out", default="runs/train", help="run folder (checkpoints, metrics, config)")
     parser.add_argument("--resume", action="store_true",
                         help="continue from the newest checkpoint in --out (fresh start if none)")
@@ -20,7 +20,7 @@ def register(subparsers) -> None:
     parser.add_argument("--distributed", action="store_true",
                         help="call jax.distributed.initialize() with cluster auto-detection "
                              "(automatic under SLURM with several tasks and on TPU pods)")
-    parser.set_defaults(func=run_train)
+    parser.set_defaults(func=run_train, takes_overrides=True)
 
 
 def run_train(args: argparse.Namespace, overrides: list[str]) -> int:

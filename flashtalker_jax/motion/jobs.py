@@ -1,6 +1,8 @@
 """The motion jobs behind `flashtalker pretrain-a2e | adapt-a2e | eval-a2e`.
 
-pretrain: trainer.fit on all identities of a dataset, then model.npz/model.json/norms.
+pretrain: trainer.fit on all identities of a dataset (identity folders in memory, or a
+  `flashtalker data build-tfds` dataset through grain: motion/records.py), then
+  model.npz/model.json/norms.
 adapt: start from a prior run's parameters (trainer init_from), audio encoder frozen,
   low learning rate, scored every `early_stop.eval_every` steps on held-out sentences
   (the val split, else the identity's last training sentence) by `early_stop.criterion`
@@ -20,20 +22,30 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from flashtalker_jax.config import apply_overrides, save_config
+from flashtalker_jax.config import save_config
+from flashtalker_jax.data.vhap import identity_folders, read_vhap_index
 from flashtalker_jax.errors import ConfigError, InputFileError
 from flashtalker_jax.motion import tasks
-from flashtalker_jax.motion.dataset import CropIterator, Identity, identity_folders
+from flashtalker_jax.motion.dataset import CropIterator, Identity
 
 
-def apply_preset(config: ml_collections.ConfigDict, overrides: list[str]) -> None:
-    """config.preset names an override list in config.presets; explicit overrides win."""
-    if config.preset == "full":
-        return
-    if config.preset not in config.presets:
-        raise ConfigError(f"preset={config.preset!r}: use full or one of {sorted(config.presets)}")
-    apply_overrides(config, list(config.presets[config.preset]), source="preset")
-    apply_overrides(config, overrides)
+def synthesize(out: str | Path, identities: int, first: int, seconds: float, seed: int,
+               cfg: ml_collections.ConfigDict) -> Path:
+    """`synth-a2e-data`: the procedural FLAME head (written once) and motion-only identities
+    first .. first+identities-1 (motion/synth_motion.py) under `out`, settings from a
+    data_synth config."""
+    from flashtalker_jax.flame import load_flame_model
+    from flashtalker_jax.flame.procedural import write_procedural_flame
+    from flashtalker_jax.motion.synth_motion import write_motion_identity
+    from flashtalker_jax.utils.progress import progress
+
+    out = Path(out)
+    if not (out / "flame" / "generic_model.pkl").is_file():
+        write_procedural_flame(out, seed=seed)
+    model = load_flame_model(out / "flame")
+    for index in progress(range(first, first + identities), desc="identities", unit="id"):
+        write_motion_identity(out / f"id{index:03d}", model, index, seed, seconds, cfg)
+    return out
 
 
 def _write_json(path: Path, payload: dict) -> None:
@@ -53,8 +65,10 @@ def pretrain(config: ml_collections.ConfigDict, data: str, out: str, resume: boo
     train_seconds = time.perf_counter() - start
     names = [i.name for i in motion.identities]
     tasks.save_motion_model(out, config.task, tasks.params_of(result.state), motion, names)
+    built = tasks.is_built_dataset(data)   # grain over build-tfds records: sentences stay on disk
     summary = {"status": result.status, "steps": result.step, "identities": len(names),
-               "train_sentences": len(tasks.training_sentences(motion.identities, "train")),
+               "input": "tfds" if built else "folders",
+               "train_sentences": None if built else len(tasks.training_sentences(motion.identities, "train")),
                "data_seconds": load_seconds, "train_seconds": train_seconds,
                "devices": jax.device_count(), "platform": jax.devices()[0].platform}
     _write_json(Path(out) / "summary.json", summary)
@@ -162,6 +176,12 @@ class HeldOutTracker:
             return
         self.record(step, self.score_fn(state.params, state.rest), lambda: tasks.params_of(state))
 
+    def restore(self, summary: dict, best_params: dict) -> None:
+        """Continue a preempted run: its history, best score and best parameters (saved as the
+        run's summary.json and model.npz); the patience count starts afresh."""
+        self.history, self.best, self.best_step = summary["history"], summary["best_score"], summary["best_step"]
+        self.best_params = best_params
+
 
 def heldout_score(criterion: str, prior_model: tasks.LoadedMotionModel, motion: tasks.MotionTask, task, early):
     if criterion == "loss":
@@ -171,7 +191,11 @@ def heldout_score(criterion: str, prior_model: tasks.LoadedMotionModel, motion: 
     raise ConfigError(f"early_stop.criterion={criterion!r}: use opening_pearson or loss")
 
 
-def adapt(config: ml_collections.ConfigDict, prior: str, data: str, out: str) -> dict:
+def _saved_params(run: Path) -> dict:
+    return {k: np.asarray(v) for k, v in np.load(run / "model.npz").items()}
+
+
+def adapt(config: ml_collections.ConfigDict, prior: str, data: str, out: str, resume: bool = False) -> dict:
     from flashtalker_jax.train.trainer import fit
 
     prior_model = tasks.load_motion_model(prior)
@@ -188,13 +212,16 @@ def adapt(config: ml_collections.ConfigDict, prior: str, data: str, out: str) ->
     save_config(run, out)
     _, prior_params, prior_rest = nnx.split(prior_model.model, nnx.Param, ...)
     score_fn = heldout_score(config.early_stop.criterion, prior_model, motion, task, config.early_stop)
-    tracker = HeldOutTracker(score_fn, config.early_stop,
-                             {k: np.asarray(v) for k, v in np.load(Path(prior) / "model.npz").items()})
-    tracker.record(0, score_fn(prior_params, prior_rest), lambda: None)
+    tracker = HeldOutTracker(score_fn, config.early_stop, _saved_params(Path(prior)))
+    previous = Path(out) / "summary.json"
+    if resume and previous.is_file():   # written by the preempted run, with its best model.npz
+        tracker.restore(json.loads(previous.read_text()), _saved_params(Path(out)))
+    else:
+        tracker.record(0, score_fn(prior_params, prior_rest), lambda: None)
     start = time.perf_counter()
     status = "completed"
     try:
-        result = fit(motion.task, run, out, after_step=tracker)
+        result = fit(motion.task, run, out, resume=resume, after_step=tracker)
         status = result.status
     except EarlyStop:
         status = "early_stopped"
@@ -247,16 +274,17 @@ def evaluate(model_run: str, data: str, report: str | None, baseline: str | None
     real, reference = [], None
     if audio_files:
         ident = identities[0]
-        folder = identity_folders(data)[0]
-        audio_name = json.loads((folder / "transforms.json").read_text()).get("audio_path") or "audio.wav"
-        reference = ev.ground_truth_openings(ident, folder / audio_name, mesh_fn, 25.0)
+        # read_identity refused folders without audio, so the index names the file; the
+        # model was trained at the folder's fps, so real audio is driven at it too.
+        folder = read_vhap_index(identity_folders(data)[0])
+        reference = ev.ground_truth_openings(ident, folder.audio_path, mesh_fn, folder.fps)
         m, predictor = models[loaded.kind]
         template = tasks.identity_template(flame, ident) if m.kind == "audio2param" else None
-        fn = tasks.feature_fn(task)
+        fn = tasks.feature_extractor(task).features
         for path in audio_files:
             png = out_dir / f"real_{Path(path).stem}.png"
             real.append(ev.evaluate_real_audio(Path(path), predictor, fn, mesh_fn, ident.shape, ident.index,
-                                               template, seed, png, 25.0))
+                                               template, seed, png, folder.fps))
     result = {"model": str(model_run), "kind": loaded.kind, "baseline": baseline, "data": str(data),
               "split": split, "seed": seed,
               "sampling": {"steps": sample_steps or task.sample.steps,

@@ -1,11 +1,13 @@
 """`flashtalker demo`: every stage of the project on a procedural identity, no downloads.
 
-Layout of the output folder (each step is skipped when its result exists, and interrupted
-training resumes from its newest checkpoint, so re-running reuses what is there):
-  data/       the procedural identity (VHAP layout + flame/), `flashtalker data synth`
-  avatar/     the adapted avatar run (`flashtalker adapt`; avatar/avatar is the folder)
-  a2e_data/   motion-only speaking identities for the audio model (`synth-a2e-data`)
-  a2e/        the audio-to-expression run (`pretrain-a2e`)
+Each stage calls the library function behind its command, with its block of the demo
+config (configs/demo.py nests every stage's full config). Layout of the output folder
+(each step is skipped when its result exists, and interrupted training resumes from its
+newest checkpoint, so re-running reuses what is there):
+  data/       the procedural identity (VHAP layout + flame/), as `flashtalker data synth`
+  avatar/     the adapted avatar run (as `flashtalker adapt`; avatar/avatar is the folder)
+  a2e_data/   motion-only speaking identities for the audio model (as `synth-a2e-data`)
+  a2e/        the audio-to-expression run (as `pretrain-a2e`)
   speech.wav  the sentence in a voice the identity was not trained on (espeak-ng)
   demo.mp4, demo_params.npz, contact_sheet.png, heldout.png, report.json
 report.json (flat): psnr_heldout, ssim_heldout (avatar on held-out frames), mouth_open_corr
@@ -28,44 +30,37 @@ from flashtalker_jax.errors import FlashtalkerError
 from flashtalker_jax.utils.files import atomic_path
 
 
-def _cli(argv: list[str]) -> None:
-    from flashtalker_jax.cli.main import main
-
-    if main([str(a) for a in argv]) != 0:
-        raise FlashtalkerError(f"demo step failed: flashtalker {' '.join(map(str, argv))}")
-
-
-def _overrides(items) -> list[str]:
-    return [f"--config.{item}" for item in items]
-
-
 def make_identity(out: Path, cfg: ml_collections.ConfigDict) -> Path:
-    from flashtalker_jax.config import load_config
     from flashtalker_jax.data.synth.dataset import synthesize_dataset
 
     ident = out / "data" / "identity_000"
     if not (ident / "transforms.json").is_file():
-        synthesize_dataset(out / "data", identities=1, seconds=cfg.data.seconds, seed=cfg.seed,
-                           cfg=load_config("data_synth", list(cfg.data.overrides)))
+        synthesize_dataset(out / "data", identities=1, seconds=cfg.data.seconds, seed=cfg.seed, cfg=cfg.data.synth)
     return ident
 
 
 def make_avatar(out: Path, ident: Path, cfg: ml_collections.ConfigDict) -> Path:
+    from flashtalker_jax.avatar.jobs import adapt
+
     run = out / "avatar"
     if not (run / "avatar" / "state.npz").is_file():
-        _cli(["adapt", "--data", ident, "--flame", ident.parent / "flame", "--out", run, "--config", cfg.adapt.config,
-              "--resume", *_overrides(cfg.adapt.overrides)])
+        config = cfg.adapt.copy_and_resolve_references()   # the demo config stays as given
+        config.task.data, config.task.flame = str(ident), str(ident.parent / "flame")
+        summary = adapt(config, run, resume=True)
+        if summary["status"] == "preempted":
+            raise FlashtalkerError(f"demo: avatar training preempted at step {summary['steps']}; "
+                                   "re-run the demo to resume it")
     return run
 
 
 def make_a2e(out: Path, cfg: ml_collections.ConfigDict) -> Path:
+    from flashtalker_jax.motion.jobs import pretrain, synthesize
+
     run, data = out / "a2e", out / "a2e_data"
     if not (run / "model.json").is_file():
         if not (data / "flame").is_dir():
-            _cli(["synth-a2e-data", "--out", data, "--identities", cfg.a2e.identities,
-                  "--seconds", cfg.a2e.seconds, "--seed", cfg.seed, *_overrides(cfg.a2e.synth_overrides)])
-        _cli(["pretrain-a2e", "--data", data, "--out", run, "--config", cfg.a2e.config, "--resume",
-              *_overrides(cfg.a2e.overrides)])
+            synthesize(data, cfg.a2e.identities, 0, cfg.a2e.seconds, cfg.seed, cfg.a2e.synth)
+        pretrain(cfg.a2e.pretrain.copy_and_resolve_references(), data, run, resume=True)
     return run
 
 
@@ -86,12 +81,11 @@ def make_speech(out: Path, ident: Path, cfg: ml_collections.ConfigDict, text: st
     return wav, utterance.phonemes, voice.name
 
 
-def jaw_track(phonemes, n_frames: int, fps: float) -> np.ndarray:
-    """The viseme model's jaw opening per frame (what the synthetic identities' lips follow)."""
-    from flashtalker_jax.config import load_config
+def jaw_track(phonemes, n_frames: int, fps: float, v: ml_collections.ConfigDict) -> np.ndarray:
+    """The viseme model's jaw opening per frame (what the synthetic identities' lips follow);
+    `v`: the visemes block of the identity's data_synth config."""
     from flashtalker_jax.data.synth.visemes import mouth_tracks
 
-    v = load_config("data_synth").visemes
     return mouth_tracks(phonemes, n_frames, fps, v.tau_seconds, v.closure_ramp_seconds, v.lead_seconds)["jaw"]
 
 
@@ -114,8 +108,8 @@ def run_demo(out: str | os.PathLike, cfg: ml_collections.ConfigDict, text: str |
     """Run (or resume) the demo in `out` and return the report written to out/report.json."""
     import jax.numpy as jnp
 
-    from flashtalker_jax.avatar.adapt import load_avatar
     from flashtalker_jax.avatar.evaluate import evaluate_avatar
+    from flashtalker_jax.avatar.renderer import load_renderer
     from flashtalker_jax.metrics.lip import pearson
     from flashtalker_jax.pipeline.speaker import load_speaker
 
@@ -144,10 +138,10 @@ def run_demo(out: str | os.PathLike, cfg: ml_collections.ConfigDict, text: str |
     corr = None
     if phonemes is not None:
         mouth = np.load(out / "demo_params.npz")["mouth_opening_mm"]
-        corr = float(pearson(jnp.asarray(mouth), jnp.asarray(jaw_track(phonemes, result.frames, cfg.fps))))
+        corr = float(pearson(jnp.asarray(mouth), jnp.asarray(jaw_track(phonemes, result.frames, cfg.fps, cfg.data.synth.visemes))))
     lap("speak")
-    model, task_cfg = load_avatar(avatar_run / "avatar")
-    held_out = evaluate_avatar(model, task_cfg, ident, png_path=out / "heldout.png")
+    renderer, task_cfg = load_renderer(avatar_run / "avatar")
+    held_out = evaluate_avatar(renderer.model, task_cfg, ident, png_path=out / "heldout.png")
     contact_sheet(out / "demo.mp4", out / "contact_sheet.png", cfg.sheet_frames)
     lap("eval")
     report = {"psnr_heldout": held_out["psnr"], "ssim_heldout": held_out["ssim"],

@@ -10,7 +10,7 @@ from flashtalker_jax.flame.demo import TURNTABLE_YAWS
 
 def test_head_demo_sheet(flame_dir, tmp_path):
     size = 64
-    assert main(["head", "demo", "--out", str(tmp_path), "--model", str(flame_dir),
+    assert main(["head", "demo", "--out", str(tmp_path), "--flame", str(flame_dir),
                  "--size", str(size), "--named-expressions"]) == 0
     sheet = np.asarray(Image.open(tmp_path / "head_demo.png"))
     cols = len(TURNTABLE_YAWS)

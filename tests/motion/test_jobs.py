@@ -6,7 +6,7 @@ import pytest
 
 from flashtalker_jax.cli.main import main
 
-TINY = ["--config.preset=tiny", "--config.task.model.d_model=16", "--config.task.model.window=12",
+TINY = ["--config", "pretrain_a2e.py:tiny", "--config.task.model.d_model=16", "--config.task.model.window=12",
         "--config.task.model.context=3", "--config.task.model.decoder_layers=1",
         "--config.task.model.num_heads=2", "--config.task.model.id_dim=4", "--config.task.batch_size=2",
         "--config.task.min_frames=6", "--config.task.model.diffusion_steps=20",
@@ -15,7 +15,6 @@ TINY = ["--config.preset=tiny", "--config.task.model.d_model=16", "--config.task
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    pytest.importorskip("espeakng_loader", reason="espeak-ng (espeakng-loader) makes the synthetic speech")
     root = tmp_path_factory.mktemp("a2e")
     assert main(["synth-a2e-data", "--out", str(root / "ds"), "--identities", "2", "--seconds", "4",
                  "--config.split.val_sentences=1"]) == 0
@@ -34,8 +33,8 @@ def prior(dataset):
 def test_pretrain_adapt_eval(dataset, prior):
     ds, adapted = dataset / "ds", dataset / "adapted"
     assert (prior / "model.npz").is_file() and (prior / "norms" / "audio.npz").is_file()
-    assert main(["adapt-a2e", "--prior", str(prior), "--data", str(ds / "id001"), "--out", str(adapted),
-                 "--config.preset=tiny", "--config.batch_size=2", "--config.min_frames=6",
+    assert main(["adapt-a2e", "--a2e", str(prior), "--data", str(ds / "id001"), "--out", str(adapted),
+                 "--config", "adapt_a2e.py:tiny", "--config.batch_size=2", "--config.min_frames=6",
                  "--config.train.steps=1", "--config.early_stop.eval_every=1", "--config.early_stop.eval_batches=1",
                  "--config.train.checkpoint_every=1"]) == 0
     summary = json.loads((adapted / "summary.json").read_text())
@@ -51,7 +50,7 @@ def test_pretrain_adapt_eval(dataset, prior):
         assert not np.array_equal(before["out/kernel/value"], after["out/kernel/value"])
 
     report_path = dataset / "report.json"
-    assert main(["eval-a2e", "--model", str(adapted), "--data", str(ds / "id001"), "--report", str(report_path),
+    assert main(["eval-a2e", "--a2e", str(adapted), "--data", str(ds / "id001"), "--report", str(report_path),
                  "--audio", str(ds / "id000" / "audio.wav")]) == 0
     report = json.loads(report_path.read_text())
     real, reference = report["real_audio"][0], report["real_audio_reference"]
@@ -75,8 +74,8 @@ def test_pretrain_adapt_eval(dataset, prior):
 
 def test_adapt_with_the_heldout_loss_criterion(dataset, prior):
     ds, adapted = dataset / "ds", dataset / "adapted_loss"
-    assert main(["adapt-a2e", "--prior", str(prior), "--data", str(ds / "id000"), "--out", str(adapted),
-                 "--config.preset=tiny", "--config.batch_size=2", "--config.min_frames=6",
+    assert main(["adapt-a2e", "--a2e", str(prior), "--data", str(ds / "id000"), "--out", str(adapted),
+                 "--config", "adapt_a2e.py:tiny", "--config.batch_size=2", "--config.min_frames=6",
                  "--config.train.steps=2", "--config.early_stop.eval_every=1", "--config.early_stop.eval_batches=1",
                  "--config.early_stop.criterion=loss", "--config.train.checkpoint_every=2"]) == 0
     summary = json.loads((adapted / "summary.json").read_text())

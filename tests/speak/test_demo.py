@@ -33,7 +33,7 @@ def test_demo_quick(tmp_path):
     from flashtalker_jax.config import load_config
     from flashtalker_jax.pipeline import demo
 
-    cfg = load_config("demo_quick")
+    cfg = load_config("demo.py:quick")
     stamps = {p: (out / p).stat().st_mtime_ns for p in ("avatar/avatar/state.npz", "a2e/model.npz",
                                                          "data/identity_000/transforms.json")}
     ident = demo.make_identity(out, cfg)
