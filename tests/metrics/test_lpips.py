@@ -24,7 +24,7 @@ import pytest
 from flashtalker_jax.errors import ModelFileError
 from flashtalker_jax.metrics import lpips as ft_lpips
 
-torch = pytest.importorskip("torch")
+import torch
 nn = torch.nn
 
 VGG16_CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")

@@ -19,9 +19,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+import torch
 os.environ.setdefault("TORCH_EXTENSIONS_DIR", tempfile.mkdtemp(prefix="torch_ext_"))
-gsplat_torch = pytest.importorskip("gsplat.cuda._torch_impl")
+import gsplat.cuda._torch_impl as gsplat_torch
 
 from flashtalker_jax.render import rasterize  # noqa: E402
 from flashtalker_jax.kernels.rasterize.binning import bin_gaussians, tile_grid  # noqa: E402
