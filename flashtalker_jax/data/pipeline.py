@@ -11,7 +11,9 @@ A batch is a dict of arrays with leading axes (batch, window):
   image (B, T, H, W, 3) uint8, mask (B, T, H, W, 1) uint8, FLAME params (B, T, n),
   K (B, T, 3, 3), c2w (B, T, 4, 4), identity (B, T), timestep (B, T),
   audio (B, T * sample_rate / fps) float32 and audio_features (B, 2 T, D) log-mel rows
-  (2 per frame, from flashtalker_jax.audio.log_mel_features).
+  (2 per frame, `window_log_mel`: equal to the whole clip's rows of those frames).
+
+Motion pretraining reads the same records through flashtalker_jax/motion/records.py.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ import grain.python as grain
 import ml_collections
 import numpy as np
 
-from flashtalker_jax.errors import InputFileError
+from flashtalker_jax.errors import ConfigError, InputFileError
 
 
 def window_starts(timesteps_per_identity: list[list[int]], window: int, stride: int) -> np.ndarray:
@@ -59,20 +61,57 @@ class WindowSource(grain.RandomAccessDataSource):
         return out
 
 
+def window_log_mel(audio: np.ndarray, before: np.ndarray, after: np.ndarray, sample_rate: int,
+                   fps: float, config: ml_collections.ConfigDict | None = None) -> np.ndarray:
+    """Log-mel rows (steps_per_frame T, D) of a window's audio (T frames of samples, (T S,)),
+    equal to `log_mel_features` of the whole clip cut to those frames.
+
+    A row's analysis window reaches n_fft/2 - hop/2 samples past its frame, so the rows are
+    computed with the neighbouring timesteps' samples `before` and `after` (S,) around the
+    window (zeros outside the clip, as the whole-clip padding) and those frames' rows dropped.
+    """
+    from flashtalker_jax.audio.features import log_mel_features, num_video_frames
+    from flashtalker_jax.audio.io import default_audio_config
+
+    config = default_audio_config() if config is None else config
+    steps = config.steps_per_frame
+    reach = config.log_mel.n_fft // 2 - int(round(sample_rate / (steps * fps))) // 2
+    if reach > before.shape[0]:
+        raise ConfigError(f"log_mel.n_fft={config.log_mel.n_fft} analyses {reach} samples past a frame, "
+                          f"more than the one frame ({before.shape[0]} samples) of margin the records hold")
+    frames = num_video_frames(audio.shape[0], sample_rate, fps)
+    rows = log_mel_features(np.concatenate([before, audio, after]), sample_rate, fps, config)
+    if rows.shape[0] != steps * (frames + 2):
+        raise ValueError(f"window of {frames} frames gave {rows.shape[0]} audio feature rows")
+    return rows[steps:steps * (frames + 1)]
+
+
 class AddAudioFeatures(grain.MapTransform):
-    """Log-mel features of the window's audio, 2 rows per frame."""
+    """Log-mel features of the window's audio (2 rows per frame); drops the margins."""
 
     def __init__(self, sample_rate: int, fps: float):
         self.sample_rate, self.fps = sample_rate, fps
 
     def map(self, element: dict) -> dict:
-        from flashtalker_jax.audio import log_mel_features
-
-        features = log_mel_features(element["audio"], self.sample_rate, self.fps)
-        frames = element["timestep"].shape[0]
-        if features.shape[0] != 2 * frames:
-            raise ValueError(f"window of {frames} frames gave {features.shape[0]} audio feature rows")
+        element = dict(element)
+        margins = element.pop("audio_margins")                 # (T, 2, S)
+        features = window_log_mel(element["audio"], margins[0, 0], margins[-1, 1], self.sample_rate, self.fps)
         return {**element, "audio_features": features}
+
+
+def open_split(data_dir: str | Path, split: str):
+    """The prepared TalkingHeads builder under `data_dir`, checked to hold `split`."""
+    from flashtalker_jax.data.tfds_builder import TalkingHeads
+
+    builder = TalkingHeads(data_dir=str(data_dir))
+    if not builder.is_prepared():
+        found = sorted(p.name for p in (Path(data_dir) / builder.name).glob("[0-9]*"))
+        other = f" (found version {', '.join(found)}; this code reads {builder.version})" if found else ""
+        raise InputFileError(data_dir, f"no prepared TalkingHeads dataset here{other}",
+                             "build it with `flashtalker data build-tfds`")
+    if split not in builder.info.splits:
+        raise InputFileError(data_dir, f"dataset has no split {split!r} (has {list(builder.info.splits)})")
+    return builder
 
 
 def make_loader(data_dir: str | Path, split: str, cfg: ml_collections.ConfigDict,
@@ -84,14 +123,7 @@ def make_loader(data_dir: str | Path, split: str, cfg: ml_collections.ConfigDict
     seed, worker_count). shard_options: default ShardByJaxProcess (one shard per JAX
     process, equal sizes); pass grain.ShardOptions(i, n) to pick a shard explicitly.
     """
-    from flashtalker_jax.data.tfds_builder import TalkingHeads
-
-    builder = TalkingHeads(data_dir=str(data_dir))
-    if not builder.is_prepared():
-        raise InputFileError(data_dir, "no prepared TalkingHeads dataset here",
-                             "build it with `flashtalker data build-tfds`")
-    if split not in builder.info.splits:
-        raise InputFileError(data_dir, f"dataset has no split {split!r} (has {list(builder.info.splits)})")
+    builder = open_split(data_dir, split)
     meta = builder.info.metadata
     starts = window_starts(meta["timesteps"][split], cfg.window, cfg.stride)
     if len(starts) == 0:

@@ -4,9 +4,13 @@ Works without TensorFlow: images are stored as pre-encoded PNG bytes (tfds canno
 numpy images without TF), audio as a float32 Tensor (the Audio feature needs TF), and the
 files are array_record, read by `tfds.data_source` + grain.
 
-One example = one frame of one identity: image, mask, FLAME params, camera, and the
-frame's own audio samples (sample_rate / fps of them), so a window of consecutive
-records carries its exact audio. Shuffling at write time is disabled: records are
+One example = one frame of one identity: image, mask, FLAME params, camera, the frame's
+own audio samples (sample_rate / fps of them), so a window of consecutive records carries
+its exact audio, and `audio_margins` (2, sample_rate / fps): the previous and the next
+timestep's samples (zeros outside the clip). Log-mel rows near a window's edges analyse
+audio a little beyond it, and the neighbouring frames may sit in another split: with the
+margins a window's features equal the whole clip's (data/pipeline.py window_log_mel).
+Shuffling at write time is disabled: records are
 sorted by key "IIIII_TTTTTT" (identity index, timestep), so the pipeline can address
 window starts directly from the per-identity timesteps kept in `info.metadata`.
 
@@ -23,21 +27,10 @@ from pathlib import Path
 import numpy as np
 import tensorflow_datasets as tfds
 
-from flashtalker_jax.data.vhap import SPLITS, read_vhap
+from flashtalker_jax.data.vhap import SPLITS, identity_folders, read_vhap
 from flashtalker_jax.errors import InputFileError
 
 FLAME_SIZES = {"rotation": 3, "translation": 3, "neck_pose": 3, "jaw_pose": 3, "eyes_pose": 6}
-
-
-def identity_folders(root: Path) -> list[Path]:
-    """Sub-folders holding a transforms.json, sorted by name (or root itself if it is one)."""
-    root = Path(root)
-    if (root / "transforms.json").is_file():
-        return [root]
-    folders = sorted(p.parent for p in root.glob("*/transforms.json"))
-    if not folders:
-        raise InputFileError(root, "no VHAP identity folders (sub-folders with transforms.json) found")
-    return folders
 
 
 def _rgb_png_bytes(seq, index: int) -> bytes:
@@ -55,8 +48,9 @@ def _rgb_png_bytes(seq, index: int) -> bytes:
 class TalkingHeads(tfds.core.GeneratorBasedBuilder):
     """Talking-head frames with FLAME params, cameras and aligned audio (VHAP sources)."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Frames, masks, FLAME params, cameras and per-frame audio."}
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {"1.0.0": "Frames, masks, FLAME params, cameras and per-frame audio.",
+                     "1.1.0": "audio_margins: the neighbouring timesteps' audio of every frame."}
     MANUAL_DOWNLOAD_INSTRUCTIONS = (
         "Set download_config.manual_dir to a folder of VHAP-format identity folders "
         "(e.g. the output of `flashtalker data synth`).")
@@ -73,6 +67,7 @@ class TalkingHeads(tfds.core.GeneratorBasedBuilder):
             "expr": tensor(shape=(None,), dtype=np.float32),
             "shape": tensor(shape=(None,), dtype=np.float32),
             "audio": tensor(shape=(None,), dtype=np.float32),
+            "audio_margins": tensor(shape=(2, None), dtype=np.float32),
             **{k: tensor(shape=(n,), dtype=np.float32) for k, n in FLAME_SIZES.items()},
         }
         return self.dataset_info_from_configs(
@@ -115,8 +110,17 @@ class TalkingHeads(tfds.core.GeneratorBasedBuilder):
                     "K": seq.K[index].astype(np.float32), "c2w": seq.c2w[index].astype(np.float32),
                     "shape": seq.shape.astype(np.float32),
                     "audio": seq.audio_for_frames(timestep, timestep + 1),
+                    "audio_margins": _neighbour_audio(seq, timestep),
                     **{k: seq.flame[k][index] for k in (*FLAME_SIZES, "expr")},
                 }
+
+
+def _neighbour_audio(seq, timestep: int) -> np.ndarray:
+    """(2, sample_rate / fps): the samples of timesteps t - 1 and t + 1, zeros outside the clip
+    (what log-mel's zero padding sees there when it runs on the whole clip)."""
+    after = seq.audio_for_frames(timestep + 1, timestep + 2)
+    before = seq.audio_for_frames(timestep - 1, timestep) if timestep > 0 else np.zeros_like(after)
+    return np.stack([before, after]).astype(np.float32)
 
 
 def _encode_png(array: np.ndarray) -> bytes:

@@ -3,7 +3,9 @@
 `make_task(config.task)` builds the GGTalker prior (task.name "a2e_prior") or the
 Audio2Param baseline ("audio2param") on a folder of speaking identities: data (random
 windows of training sentences), model factory, and loss (with the audio encoder's
-parameters frozen under `task.freeze` prefixes during adaptation). Normalisation
+parameters frozen under `task.freeze` prefixes during adaptation). A `flashtalker data
+build-tfds` dataset as task.dataset is read through grain instead (`build_from_records`,
+motion/records.py; the prior only). Normalisation
 statistics (motion and audio) are computed on pretraining data and reused by adaptation
 and inference (`task.norms_from`).
 
@@ -28,7 +30,8 @@ from flashtalker_jax.flame.model import FlameModel
 from flashtalker_jax.motion import diffusion, losses
 from flashtalker_jax.motion.a2e_prior import A2EPrior, PriorDims, PriorLossWeights, prior_loss
 from flashtalker_jax.motion.audio2param import Audio2Param, Audio2ParamDims
-from flashtalker_jax.motion.dataset import (CropIterator, Identity, Normaliser, identity_folders,
+from flashtalker_jax.data.vhap import identity_folders
+from flashtalker_jax.motion.dataset import (CropIterator, Identity, Normaliser,
                                             read_identity)
 from flashtalker_jax.train.state import key_path_str
 from flashtalker_jax.train.tasks import Task
@@ -38,25 +41,12 @@ KINDS = ("a2e_prior", "audio2param")
 
 # ----------------------------------------------------------------------------- data
 
-def feature_fn(task: ml_collections.ConfigDict):
-    """(audio path, fps) -> features on the video grid, per task.features."""
-    from flashtalker_jax.audio.cache import cached_features, compute_features
-    from flashtalker_jax.audio.io import default_audio_config
+def feature_extractor(task: ml_collections.ConfigDict):
+    """The task's FeatureExtractor (task.features, task.wav2vec2_dir, cache task.feature_cache);
+    its `features(path, fps)` is what read_identity slices into sentences."""
+    from flashtalker_jax.audio.extractor import FeatureExtractor
 
-    audio_config = default_audio_config()
-    model = None
-    if task.features == "wav2vec2":
-        from flashtalker_jax.audio.wav2vec2 import load_wav2vec2
-        model = load_wav2vec2(task.wav2vec2_dir)[0]
-    elif task.features != "log_mel":
-        raise ConfigError(f"task.features={task.features!r}: use log_mel or wav2vec2")
-
-    def compute(path, fps):
-        if task.feature_cache:
-            return cached_features(path, task.features, task.feature_cache, fps=fps, config=audio_config, model=model)
-        return compute_features(path, task.features, audio_config, fps, model)
-
-    return compute
+    return FeatureExtractor.load(task.features, task.wav2vec2_dir, task.feature_cache)
 
 
 def load_identities(task: ml_collections.ConfigDict, names_for_index: list[str] | None = None) -> list[Identity]:
@@ -68,7 +58,7 @@ def load_identities(task: ml_collections.ConfigDict, names_for_index: list[str] 
     names = [f.name for f in folders] if names_for_index is None else names_for_index
     if len(names) > task.model.num_identities:
         raise ConfigError(f"{len(names)} identities but task.model.num_identities={task.model.num_identities}")
-    fn = feature_fn(task)
+    fn = feature_extractor(task).features
     return [read_identity(f, names.index(f.name) + 1 if f.name in names else 0, task.n_expr, fn,
                           task.model.steps_per_frame) for f in folders]
 
@@ -249,6 +239,8 @@ class MotionTask:
 def build(task: ml_collections.ConfigDict, names_for_index: list[str] | None = None,
           norms: tuple[Normaliser, Normaliser] | None = None,
           identities: list[Identity] | None = None) -> MotionTask:
+    if identities is None and is_built_dataset(task.dataset):
+        return build_from_records(task, norms)
     identities = identities or load_identities(task, names_for_index)
     motion_norm, audio_norm = norms or compute_norms(identities)
     flame = load_flame_for(task, identities)
@@ -270,6 +262,29 @@ def build(task: ml_collections.ConfigDict, names_for_index: list[str] | None = N
     trainer_task = Task(make_model=make_model_factory(task, audio_dim, template_dim),
                         loss_fn=_loss_fn(task, flame, lip_ids, motion_norm, templates), make_data=make_data)
     return MotionTask(trainer_task, identities, motion_norm, audio_norm, flame, templates, audio_dim)
+
+
+def is_built_dataset(path: str | Path) -> bool:
+    """True when `path` holds `flashtalker data build-tfds` output (checked when opened); a
+    path check, so the identity-folder route never imports grain or tensorflow-datasets."""
+    return bool(path) and (Path(path) / "talking_heads").is_dir()
+
+
+def build_from_records(task: ml_collections.ConfigDict,
+                       norms: tuple[Normaliser, Normaliser] | None = None) -> MotionTask:
+    """build() on a built TFDS dataset: grain windows of its train split (motion/records.py);
+    the diffusion prior only. Identities carry no sentences (they stay on disk)."""
+    from flashtalker_jax.motion import records
+
+    data = records.open_records(task)
+    motion_norm, audio_norm = norms or records.sample_norms(data.source, int(task.norm_windows),
+                                                            int(task.data_seed))
+    flame = load_flame_for(task, data.identities)
+    make_data = records.make_data_fn(data, task, motion_norm, audio_norm, make_augment(task))
+    trainer_task = Task(make_model=make_model_factory(task, data.audio_dim),
+                        loss_fn=_loss_fn(task, flame, region_ids(task, "lips"), motion_norm, None),
+                        make_data=make_data)
+    return MotionTask(trainer_task, data.identities, motion_norm, audio_norm, flame, None, data.audio_dim)
 
 
 def make_task(task: ml_collections.ConfigDict) -> Task:

@@ -6,7 +6,7 @@ import pytest
 
 import grain.python as grain
 from flashtalker_jax.config import load_config
-from flashtalker_jax.data.pipeline import make_loader, window_starts
+from flashtalker_jax.data.pipeline import make_loader, window_log_mel, window_starts
 from flashtalker_jax.data.tfds_builder import build
 from flashtalker_jax.errors import InputFileError
 from toy import make_toy_identity
@@ -37,6 +37,17 @@ def test_window_starts_stay_inside_identities_and_runs():
     np.testing.assert_array_equal(starts, [0, 1, 2, 3, 6 + 0, 6 + 3, 6 + 4])   # not across the gap 2 -> 5
 
 
+def test_window_log_mel_equals_the_whole_clip_rows():
+    from flashtalker_jax.audio import log_mel_features
+
+    audio = np.random.default_rng(0).normal(0, 0.1, 10 * 640).astype(np.float32)
+    whole, frames = log_mel_features(audio, 16000, 25.0), audio.reshape(10, 640)
+    inside = window_log_mel(frames[3:7].reshape(-1), frames[2], frames[7], 16000, 25.0)
+    np.testing.assert_allclose(inside, whole[6:14], atol=1e-4)
+    at_start = window_log_mel(frames[:4].reshape(-1), np.zeros(640, np.float32), frames[4], 16000, 25.0)
+    np.testing.assert_allclose(at_start, whole[:8], atol=1e-4)
+
+
 def test_build_records_every_frame_with_metadata(built):
     from flashtalker_jax.data.tfds_builder import TalkingHeads
 
@@ -46,6 +57,8 @@ def test_build_records_every_frame_with_metadata(built):
     assert meta["identities"] == ["id0", "id1"] and meta["sample_rate"] == 16000
     record = builder.as_data_source(split="train")[9]      # sorted: identity 1, timestep 1
     assert (int(record["identity"]), int(record["timestep"])) == (1, 1)
+    # The neighbouring timesteps' audio (0 and 2; the toy audio encodes the timestep).
+    np.testing.assert_allclose(record["audio_margins"][:, 0], [0.0 + 0.001, 0.02 + 0.001], atol=1e-6)
     assert record["image"][1, 1, 0] == (1 * 40 + 1) % 256 and record["mask"].shape == (16, 16, 1)
     np.testing.assert_allclose(record["audio"], 0.01 + 0.001, atol=1e-6)
 
