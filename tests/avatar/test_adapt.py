@@ -37,6 +37,7 @@ def adapted(tiny_identity, tmp_path_factory):
     return run
 
 
+@pytest.mark.slow
 def test_adaptation_beats_the_untrained_template_and_stays_finite(adapted, tiny_identity, tmp_path):
     report = tmp_path / "eval.json"
     assert main(["eval-avatar", "--avatar", str(adapted), "--data", str(tiny_identity),
@@ -56,6 +57,7 @@ def test_adaptation_beats_the_untrained_template_and_stays_finite(adapted, tiny_
         assert record["skipped"] == 0 and np.isfinite(record["loss"])
 
 
+@pytest.mark.slow
 def test_resume_mid_run_matches_the_uninterrupted_run(adapted, tiny_identity, tmp_path):
     resumed = tmp_path / "run"
     shutil.copytree(adapted, resumed)

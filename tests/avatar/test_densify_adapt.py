@@ -49,6 +49,7 @@ def densified(tiny_identity, tmp_path_factory):
     return run
 
 
+@pytest.mark.slow
 def test_densified_run_grows_within_capacity_keeps_faces_and_improves(densified, tiny_identity, tmp_path):
     meta = json.loads((densified / "avatar" / "meta.json").read_text())
     assert meta["format_version"] == FORMAT_VERSION
@@ -79,6 +80,7 @@ def _flat(state) -> dict[str, np.ndarray]:
     return {key_path_str(p): np.asarray(v) for p, v in jax.tree_util.tree_flatten_with_path(state)[0]}
 
 
+@pytest.mark.slow
 def test_resume_mid_run_matches_the_uninterrupted_densified_run(densified, tiny_identity, tmp_path):
     resumed = tmp_path / "run"
     shutil.copytree(densified, resumed)

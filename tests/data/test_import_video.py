@@ -23,6 +23,7 @@ def video_cfg():
     return cfg
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (CLIP.is_file() and LANDMARKER.is_file()),
                     reason=f"shared test media not found at {SHARED}")
 def test_import_of_the_shared_news_clip(tmp_path, video_cfg):

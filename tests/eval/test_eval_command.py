@@ -26,6 +26,7 @@ def _check_entries(entries):
             assert entry["value"] is None and entry["reason"].startswith("unavailable"), name
 
 
+@pytest.mark.slow
 def test_self_reenactment(eval_runs, tmp_path, capsys):
     report_path = tmp_path / "r.json"
     code = main(["eval", "--avatar", str(eval_runs["avatar"]), "--data", str(eval_runs["identity"]),
@@ -52,6 +53,7 @@ def test_self_reenactment(eval_runs, tmp_path, capsys):
     assert "psnr↑" in table and "lpips_alex↓" in table and "n/a" in table and "no LPIPS" in table
 
 
+@pytest.mark.slow
 def test_cross_reenactment(eval_runs, eval_renderer, tmp_path):
     out = tmp_path / "figs"
     report = evaluate(eval_runs["avatar"], eval_runs["identity"], "cross", a2e=eval_runs["a2e"],

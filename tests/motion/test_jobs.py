@@ -30,6 +30,7 @@ def prior(dataset):
     return prior
 
 
+@pytest.mark.slow
 def test_pretrain_adapt_eval(dataset, prior):
     ds, adapted = dataset / "ds", dataset / "adapted"
     assert (prior / "model.npz").is_file() and (prior / "norms" / "audio.npz").is_file()
@@ -72,6 +73,7 @@ def test_pretrain_adapt_eval(dataset, prior):
     assert "lips" in report["conventions"]["lve_max_l2_mm"]
 
 
+@pytest.mark.slow
 def test_adapt_with_the_heldout_loss_criterion(dataset, prior):
     ds, adapted = dataset / "ds", dataset / "adapted_loss"
     assert main(["adapt-a2e", "--a2e", str(prior), "--data", str(ds / "id000"), "--out", str(adapted),

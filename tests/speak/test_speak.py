@@ -23,6 +23,7 @@ def _tone(path, rate, channels, seconds):
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rate,channels,seconds", [(16000, 1, 0.6), (44100, 2, 0.5), (8000, 1, 0.7)])
 def test_speak_frames_audio_params(speaker, tmp_path, rate, channels, seconds):
     wav = _tone(tmp_path / "in.wav", rate, channels, seconds)
@@ -95,6 +96,7 @@ def test_bad_avatar_folders(tiny_runs, tmp_path, capsys):
     assert "do not match" in capsys.readouterr().err and not out.exists()
 
 
+@pytest.mark.slow
 def test_bench_speak_cli(tiny_runs, tmp_path):
     report = tmp_path / "r.json"
     assert main(["bench", "speak", "--avatar", str(tiny_runs["avatar"]), "--a2e", str(tiny_runs["a2e"]),

@@ -37,6 +37,7 @@ def _wav(path, seconds, rate=16000):
     return path
 
 
+@pytest.mark.slow
 def test_speak_streams_the_motion_windows(speaker, tmp_path):
     """The tiny Audio2Param run has 100-frame crops: windows of 75 new frames (Predictor)."""
     wav = _wav(tmp_path / "in.wav", 3.4)  # 85 frames: two windows

@@ -66,6 +66,7 @@ def assert_close(params, expected, atol=ATOL):
         np.testing.assert_allclose(params[name], expected[name], rtol=0, atol=atol, err_msg=name)
 
 
+@pytest.mark.slow
 def test_eight_devices_match_one_and_restore_on_one(tmp_path, baseline):
     env = worker_env(XLA_FLAGS="--xla_force_host_platform_device_count=8")
     proc = subprocess.run([sys.executable, str(WORKER), "devices8", str(tmp_path)], env=env,
@@ -79,6 +80,7 @@ def test_eight_devices_match_one_and_restore_on_one(tmp_path, baseline):
         assert_close(restored, params, atol=0)
 
 
+@pytest.mark.slow
 @pytest.mark.multiprocess
 def test_two_processes_agree_and_their_checkpoint_restores_in_one(tmp_path, baseline):
     address = f"localhost:{portpicker.pick_unused_port()}"
