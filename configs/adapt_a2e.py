@@ -13,12 +13,12 @@ from flashtalker_jax.configs import common
 
 def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
-    c.batch_size = 16
-    c.min_frames = 25
-    c.data_seed = 1
+    # The fields of the prior's task (model.json) that adaptation replaces; the same names
+    # as in pretrain_a2e.py's task block, so `--config.task.batch_size=N` means one thing.
+    c.task = ml_collections.ConfigDict(dict(batch_size=16, min_frames=25, data_seed=1))
     # Audio encoder parameters (by leaf-path prefix) that stay fixed, per model kind.
-    c.freeze_a2e_prior = ("encoder/proj", "encoder/layers")
-    c.freeze_audio2param = ("audio_proj", "audio_layers")
+    c.task.freeze = ml_collections.ConfigDict(dict(
+        a2e_prior=("encoder/proj", "encoder/layers"), audio2param=("audio_proj", "audio_layers")))
     c.early_stop = ml_collections.ConfigDict(dict(
         # opening_pearson: eval-a2e's mouth-opening correlation on the val sentences, sampled
         # as at inference (what the targets are stated in); loss: the training loss on fixed
@@ -38,7 +38,7 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
 
 
 def _tiny(c: ml_collections.ConfigDict) -> None:
-    c.batch_size = 8
+    c.task.batch_size = 8
     c.optim.lr = 3e-4
     c.train.update(steps=40, log_every=10, checkpoint_every=40)
     c.early_stop.update(eval_every=10, eval_batches=2)

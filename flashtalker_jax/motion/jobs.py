@@ -202,8 +202,9 @@ def adapt(config: ml_collections.ConfigDict, prior: str, data: str, out: str, re
     task = prior_model.task
     task.dataset = str(data)
     task.max_identities = -1
-    task.batch_size, task.min_frames, task.data_seed = config.batch_size, config.min_frames, config.data_seed
-    task.freeze = tuple(config.freeze_a2e_prior if task.name == "a2e_prior" else config.freeze_audio2param)
+    task.batch_size, task.min_frames = config.task.batch_size, config.task.min_frames
+    task.data_seed = config.task.data_seed
+    task.freeze = tuple(config.task.freeze[task.name])
     identities = hold_out_validation(tasks.load_identities(task, prior_model.identities))
     motion = tasks.build(task, prior_model.identities, (prior_model.motion_norm, prior_model.audio_norm), identities)
     run = ml_collections.ConfigDict({"task": task, "optim": config.optim, "train": config.train,

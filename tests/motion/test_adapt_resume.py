@@ -10,7 +10,7 @@ from flashtalker_jax.cli.main import main
 TINY = ["--config", "audio2param.py:tiny", "--config.task.model.d_model=16", "--config.task.model.window=12",
         "--config.task.batch_size=2", "--config.task.min_frames=6", "--config.train.steps=1",
         "--config.train.checkpoint_every=1"]
-ADAPT = ["--config", "adapt_a2e.py:tiny", "--config.batch_size=2", "--config.min_frames=6",
+ADAPT = ["--config", "adapt_a2e.py:tiny", "--config.task.batch_size=2", "--config.task.min_frames=6",
          "--config.early_stop.criterion=loss", "--config.early_stop.eval_every=1",
          "--config.early_stop.eval_batches=1", "--config.early_stop.patience=100",
          "--config.train.checkpoint_every=1", "--config.train.async_checkpoint=False"]

@@ -35,7 +35,7 @@ def test_pretrain_adapt_eval(dataset, prior):
     ds, adapted = dataset / "ds", dataset / "adapted"
     assert (prior / "model.npz").is_file() and (prior / "norms" / "audio.npz").is_file()
     assert main(["adapt-a2e", "--a2e", str(prior), "--data", str(ds / "id001"), "--out", str(adapted),
-                 "--config", "adapt_a2e.py:tiny", "--config.batch_size=2", "--config.min_frames=6",
+                 "--config", "adapt_a2e.py:tiny", "--config.task.batch_size=2", "--config.task.min_frames=6",
                  "--config.train.steps=1", "--config.early_stop.eval_every=1", "--config.early_stop.eval_batches=1",
                  "--config.train.checkpoint_every=1"]) == 0
     summary = json.loads((adapted / "summary.json").read_text())
@@ -77,7 +77,7 @@ def test_pretrain_adapt_eval(dataset, prior):
 def test_adapt_with_the_heldout_loss_criterion(dataset, prior):
     ds, adapted = dataset / "ds", dataset / "adapted_loss"
     assert main(["adapt-a2e", "--a2e", str(prior), "--data", str(ds / "id000"), "--out", str(adapted),
-                 "--config", "adapt_a2e.py:tiny", "--config.batch_size=2", "--config.min_frames=6",
+                 "--config", "adapt_a2e.py:tiny", "--config.task.batch_size=2", "--config.task.min_frames=6",
                  "--config.train.steps=2", "--config.early_stop.eval_every=1", "--config.early_stop.eval_batches=1",
                  "--config.early_stop.criterion=loss", "--config.train.checkpoint_every=2"]) == 0
     summary = json.loads((adapted / "summary.json").read_text())
