@@ -5,7 +5,7 @@ audio_features.py) from an audio file or a decoded `Clip` (audio/clip.py), two w
   features(audio, fps)               the whole clip, (steps_per_frame * n_frames, D): what
                                      training slices into sentences (read from / written to
                                      the per-clip cache when `cache_dir` is set)
-  rows(audio, fps, steps_per_frame)  an AudioRows (motion/windows.py) that streamed
+  rows(audio, fps, steps_per_frame)  an AudioRows (audio/windowed.py) that streamed
                                      inference reads one window at a time, and the frame
                                      count: log-mel = the whole-clip rows cut to whole frames
                                      (milliseconds); wav2vec2 = fixed segments of the clip
@@ -26,6 +26,7 @@ import numpy as np
 from flashtalker_jax.audio import cache
 from flashtalker_jax.audio.clip import Clip, open_clip
 from flashtalker_jax.audio.features import num_video_frames
+from flashtalker_jax.audio.windowed import rows_of
 from flashtalker_jax.audio.io import default_audio_config
 from flashtalker_jax.errors import ConfigError
 
@@ -74,7 +75,6 @@ class FeatureExtractor:
 
     def rows(self, audio: Clip | str | os.PathLike, fps: float, steps_per_frame: int):
         """(AudioRows of features, n feature frames) for streamed inference."""
-        from flashtalker_jax.motion.windows import rows_of
 
         clip = open_clip(audio, self.config)
         if self.kind == "log_mel":

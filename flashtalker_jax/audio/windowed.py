@@ -1,4 +1,8 @@
-"""wav2vec2 features for streamed motion, computed as the motion windows ask for them.
+"""Audio rows on the video-step grid, served window by window to the motion models.
+
+`AudioRows(first_frame, num_frames)` returns the (steps_per_frame * num_frames, D) rows of
+those frames, zero outside the clip: `rows_of` over a whole-clip array, and
+`Wav2Vec2Rows`, which computes wav2vec2 features as the motion windows ask for them.
 
 Log-mel rows are a few floats per frame and cost milliseconds: the extractor
 (audio/extractor.py) computes them for the whole clip. wav2vec2 is a transformer with
@@ -15,14 +19,37 @@ path does, so a clip no longer than one segment gives the whole-clip features.
 from __future__ import annotations
 
 import dataclasses
+from typing import Callable
 
 import numpy as np
 
 from flashtalker_jax.audio.features import resample_track, step_times
 
+# audio_rows(first_frame, num_frames) -> (s * num_frames, D), zero rows outside the clip
+AudioRows = Callable[[int, int], np.ndarray]
+
+
+def window_audio(audio: np.ndarray, start: int, num_frames: int, steps_per_frame: int) -> np.ndarray:
+    """Audio rows of frames [start, start + num_frames), zero rows outside the clip. (s*n, D)."""
+    out = np.zeros((steps_per_frame * num_frames, audio.shape[1]), np.float32)
+    lo, hi = steps_per_frame * start, steps_per_frame * (start + num_frames)
+    src_lo, src_hi = max(lo, 0), min(hi, audio.shape[0])
+    if src_hi > src_lo:
+        out[src_lo - lo:src_hi - lo] = audio[src_lo:src_hi]
+    return out
+
+
+def rows_of(audio: np.ndarray, steps_per_frame: int, num_frames: int) -> AudioRows:
+    """An AudioRows over a whole-clip feature array (steps_per_frame * num_frames, D)."""
+    if audio.shape[0] != steps_per_frame * num_frames:
+        raise ValueError(f"audio has {audio.shape[0]} rows, expected {steps_per_frame} x {num_frames} frames")
+    return lambda start, n: window_audio(audio, start, n, steps_per_frame)
+
+
+
 
 class Wav2Vec2Rows:
-    """AudioRows (motion/windows.py) of wav2vec2 features on the video-step grid.
+    """AudioRows of wav2vec2 features on the video-step grid.
 
     waveform: mono (S,) at the model's rate; rows for frames outside [0, n_frames) are zero.
     """

@@ -21,7 +21,8 @@ from flashtalker_jax.motion import diffusion
 from flashtalker_jax.motion.a2e_prior import make_window_sampler
 from flashtalker_jax.motion.layers import jit_apply
 from flashtalker_jax.motion.tasks import LoadedMotionModel
-from flashtalker_jax.motion.windows import AudioRows, causal_windows, rows_of, sample_windows
+from flashtalker_jax.audio.windowed import AudioRows, rows_of
+from flashtalker_jax.motion.windows import causal_windows, sample_windows
 
 
 def causal_window_sizes(crop: int, period: int) -> tuple[int, int, int]:

@@ -28,29 +28,12 @@ from typing import Callable, Iterator
 import jax
 import numpy as np
 
+from flashtalker_jax.audio.windowed import AudioRows, rows_of
+
 # window_fn(key, context (1,C,P), context_mask (1,), audio (1, s (C+W), D), frame_mask (1,W)) -> (1,W,P)
 WindowFn = Callable[[jax.Array, np.ndarray, np.ndarray, np.ndarray, np.ndarray], jax.Array]
 # causal_fn(audio (1, s L, D), frame_mask (1, L)) -> (1, L, P), L = context + hop
 CausalFn = Callable[[np.ndarray, np.ndarray], jax.Array]
-# audio_rows(first_frame, num_frames) -> (s * num_frames, D), zero rows outside the clip
-AudioRows = Callable[[int, int], np.ndarray]
-
-
-def window_audio(audio: np.ndarray, start: int, num_frames: int, steps_per_frame: int) -> np.ndarray:
-    """Audio rows of frames [start, start + num_frames), zero rows outside the clip. (s*n, D)."""
-    out = np.zeros((steps_per_frame * num_frames, audio.shape[1]), np.float32)
-    lo, hi = steps_per_frame * start, steps_per_frame * (start + num_frames)
-    src_lo, src_hi = max(lo, 0), min(hi, audio.shape[0])
-    if src_hi > src_lo:
-        out[src_lo - lo:src_hi - lo] = audio[src_lo:src_hi]
-    return out
-
-
-def rows_of(audio: np.ndarray, steps_per_frame: int, num_frames: int) -> AudioRows:
-    """An AudioRows over a whole-clip feature array (steps_per_frame * num_frames, D)."""
-    if audio.shape[0] != steps_per_frame * num_frames:
-        raise ValueError(f"audio has {audio.shape[0]} rows, expected {steps_per_frame} x {num_frames} frames")
-    return lambda start, n: window_audio(audio, start, n, steps_per_frame)
 
 
 def num_windows(num_frames: int, hop: int) -> int:

@@ -6,8 +6,8 @@ import pytest
 from flashtalker_jax.motion import diffusion
 from flashtalker_jax.motion.a2e_prior import make_window_sampler
 from flashtalker_jax.motion.layers import jit_apply
-from flashtalker_jax.motion.windows import (causal_windows, crossfade_weights, rows_of, sample_long,
-                                            sample_windows, window_audio)
+from flashtalker_jax.audio.windowed import rows_of, window_audio
+from flashtalker_jax.motion.windows import causal_windows, crossfade_weights, sample_long, sample_windows
 
 W, C, S, P, D = 6, 2, 2, 3, 4
 
