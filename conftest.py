@@ -1,4 +1,5 @@
-"""Test-wide conventions (applies to tests/ and to the kernel tests under kernels/).
+"""Test-wide conventions (applies to tests/ and to the kernel tests under kernels/):
+fixed seeds, the shared real media, and strict skips in CI.
 
 Seeds: every test or fixture that takes an argument named `seed` runs once per seed in
 FLASHTALKER_TEST_SEEDS (comma-separated integers, default "0"), so a failure always names
@@ -7,7 +8,11 @@ a reproducible seed, and a wider sweep is one variable away:
 """
 from __future__ import annotations
 
+import fnmatch
 import os
+from pathlib import Path
+
+import pytest
 
 SEEDS_VARIABLE = "FLASHTALKER_TEST_SEEDS"
 
@@ -30,3 +35,53 @@ def pytest_generate_tests(metafunc):
     if "seed" in metafunc.fixturenames:
         metafunc.parametrize("seed", test_seeds(), scope="module",
                              ids=[f"seed{s}" for s in test_seeds()])
+
+
+# --------------------------------------------------------------------------- shared media
+# The real media (videos, speech, MediaPipe models) live in ../shared/data beside the
+# checkout. Tests that need them take the `shared_data` fixture: it skips only when the
+# whole folder is absent; a file missing from a present folder fails the test.
+
+SHARED_DATA = Path(__file__).resolve().parent.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared test media absent ({SHARED_DATA})")
+    return SHARED_DATA
+
+
+# --------------------------------------------------------------------------- strict skips
+# With FLASHTALKER_STRICT_SKIPS=1 (.ci/run sets it) any skip not matched by a line of
+# tests/allowed_skips.txt fails the run: a test must never pass by skipping what matters.
+
+ALLOWED_SKIPS = Path(__file__).resolve().parent / "tests" / "allowed_skips.txt"
+_skips: list[tuple[str, str]] = []
+
+
+def allowed_skip_patterns() -> list[str]:
+    lines = ALLOWED_SKIPS.read_text().splitlines() if ALLOWED_SKIPS.is_file() else []
+    return [line.split("#", 1)[0].strip() for line in lines if line.split("#", 1)[0].strip()]
+
+
+def pytest_runtest_logreport(report):
+    if report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        _skips.append((report.nodeid, reason))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if os.environ.get("FLASHTALKER_STRICT_SKIPS") != "1":
+        return
+    patterns = allowed_skip_patterns()
+    unexpected = [(node, why) for node, why in _skips
+                  if not any(fnmatch.fnmatch(node, pattern) for pattern in patterns)]
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"skips: {len(_skips)} ({len(_skips) - len(unexpected)} allowed by "
+                            f"{ALLOWED_SKIPS.name}), unexpected: {len(unexpected)}")
+        for node, why in unexpected:
+            reporter.write_line(f"UNEXPECTED SKIP {node}: {why}")
+    if unexpected and session.exitstatus == 0:
+        session.exitstatus = 1

@@ -2,11 +2,7 @@
 from pathlib import Path
 
 import numpy as np
-import pytest
 import soundfile
-
-SHARED_AUDIO = Path("/work/shared/data/audio")
-
 
 def write_wav(path, data: np.ndarray, rate: int, subtype: str = "PCM_16") -> Path:
     soundfile.write(str(path), data, rate, subtype=subtype)
@@ -25,8 +21,8 @@ def speech_like(seconds: float, rate: int, seed: int = 0, channels: int = 1) -> 
     return np.stack([mono * (1.0 - 0.2 * c) for c in range(channels)], axis=1).astype(np.float32)
 
 
-def shared_clip(name: str) -> Path:
-    path = SHARED_AUDIO / name
-    if not path.is_file():
-        pytest.skip(f"real speech clip {path} is not available on this machine")
+def shared_clip(shared_data: Path, name: str) -> Path:
+    """A real speech clip of ../shared/data/audio (the `shared_data` fixture, conftest.py)."""
+    path = shared_data / "audio" / name
+    assert path.is_file(), f"{path}: missing from the shared test media"
     return path

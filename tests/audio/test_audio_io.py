@@ -87,8 +87,8 @@ def test_clipping_warns(tmp_path):
     assert np.max(np.abs(waveform)) <= 1.0
 
 
-def test_real_48k_stereo_clip_is_converted_and_aligned():
-    path = shared_clip("accented_english_12s.wav")
+def test_real_48k_stereo_clip_is_converted_and_aligned(shared_data):
+    path = shared_clip(shared_data, "accented_english_12s.wav")
     info = soundfile.info(str(path))
     with pytest.warns(AudioConversionWarning) as record:
         waveform = load_audio(path)
@@ -100,8 +100,8 @@ def test_real_48k_stereo_clip_is_converted_and_aligned():
     assert num_video_frames(waveform.shape[0], 16000, 25.0) == num_video_frames(info.frames, info.samplerate, 25.0)
 
 
-def test_real_16k_mono_clip_loads_unchanged():
-    path = shared_clip("english_commentary_60s.wav")
+def test_real_16k_mono_clip_loads_unchanged(shared_data):
+    path = shared_clip(shared_data, "english_commentary_60s.wav")
     info = soundfile.info(str(path))
     with warnings.catch_warnings():
         warnings.simplefilter("error", AudioConversionWarning)

@@ -75,8 +75,8 @@ def test_wav2vec2_features_are_cached_on_the_video_grid(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["english_commentary_60s.wav", "accented_english_12s.wav"])
-def test_real_clips_give_two_rows_per_video_frame(name, tmp_path):
-    path = shared_clip(name)
+def test_real_clips_give_two_rows_per_video_frame(name, tmp_path, shared_data):
+    path = shared_clip(shared_data, name)
     with warnings.catch_warnings():  # conversion messages are checked in test_audio_io.py
         warnings.simplefilter("ignore", AudioConversionWarning)
         features = cached_features(path, "log_mel", tmp_path)

@@ -1,4 +1,5 @@
-"""import-video on the shared real clip (skipped when ../shared/data is absent)."""
+"""import-video on the shared real clip (`shared_data` fixture: skipped only when
+../shared/data is absent)."""
 from __future__ import annotations
 
 import json
@@ -10,28 +11,27 @@ import pytest
 from flashtalker_jax.config import load_config
 from flashtalker_jax.errors import InputFileError, ModelFileError
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
-CLIP = SHARED / "video" / "german_news_20s.mp4"
-LANDMARKER = SHARED / "models" / "face_landmarker.task"
+CLIP = Path("video") / "german_news_20s.mp4"
+LANDMARKER = Path("models") / "face_landmarker.task"
 
 
 @pytest.fixture
-def video_cfg():
+def video_cfg(tmp_path):
     cfg = load_config("data_synth").video
-    cfg.landmarker = str(LANDMARKER)
+    cfg.landmarker = str(tmp_path / "not_used.task")
     cfg.crop_size = 96          # small crops keep the test fast; detection runs on full frames
     return cfg
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (CLIP.is_file() and LANDMARKER.is_file()),
-                    reason=f"shared test media not found at {SHARED}")
-def test_import_of_the_shared_news_clip(tmp_path, video_cfg):
+def test_import_of_the_shared_news_clip(tmp_path, video_cfg, shared_data):
     from flashtalker_jax.cli.main import main
 
+    clip, landmarker = shared_data / CLIP, shared_data / LANDMARKER
+    assert clip.is_file() and landmarker.is_file(), f"{shared_data}: news clip or landmarker missing"
     out = tmp_path / "news"
     overrides = [f"--config.video.crop_size={video_cfg.crop_size}"]
-    assert main(["data", "import-video", str(CLIP), "--out", str(out), "--landmarker", str(LANDMARKER),
+    assert main(["data", "import-video", str(clip), "--out", str(out), "--landmarker", str(landmarker),
                  *overrides]) == 0
     report = json.loads((out / "import_report.json").read_text())
     assert report["frames"] == 500 and report["fps"] == 25.0
@@ -45,12 +45,16 @@ def test_import_of_the_shared_news_clip(tmp_path, video_cfg):
         assert (points[:, :2] > 0).all() and (points[:, :2] < video_cfg.crop_size).all()
 
 
-def test_missing_inputs_are_named(tmp_path, video_cfg):
+def test_a_missing_video_is_named(tmp_path, video_cfg):
     from flashtalker_jax.data.import_video import import_video
 
     with pytest.raises(InputFileError, match="video file not found"):
         import_video(tmp_path / "none.mp4", tmp_path / "out", video_cfg)
-    if CLIP.is_file():
-        video_cfg.landmarker = str(tmp_path / "missing.task")
-        with pytest.raises(ModelFileError, match="MediaPipe face landmarker model not found"):
-            import_video(CLIP, tmp_path / "out", video_cfg)
+
+
+def test_a_missing_landmarker_is_named(tmp_path, video_cfg, shared_data):
+    from flashtalker_jax.data.import_video import import_video
+
+    video_cfg.landmarker = str(tmp_path / "missing.task")
+    with pytest.raises(ModelFileError, match="MediaPipe face landmarker model not found"):
+        import_video(shared_data / CLIP, tmp_path / "out", video_cfg)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-smplx = pytest.importorskip("smplx")
+import torch
+import smplx
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402

@@ -1,4 +1,5 @@
-"""Shared real test media for the metrics tests (skipped cleanly when absent)."""
+"""Real test media for the metrics tests, from the `shared_data` fixture (conftest.py at the
+repository root: skipped only when ../shared/data is absent)."""
 
 import warnings
 from pathlib import Path
@@ -6,9 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-LANDMARKER = SHARED_DATA / "models" / "face_landmarker.task"
-MAY_VIDEO = SHARED_DATA / "video" / "may_5s.mp4"
+LANDMARKER = Path("models") / "face_landmarker.task"
+MAY_VIDEO = Path("video") / "may_5s.mp4"
 
 
 def _shift_frame(frame: np.ndarray, dx: int, dy: int) -> np.ndarray:
@@ -22,24 +22,24 @@ def shift_frame():
 
 
 @pytest.fixture(scope="session")
-def landmarker_path():
-    if not LANDMARKER.is_file():
-        pytest.skip(f"MediaPipe model not found at {LANDMARKER} (shared test data absent)")
-    return LANDMARKER
+def landmarker_path(shared_data):
+    path = shared_data / LANDMARKER
+    assert path.is_file(), f"{path}: missing from the shared test media"
+    return path
 
 
 @pytest.fixture(scope="session")
-def may_frames():
+def may_frames(shared_data):
     """The first 24 frames of may_5s.mp4, uint8 (24, 512, 512, 3), read by streaming."""
-    if not MAY_VIDEO.is_file():
-        pytest.skip(f"test video not found at {MAY_VIDEO} (shared test data absent)")
+    video = shared_data / MAY_VIDEO
+    assert video.is_file(), f"{video}: missing from the shared test media"
     import imageio.v3 as iio
 
     frames = []
     with warnings.catch_warnings():
         # imageio starts ffmpeg by fork+exec; JAX's fork warning does not apply to an exec.
         warnings.filterwarnings("ignore", "os.fork", RuntimeWarning)
-        for frame in iio.imiter(MAY_VIDEO):
+        for frame in iio.imiter(video):
             frames.append(frame)
             if len(frames) == 24:
                 break

@@ -5,7 +5,7 @@ The `lpips` package needs torchvision, which has no CPU wheel matching the pinne
 1. Always (torch only): `_ReferenceLPIPS` below restates lpips v0.1's forward pass in torch
    (ScalingLayer constants, lpips's slice boundaries, normalize_tensor, squared difference,
    1x1 lin conv, spatial mean, sum) on torchvision's exact `features` layouts.
-2. When the `lpips` package is installed (pip install --no-deps lpips): the package's own
+2. The `lpips` package itself (README's test command installs it with --no-deps): its own
    LPIPS class, its real v0.1 lin weights, and a torchvision stand-in module that returns
    the same torchvision `features` layouts with random weights.
 Both save the backbone in torchvision's key layout and load it through our file reader.
@@ -13,7 +13,6 @@ Tolerance: float32 on both sides, different conv algorithms; values are O(0.1-1)
 rtol 1e-4 (atol 1e-6) leaves room for accumulated rounding over 13 VGG layers.
 """
 
-import importlib.util
 import sys
 import types
 from pathlib import Path
@@ -148,8 +147,6 @@ def torchvision_stand_in(monkeypatch):
     return built
 
 
-@pytest.mark.skipif(importlib.util.find_spec("lpips") is None,
-                    reason="lpips package not installed (pip install --no-deps lpips)")
 @pytest.mark.parametrize("net", ["alex", "vgg"])
 def test_matches_lpips_package(net, tmp_path, torchvision_stand_in):
     import lpips

@@ -18,7 +18,6 @@ ADAPT = ["--config", "adapt_a2e.py:tiny", "--config.task.batch_size=2", "--confi
 
 @pytest.mark.slow
 def test_adapt_a2e_resumes(tmp_path, capsys):
-    pytest.importorskip("espeakng_loader", reason="espeak-ng (espeakng-loader) makes the synthetic speech")
     ds, prior, run = tmp_path / "ds", tmp_path / "prior", tmp_path / "adapted"
     assert main(["synth-a2e-data", "--out", str(ds), "--identities", "1", "--seconds", "4",
                  "--config.split.val_sentences=1"]) == 0

@@ -13,7 +13,6 @@ from flashtalker_jax.motion.dataset import read_identity
 
 @pytest.fixture(scope="module")
 def motion_folder(tmp_path_factory):
-    pytest.importorskip("espeakng_loader", reason="espeak-ng (espeakng-loader) makes the synthetic speech")
     from flashtalker_jax.motion.jobs import synthesize
 
     root = tmp_path_factory.mktemp("a2e")

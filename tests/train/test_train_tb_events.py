@@ -6,12 +6,10 @@ from __future__ import annotations
 import struct
 
 import numpy as np
-import pytest
+import tensorboardX.crc32c as tbx_crc  # the reference CRC-32C
+import tensorboardX.proto.event_pb2 as tbx_event  # the reference parser
 
 from flashtalker_jax.train.tb_events import ScalarEventWriter, crc32c
-
-tbx_event = pytest.importorskip("tensorboardX.proto.event_pb2", reason="tensorboardX is the reference parser")
-tbx_crc = pytest.importorskip("tensorboardX.crc32c", reason="tensorboardX is the reference CRC-32C")
 
 
 def masked(crc: int) -> int:

@@ -13,7 +13,7 @@ import pytest
 from flashtalker_jax.errors import ModelFileError
 from flashtalker_jax.utils.torch_weights import load_torch_state_dict, load_torch_weights
 
-torch = pytest.importorskip("torch")
+import torch
 
 
 def test_state_dict_round_trips_exactly(tmp_path):
