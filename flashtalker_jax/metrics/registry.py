@@ -101,10 +101,10 @@ METRICS = (
 )
 
 NOT_IMPLEMENTED = {
-    "fid": "unavailable: not implemented; needs user-supplied Inception-v3 weights, none loaded",
-    "fvd": "unavailable: not implemented; needs user-supplied I3D weights, none loaded",
-    "lse_c": "unavailable: not implemented; needs user-supplied SyncNet weights, none loaded",
-    "lse_d": "unavailable: not implemented; needs user-supplied SyncNet weights, none loaded",
+    "fid": "unavailable: not implemented (no code computes it or accepts Inception-v3 weights)",
+    "fvd": "unavailable: not implemented (no code computes it or accepts I3D weights)",
+    "lse_c": "unavailable: not implemented (no code computes it or accepts SyncNet weights)",
+    "lse_d": "unavailable: not implemented (no code computes it or accepts SyncNet weights)",
 }
 
 

@@ -15,5 +15,5 @@ def test_table_marks_unavailable_metrics_with_reasons():
     reasons = "\n".join(notes)
     assert "a2e:l1: unavailable: test reason" in reasons
     assert "tracked:lpips_alex: unavailable: no weights" in reasons
-    assert "lse_c: unavailable: not implemented; needs user-supplied SyncNet" in reasons
+    assert "lse_c: unavailable: not implemented (no code computes it or accepts SyncNet" in reasons
     assert "0.0" not in a2e  # a missing value is never printed as zero

@@ -28,7 +28,7 @@ def test_availability_follows_resources(tmp_path):
     assert not status["lpips_alex"].available and "not found" in status["lpips_alex"].reason
     assert status["lpips_vgg"].reason == "unavailable: no lpips_vgg given"
     for name in ("fid", "fvd", "lse_c", "lse_d"):
-        assert not status[name].available and "user-supplied" in status[name].reason
+        assert not status[name].available and "not implemented" in status[name].reason
 
 
 def test_report_lists_unavailable_metrics_with_none():
