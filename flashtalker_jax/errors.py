@@ -12,10 +12,11 @@ class FlashtalkerError(Exception):
 
 
 def _describe(path: str | os.PathLike | None, problem: str, fix: str | None) -> str:
+    """`path: problem (fix)` on one line (line breaks of quoted exceptions become spaces)."""
     message = f"{os.fspath(path)}: {problem}" if path is not None else problem
     if fix:
         message += f" ({fix})"
-    return message
+    return " ".join(part.strip() for part in message.splitlines() if part.strip())
 
 
 class InputFileError(FlashtalkerError):

@@ -5,15 +5,18 @@ from __future__ import annotations
 import argparse
 import sys
 
+from flashtalker_jax.cli.options import (non_negative_float, non_negative_int, positive_float, positive_int,
+                                         seed)
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("synth-a2e-data", help="procedural speaking identities with FLAME motion and "
                               "audio only (no rendered frames), for the motion models")
     p.add_argument("--out", required=True, help="dataset folder (identity folders + flame/)")
-    p.add_argument("--identities", type=int, default=24, help="number of identities")
-    p.add_argument("--first", type=int, default=0, help="index of the first identity (voices/sentences differ per index)")
-    p.add_argument("--seconds", type=float, default=40.0, help="speech per identity")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--identities", type=positive_int, default=24, help="number of identities")
+    p.add_argument("--first", type=non_negative_int, default=0, help="index of the first identity (voices/sentences differ per index)")
+    p.add_argument("--seconds", type=positive_float, default=40.0, help="speech per identity")
+    p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--config", default="data_synth", help="speech/viseme/motion/split settings")
     p.set_defaults(func=run_synth, takes_overrides=True)
 
@@ -25,6 +28,9 @@ def register(subparsers) -> None:
                    help="pretrain_a2e (diffusion prior) or audio2param (baseline), with an optional preset: "
                         "pretrain_a2e.py:tiny, pretrain_a2e.py:cpu")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    p.add_argument("--restart", action="store_true", help="start over from step 0 when --out holds "
+                   "checkpoints that cannot be read (with --resume) or any checkpoints (without); old steps "
+                   "are moved aside, not deleted")
     p.set_defaults(func=run_pretrain, takes_overrides=True)
 
     p = subparsers.add_parser("adapt-a2e", help="fine-tune a pretrained motion model on one identity "
@@ -36,6 +42,9 @@ def register(subparsers) -> None:
                    "adapt_a2e.py:tiny, adapt_a2e.py:cpu")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out "
                    "(early stopping keeps the best evaluation so far)")
+    p.add_argument("--restart", action="store_true", help="start over from step 0 when --out holds "
+                   "checkpoints that cannot be read (with --resume) or any checkpoints (without); old steps "
+                   "are moved aside, not deleted")
     p.set_defaults(func=run_adapt, takes_overrides=True)
 
     p = subparsers.add_parser("eval-a2e", help="held-out lip metrics (LVE, MVE, mouth opening correlation "
@@ -46,9 +55,9 @@ def register(subparsers) -> None:
     p.add_argument("--baseline", help="another run (e.g. Audio2Param) evaluated in the same report")
     p.add_argument("--audio", nargs="*", default=(), help="real speech files: PNG trace of the predicted "
                    "mouth opening and its mean in silent vs speech frames")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed (diffusion prior)")
-    p.add_argument("--sample-steps", type=int, help="DDIM steps (default: the model's task.sample.steps)")
-    p.add_argument("--guidance", type=float, help="classifier-free guidance scale (default: the model's)")
+    p.add_argument("--seed", type=seed, default=0, help="sampling seed (diffusion prior)")
+    p.add_argument("--sample-steps", type=positive_int, help="DDIM steps (default: the model's task.sample.steps)")
+    p.add_argument("--guidance", type=non_negative_float, help="classifier-free guidance scale (default: the model's)")
     p.add_argument("--split", default="test", help="split to evaluate (test = held-out sentences)")
     p.set_defaults(func=run_eval)
 
@@ -66,7 +75,8 @@ def run_pretrain(args: argparse.Namespace, overrides: list[str]) -> int:
     from flashtalker_jax.config import load_config
     from flashtalker_jax.motion.jobs import pretrain
 
-    summary = pretrain(load_config(args.config, overrides), args.data, args.out, resume=args.resume)
+    summary = pretrain(load_config(args.config, overrides), args.data, args.out, resume=args.resume,
+                       restart=args.restart)
     print(f"pretrain-a2e: {summary['status']} after {summary['steps']} steps on {summary['identities']} "
           f"identities in {summary['train_seconds']:.0f} s; model in {args.out}", file=sys.stderr)
     return _exit_code(summary["status"], "pretrain-a2e")
@@ -76,7 +86,8 @@ def run_adapt(args: argparse.Namespace, overrides: list[str]) -> int:
     from flashtalker_jax.config import load_config
     from flashtalker_jax.motion.jobs import adapt
 
-    summary = adapt(load_config(args.config, overrides), args.a2e, args.data, args.out, resume=args.resume)
+    summary = adapt(load_config(args.config, overrides), args.a2e, args.data, args.out, resume=args.resume,
+                    restart=args.restart)
     print(f"adapt-a2e: {summary['status']}, best held-out {summary['criterion']} {summary['best_score']:.4g} at step "
           f"{summary['best_step']} ({summary['train_seconds']:.0f} s); model in {args.out}", file=sys.stderr)
     return _exit_code(summary["status"], "adapt-a2e")

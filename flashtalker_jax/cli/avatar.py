@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from flashtalker_jax.cli.options import count_list, name_list, positive_int
+
 
 def register(subparsers) -> None:
     adapt = subparsers.add_parser(
@@ -19,6 +21,9 @@ def register(subparsers) -> None:
                        help="config file (configs/adapt_*.py), optionally with a preset: adapt_flashtalker.py:cpu")
     adapt.add_argument("--flame", help="FLAME model folder (default: DATA/flame)")
     adapt.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    adapt.add_argument("--restart", action="store_true", help="start over from step 0 when --out holds "
+                       "checkpoints that cannot be read (with --resume) or any checkpoints (without); old steps "
+                       "are moved aside, not deleted")
     adapt.set_defaults(func=run_adapt, takes_overrides=True)
 
     evaluate = subparsers.add_parser(
@@ -45,7 +50,7 @@ def run_adapt(args: argparse.Namespace, overrides: list[str]) -> int:
     from flashtalker_jax.train.trainer import PREEMPTED_EXIT_CODE
     from flashtalker_jax.utils.report import print_table
 
-    summary = adapt(config, args.out, resume=args.resume)
+    summary = adapt(config, args.out, resume=args.resume, restart=args.restart)
     if summary["status"] == "preempted":
         print(f"adapt: preempted at step {summary['steps']}; rerun with --resume", file=sys.stderr)
         return PREEMPTED_EXIT_CODE
@@ -77,31 +82,30 @@ BENCH_HELP = "Render FPS of avatars: UV placement vs per-face placement (Gaussia
 def bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="identity folder (VHAP format): FLAME, cameras, tracked frames")
     p.add_argument("--avatar", default=None, help="also time this trained avatar (RUN or RUN/avatar)")
-    p.add_argument("--configs", default="adapt_flashtalker,adapt_gaussianavatars",
+    p.add_argument("--configs", type=name_list, default="adapt_flashtalker,adapt_gaussianavatars",
                    help="adapt configs (file[:preset]) whose fresh avatars to time (default: UV and per-face "
                         "placement); --config.* overrides apply to each")
-    p.add_argument("--sizes", default="128,256", help="square image sizes, comma separated")
-    p.add_argument("--batch", default="1,4", help="frames rendered per call, comma separated")
-    p.add_argument("--runs", type=int, default=5, help="timed runs per row (median)")
+    p.add_argument("--sizes", type=count_list, default="128,256", help="square image sizes, comma separated")
+    p.add_argument("--batch", type=count_list, default="1,4", help="frames rendered per call, comma separated")
+    p.add_argument("--runs", type=positive_int, default=5, help="timed runs per row (median)")
     p.add_argument("--report", default=None, help="write the JSON report here")
     p.set_defaults(takes_overrides=True)
 
 
 def run_bench(args: argparse.Namespace, overrides: list[str]) -> int:
     from flashtalker_jax.avatar.bench import bench_avatar
+    from flashtalker_jax.cli.bench import rows_exit_code
     from flashtalker_jax.utils.progress import progress
     from flashtalker_jax.utils.report import print_table, write_report
 
-    configs = [c.strip() for c in args.configs.split(",") if c.strip()]
-    sizes, batches = ([int(v) for v in text.split(",")] for text in (args.sizes, args.batch))
     avatar = Path(args.avatar) if args.avatar else None
     if avatar is not None and (avatar / "avatar").is_dir():
         avatar = avatar / "avatar"
-    rows = bench_avatar(args.data, sizes, batches, configs=configs, avatar_dir=avatar,
+    rows = bench_avatar(args.data, args.sizes, args.batch, configs=args.configs, avatar_dir=avatar,
                         overrides=overrides, runs=args.runs,
                         progress=lambda it: progress(it, desc="bench avatar", unit="row"))
     print_table(rows, ["avatar", "placement", "size", "batch", "gaussians", "backend",
                        "ms_per_batch", "fps"])
     write_report(args.report, {"command": "bench avatar", "data": str(args.data), "runs": args.runs,
                                "rows": rows})
-    return 0
+    return rows_exit_code(rows, "bench avatar")

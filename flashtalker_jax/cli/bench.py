@@ -6,30 +6,23 @@ entry to add one.
 from __future__ import annotations
 
 import argparse
+import sys
 
 from flashtalker_jax.cli import avatar as _avatar
 from flashtalker_jax.cli import speak as _speak
-
-
-def _csv_ints(text: str) -> list[int]:
-    scale = {"k": 1_000, "m": 1_000_000}
-    out = []
-    for item in text.split(","):
-        item = item.strip().lower()
-        out.append(int(float(item[:-1]) * scale[item[-1]]) if item[-1] in scale else int(item))
-    return out
+from flashtalker_jax.cli.options import count_list, name_list, positive_int
 
 
 def _raster_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--sizes", type=_csv_ints, default=_csv_ints("10k,50k,100k,1m"),
+    p.add_argument("--sizes", type=count_list, default="10k,50k,100k,1m",
                    help="Gaussian counts, comma separated (k/m suffixes), default 10k,50k,100k,1m")
-    p.add_argument("--batch", type=_csv_ints, default=[1, 16],
+    p.add_argument("--batch", type=count_list, default="1,16",
                    help="camera batch sizes, default 1,16")
-    p.add_argument("--backends", default="reference,pallas,gsplat",
+    p.add_argument("--backends", type=name_list, default="reference,pallas,gsplat",
                    help="comma separated: reference, pallas, tiles, gsplat (CUDA only)")
-    p.add_argument("--width", type=int, default=512)
-    p.add_argument("--height", type=int, default=512)
-    p.add_argument("--runs", type=int, default=20, help="timed runs per row (median)")
+    p.add_argument("--width", type=positive_int, default=512)
+    p.add_argument("--height", type=positive_int, default=512)
+    p.add_argument("--runs", type=positive_int, default=20, help="timed runs per row (median)")
     p.add_argument("--report", default=None, help="write the JSON report here")
 
 
@@ -39,7 +32,7 @@ def _raster(args, overrides) -> int:
     from flashtalker_jax.utils.progress import progress
     from flashtalker_jax.utils.report import print_table, write_report
 
-    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    backends = args.backends
     unknown = set(backends) - {"reference", "pallas", "tiles", "gsplat"}
     if unknown:
         raise ConfigError(f"unknown backends {sorted(unknown)}; use reference, pallas, tiles, "
@@ -61,7 +54,18 @@ def _raster(args, overrides) -> int:
     for note in notes:
         print(note)
     report(rows, notes)
-    return 0
+    return rows_exit_code(rows, "bench raster")
+
+
+def rows_exit_code(rows: list[dict], command: str) -> int:
+    """1 (with a line naming the first failure) when any row errored, else 0: a benchmark
+    whose rows failed must not look like a success to a script or CI job."""
+    failed = [r for r in rows if r.get("error")]
+    if not failed:
+        return 0
+    print(f"{command}: {len(failed)} of {len(rows)} rows failed (see the error column), first: "
+          f"{failed[0]['error']}", file=sys.stderr)
+    return 1
 
 
 SUBCOMMANDS = [

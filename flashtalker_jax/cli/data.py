@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from flashtalker_jax.cli.options import positive_float, positive_int, seed
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("data", help="talking-head data: synth, inspect, build-tfds, import-video",
@@ -14,9 +16,9 @@ def register(subparsers) -> None:
 
     synth = commands.add_parser("synth", help="procedural speaking identities in VHAP format (espeak-ng voices)")
     synth.add_argument("--out", required=True, help="output folder (flame/ and identity_NNN/ go inside)")
-    synth.add_argument("--identities", type=int, default=1, help="number of identities")
-    synth.add_argument("--seconds", type=float, default=10.0, help="speech per identity (whole sentences)")
-    synth.add_argument("--seed", type=int, default=0, help="seed: same seed and config, same bytes")
+    synth.add_argument("--identities", type=positive_int, default=1, help="number of identities")
+    synth.add_argument("--seconds", type=positive_float, default=10.0, help="speech per identity (whole sentences)")
+    synth.add_argument("--seed", type=seed, default=0, help="seed: same seed and config, same bytes")
     synth.add_argument("--config", default="data_synth", help="config file (default configs/data_synth.py)")
     synth.add_argument("--report", help="write timings and sizes as JSON here")
     synth.set_defaults(func=run_synth, takes_overrides=True)

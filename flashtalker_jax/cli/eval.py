@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from flashtalker_jax.cli.options import non_negative_int, positive_int, seed
+
 DEFAULT_LANDMARKER = Path("..") / "shared" / "data" / "models" / "face_landmarker.task"
 
 
@@ -29,10 +31,10 @@ def register(subparsers) -> None:
     p.add_argument("--lpips-net", default="alex", choices=("alex", "vgg"))
     p.add_argument("--landmarker", help=f"MediaPipe face_landmarker.task (default: {DEFAULT_LANDMARKER} "
                                         "when present; MediaPipe metrics are unavailable without it)")
-    p.add_argument("--max-frames", type=int, default=0, help="evaluate at most this many frames (0: all)")
-    p.add_argument("--batch", type=int, default=4, help="frames rendered per batch")
-    p.add_argument("--seed", type=int, default=0, help="seed of the a2e sampler")
-    p.add_argument("--sample-steps", type=int, help="DDIM steps of a diffusion a2e run (default: the run's "
+    p.add_argument("--max-frames", type=non_negative_int, default=0, help="evaluate at most this many frames (0: all)")
+    p.add_argument("--batch", type=positive_int, default=4, help="frames rendered per batch")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the a2e sampler")
+    p.add_argument("--sample-steps", type=positive_int, help="DDIM steps of a diffusion a2e run (default: the run's "
                    "task.sample.steps)")
     p.add_argument("--report", required=True, help="JSON report path")
     p.add_argument("--out", help="folder for grid.png and curves.png (default: beside the report)")

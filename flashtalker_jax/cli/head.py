@@ -6,6 +6,8 @@ import sys
 import time
 from pathlib import Path
 
+from flashtalker_jax.cli.options import positive_int, seed
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("head", help="procedural FLAME head: synth files, demo sheet",
@@ -14,14 +16,14 @@ def register(subparsers) -> None:
 
     synth = commands.add_parser("synth", help="write the procedural head as FLAME files under DIR/flame/")
     synth.add_argument("--out", required=True, help="output folder (DIR/flame/ is created)")
-    synth.add_argument("--seed", type=int, default=0, help="seed of the random blendshape fields")
+    synth.add_argument("--seed", type=seed, default=0, help="seed of the random blendshape fields")
     synth.add_argument("--report", help="write sizes and timing as JSON here")
     synth.set_defaults(func=run_synth)
 
     demo = commands.add_parser("demo", help="render a turntable + expression sheet PNG of a head")
     demo.add_argument("--out", required=True, help="output folder (head_demo.png goes inside)")
     demo.add_argument("--flame", help="FLAME file or folder (default: the procedural head, seed 0)")
-    demo.add_argument("--size", type=int, default=192, help="pixels per view")
+    demo.add_argument("--size", type=positive_int, default=192, help="pixels per view")
     demo.add_argument("--named-expressions", action="store_true",
                       help="with --flame: show the procedural head's named expressions (head synth folders)")
     demo.set_defaults(func=run_demo)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from flashtalker_jax.cli.options import count_list, positive_float, positive_int, seed
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("speak", help="audio -> expressions -> FLAME -> Gaussians -> H.264 mp4 "
@@ -20,12 +22,12 @@ def register(subparsers) -> None:
     p.add_argument("--save-params", help="also write an npz of the per-frame FLAME parameters "
                    "and mouth_opening_mm")
     p.add_argument("--report", help="JSON report of frames and per-stage timings")
-    p.add_argument("--batch", type=int, default=16, help="frames rendered per batch")
-    p.add_argument("--size", type=int, help="output side in pixels (default: the avatar's resolution)")
-    p.add_argument("--fps", type=float, default=None, help="output frame rate (default: audio.io.FPS, 25)")
+    p.add_argument("--batch", type=positive_int, default=16, help="frames rendered per batch")
+    p.add_argument("--size", type=positive_int, help="output side in pixels (default: the avatar's resolution)")
+    p.add_argument("--fps", type=positive_float, default=None, help="output frame rate (default: audio.io.FPS, 25)")
     p.add_argument("--backend", help="rasterizer backend (default: the avatar's, auto = Pallas on GPU)")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed (diffusion prior)")
-    p.add_argument("--sample-steps", type=int, help="DDIM steps of a diffusion a2e run (default: the run's "
+    p.add_argument("--seed", type=seed, default=0, help="sampling seed (diffusion prior)")
+    p.add_argument("--sample-steps", type=positive_int, help="DDIM steps of a diffusion a2e run (default: the run's "
                    "task.sample.steps)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_speak)
@@ -45,12 +47,9 @@ def register(subparsers) -> None:
 
 def run_speak(args: argparse.Namespace, overrides: list[str]) -> int:
     from flashtalker_jax.audio.io import FPS
-    from flashtalker_jax.errors import ConfigError
     from flashtalker_jax.pipeline.speaker import load_speaker
     from flashtalker_jax.utils.report import print_table, write_report
 
-    if args.batch < 1:
-        raise ConfigError(f"--batch must be >= 1, got {args.batch}")
     speaker = load_speaker(args.avatar, args.a2e, pose_from=args.pose_from, still=args.still,
                            batch_size=args.batch, size=args.size, backend=args.backend, fps=args.fps or FPS,
                            seed=args.seed, sample_steps=args.sample_steps)
@@ -88,24 +87,24 @@ BENCH_HELP = "Time flashtalker speak: render-stage and whole-pipeline FPS per ba
 def bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--avatar", required=True, help="avatar folder (or adapt run folder)")
     p.add_argument("--a2e", required=True, help="motion run folder")
-    p.add_argument("--seconds", type=float, default=60.0, help="clip length")
-    p.add_argument("--size", type=int, default=512, help="output side in pixels")
-    p.add_argument("--batch", default="1,16", help="batch sizes, comma separated")
+    p.add_argument("--seconds", type=positive_float, default=60.0, help="clip length")
+    p.add_argument("--size", type=positive_int, default=512, help="output side in pixels")
+    p.add_argument("--batch", type=count_list, default="1,16", help="batch sizes, comma separated")
     p.add_argument("--audio", help="time this speech file instead of a generated tone")
     p.add_argument("--backend", help="rasterizer backend (default: the avatar's)")
     p.add_argument("--report", help="write the JSON report here")
 
 
 def run_bench(args: argparse.Namespace, overrides: list[str]) -> int:
+    from flashtalker_jax.cli.bench import rows_exit_code
     from flashtalker_jax.pipeline.bench import bench_speak
     from flashtalker_jax.utils.progress import progress
     from flashtalker_jax.utils.report import print_table, write_report
 
-    batches = [int(b) for b in args.batch.split(",") if b.strip()]
-    rows = bench_speak(args.avatar, args.a2e, seconds=args.seconds, size=args.size, batches=batches,
+    rows = bench_speak(args.avatar, args.a2e, seconds=args.seconds, size=args.size, batches=args.batch,
                        audio=args.audio, backend=args.backend,
                        progress=lambda it: progress(it, desc="bench speak", unit="batch size"))
     print_table(rows)
     write_report(args.report, {"command": "bench speak", "avatar": args.avatar, "a2e": args.a2e,
                                "seconds": args.seconds, "rows": rows})
-    return 0
+    return rows_exit_code(rows, "bench speak")

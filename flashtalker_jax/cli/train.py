@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from flashtalker_jax.cli.options import non_negative_int, positive_int
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -14,9 +16,12 @@ def register(subparsers) -> None:
     parser.add_argument("--out", default="runs/train", help="run folder (checkpoints, metrics, config)")
     parser.add_argument("--resume", action="store_true",
                         help="continue from the newest checkpoint in --out (fresh start if none)")
+    parser.add_argument("--restart", action="store_true",
+                        help="start over from step 0 when --out holds checkpoints that cannot be read (with "
+                             "--resume) or any checkpoints (without); old steps are moved aside, not deleted")
     parser.add_argument("--coordinator", help="host:port of process 0 (explicit multi-process start)")
-    parser.add_argument("--num-processes", type=int, help="number of processes (with --coordinator)")
-    parser.add_argument("--process-id", type=int, help="this process's index (with --coordinator)")
+    parser.add_argument("--num-processes", type=positive_int, help="number of processes (with --coordinator)")
+    parser.add_argument("--process-id", type=non_negative_int, help="this process's index (with --coordinator)")
     parser.add_argument("--distributed", action="store_true",
                         help="call jax.distributed.initialize() with cluster auto-detection "
                              "(automatic under SLURM with several tasks and on TPU pods)")
@@ -38,7 +43,7 @@ def run_train(args: argparse.Namespace, overrides: list[str]) -> int:
     task = get_task(config.task)
     if distributed.is_main_process():
         save_config(config, args.out)
-    result = fit(task, config, args.out, resume=args.resume)
+    result = fit(task, config, args.out, resume=args.resume, restart=args.restart)
     if distributed.is_main_process():
         print(f"train: {result.status} at step {result.step}; run folder {args.out} "
               f"({jax.process_count()} process(es), {jax.device_count()} device(s))", file=sys.stderr)

@@ -25,7 +25,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
+import posixpath
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -42,6 +46,7 @@ SPLITS = ("train", "val", "test")
 OPENGL_TO_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])
 AUDIO_FILE = "audio.wav"  # the audio when transforms.json names none
 CANONICAL_FILE = "canonical_flame_param.npz"
+MAX_SHAPE = 300  # shape components of every FLAME release (flame.loader.N_SHAPE_FILE)
 
 
 def frame_stem(timestep: int, camera: int = 0) -> str:
@@ -138,21 +143,22 @@ def read_vhap_index(root: str | os.PathLike, fps: float | None = None) -> VhapIn
     root = Path(root)
     if not root.is_dir():
         raise InputFileError(root, "dataset folder not found")
-    meta = _load_json(root / "transforms.json")
-    frames = meta.get("frames") or []
+    path = root / "transforms.json"
+    meta = _load_json(path)
+    frames = [_checked_frame(f, i, path) for i, f in enumerate(_frame_list(meta, path))]
     if not frames:
-        raise InputFileError(root / "transforms.json", "lists no frames")
+        raise InputFileError(path, "lists no frames")
     _check_files_present(root, frames)
-    cams = [_camera(f, meta, root / "transforms.json") for f in frames]
+    cams = [_camera(f, i, meta, path) for i, f in enumerate(frames)]
     widths, heights = {c[2] for c in cams}, {c[3] for c in cams}
     if len(widths) != 1 or len(heights) != 1:
         raise InputFileError(root / "transforms.json", f"frames have different sizes {widths} x {heights}")
     canonical = root / CANONICAL_FILE
     return VhapIndex(
-        root=root, timesteps=np.array([int(f["timestep_index"]) for f in frames]),
-        cameras=np.array([int(f.get("camera_index", 0)) for f in frames]),
+        root=root, timesteps=np.array([f["timestep_index"] for f in frames], np.int64),
+        cameras=np.array([f["camera_index"] for f in frames], np.int64),
         K=np.stack([c[0] for c in cams]), c2w=np.stack([c[1] for c in cams]),
-        width=widths.pop(), height=heights.pop(), fps=float(fps or meta.get("fps", FPS)),
+        width=widths.pop(), height=heights.pop(), fps=float(fps or _fps(meta, path)),
         flame_paths=tuple(root / f["flame_param_path"] for f in frames),
         image_paths=tuple(root / f["file_path"] if f.get("file_path") else None for f in frames),
         mask_paths=tuple(root / f["fg_mask_path"] if f.get("fg_mask_path") else None for f in frames),
@@ -160,7 +166,75 @@ def read_vhap_index(root: str | os.PathLike, fps: float | None = None) -> VhapIn
         splits=_read_splits(root, frames))
 
 
+# What to do about a malformed transforms*.json.
+TRANSFORMS_FIX = "fix the entry, or re-export the folder with VHAP export_as_nerf_dataset"
+
+
+def _frame_list(meta, path: Path) -> list:
+    """The `frames` list of a transforms*.json (empty when absent)."""
+    if not isinstance(meta, dict):
+        raise InputFileError(path, f"top level is a {type(meta).__name__}, expected an object with 'frames'",
+                             TRANSFORMS_FIX)
+    frames = meta.get("frames")
+    if frames is None:
+        return []
+    if not isinstance(frames, list):
+        raise InputFileError(path, f"'frames' is a {type(frames).__name__}, expected a list of frame objects",
+                             TRANSFORMS_FIX)
+    return frames
+
+
+def _integer(value, what: str, path: Path) -> int:
+    """A non-negative integer field (an integral float such as 3.0 is accepted)."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise InputFileError(path, f"{what} is {value!r}, expected an integer >= 0", TRANSFORMS_FIX)
+    return value
+
+
+def _inside(value, what: str, path: Path) -> str:
+    """A path relative to the dataset folder that stays inside it (no absolute path, no
+    '..' above the folder), normalised; a dataset never reaches outside its folder."""
+    if not isinstance(value, str) or not value.strip():
+        raise InputFileError(path, f"{what} is {value!r}, expected a path relative to the folder", TRANSFORMS_FIX)
+    norm = posixpath.normpath(value.replace("\\", "/"))
+    if posixpath.isabs(norm) or norm == ".." or norm.startswith("../") or (len(norm) > 1 and norm[1] == ":"):
+        raise InputFileError(path, f"{what} {value!r} points outside the dataset folder",
+                             "paths in transforms.json are relative to its folder and stay inside it")
+    return norm
+
+
+def _checked_frame(frame, i: int, path: Path, required=("timestep_index", "flame_param_path")) -> dict:
+    """One frame of transforms*.json with its keys checked: timestep_index (and camera_index)
+    integers, the `required` keys present, every path inside the folder (normalised)."""
+    where = f"frames[{i}]"
+    if not isinstance(frame, dict):
+        raise InputFileError(path, f"{where} is a {type(frame).__name__}, expected an object", TRANSFORMS_FIX)
+    out = dict(frame)
+    for key in required:
+        if key not in frame or frame[key] is None:
+            raise InputFileError(path, f"{where} has no '{key}'", TRANSFORMS_FIX)
+    out["timestep_index"] = _integer(frame["timestep_index"], f"{where} 'timestep_index'", path)
+    out["camera_index"] = _integer(frame.get("camera_index", 0), f"{where} 'camera_index'", path)
+    for key in ("flame_param_path", "file_path", "fg_mask_path"):
+        if frame.get(key) is not None:
+            out[key] = _inside(frame[key], f"{where} {key}", path)
+    return out
+
+
+def _fps(meta: dict, path: Path) -> float:
+    value = meta.get("fps", FPS)
+    if value is None:
+        return FPS
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
+        raise InputFileError(path, f"'fps' is {value!r}, expected a positive number", TRANSFORMS_FIX)
+    return float(value)
+
+
 def _audio_path(root: Path, meta: dict) -> Path | None:
+    if meta.get("audio_path") is not None:
+        _inside(meta["audio_path"], "audio_path", root / "transforms.json")
     path = root / (meta.get("audio_path") or AUDIO_FILE)
     if path.is_file():
         return path
@@ -259,38 +333,87 @@ def _load_json(path: Path) -> dict:
         raise InputFileError(path, "file not found", "is this a VHAP export folder?")
     try:
         return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputFileError(path, f"cannot parse JSON ({exc})") from exc
+    except (OSError, ValueError) as exc:  # json.JSONDecodeError, UnicodeDecodeError are ValueErrors
+        raise InputFileError(path, f"cannot parse JSON ({exc})", "is the file complete?") from exc
 
 
-def _camera(frame: dict, top: dict, path: Path) -> tuple[np.ndarray, np.ndarray, int, int]:
+def _camera(frame: dict, i: int, top: dict, path: Path) -> tuple[np.ndarray, np.ndarray, int, int]:
     try:
         get = lambda k: frame.get(k, top.get(k))  # noqa: E731 - per-frame value, else top level
         K = np.array([[get("fl_x"), 0, get("cx")], [0, get("fl_y"), get("cy")], [0, 0, 1]], np.float64)
         c2w = np.asarray(frame["transform_matrix"], np.float64) @ OPENGL_TO_OPENCV
         return K, c2w, int(get("w")), int(get("h"))
     except (KeyError, TypeError, ValueError) as exc:
-        raise InputFileError(path, f"frame {frame.get('file_path')} has an incomplete camera ({exc})") from exc
+        raise InputFileError(path, f"frames[{i}] ({frame.get('file_path')}) has an incomplete camera "
+                                   f"({type(exc).__name__}: {exc})", "each frame needs transform_matrix (4x4) and "
+                                   "fl_x, fl_y, cx, cy, w, h (per frame or at the top level)") from exc
+
+
+NPZ_FIX = "the file is truncated or not an .npz: re-export it"
+
+
+def load_npz(path: Path, what: str = "FLAME parameters", keys: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """The float32 arrays of an .npz file (only `keys` when given, each required), with one
+    InputFileError for a missing, truncated or non-npz file or a missing key."""
+    if not path.is_file():
+        raise InputFileError(path, f"{what} file not found")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                raise ValueError("a single .npy array, not an .npz archive")
+            names = list(data.files) if keys is None else list(keys)
+            missing = [k for k in names if k not in data.files]
+            if missing:
+                raise InputFileError(path, f"missing key{'s' if len(missing) > 1 else ''} "
+                                           f"{', '.join(repr(k) for k in missing)} (has {sorted(data.files)})",
+                                     f"{what} files hold {', '.join(names)}")
+            return {k: np.asarray(data[k], np.float32) for k in names}
+    except InputFileError:
+        raise
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+        raise InputFileError(path, f"cannot read {what} ({type(exc).__name__}: {exc})", NPZ_FIX) from exc
+
+
+def frame_vector(path: Path, key: str, value: np.ndarray, size: int | None = None) -> np.ndarray:
+    """A per-frame FLAME vector stored as (n,) or, as VHAP saves it, (1, n) -> (n,)."""
+    vector = value[0] if value.ndim == 2 and value.shape[0] == 1 else value
+    if vector.ndim != 1 or (size is not None and vector.shape[0] != size):
+        expected = f"({size},) or (1, {size})" if size is not None else "(n,) or (1, n)"
+        raise InputFileError(path, f"key '{key}' has shape {value.shape}, expected {expected}", NPZ_FIX)
+    return vector
+
+
+def shape_vector(path: Path, value: np.ndarray) -> np.ndarray:
+    """A FLAME `shape` array: (n_shape,) or (1, n_shape), 1 <= n_shape <= MAX_SHAPE -> (n_shape,)."""
+    vector = value[0] if value.ndim == 2 and value.shape[0] == 1 else value
+    if vector.ndim != 1 or not 1 <= vector.shape[0] <= MAX_SHAPE:
+        raise InputFileError(path, f"key 'shape' has shape {value.shape}, expected (n_shape,) or (1, n_shape) "
+                                   f"with 1 <= n_shape <= {MAX_SHAPE}",
+                             "one identity's FLAME shape coefficients: re-export the tracking")
+    return vector
+
+
+def static_offset_array(path: Path, value: np.ndarray) -> np.ndarray:
+    """A `static_offset`: (V, 3) or (1, V, 3) -> (V, 3)."""
+    offset = value[0] if value.ndim == 3 and value.shape[0] == 1 else value
+    if offset.ndim != 2 or offset.shape[1] != 3:
+        raise InputFileError(path, f"key 'static_offset' has shape {value.shape}, expected (V, 3) or (1, V, 3)",
+                             NPZ_FIX)
+    return offset
 
 
 def _load_flame(path: Path) -> dict[str, np.ndarray]:
-    if not path.is_file():
-        raise InputFileError(path, "FLAME parameter file listed in transforms.json is missing")
-    try:
-        with np.load(path) as data:
-            params = {k: np.asarray(data[k], np.float32) for k in data.files}
-    except (OSError, ValueError, EOFError) as exc:
-        raise InputFileError(path, f"cannot read FLAME parameters ({exc})") from exc
+    params = load_npz(path)
     missing = [k for k in (*FLAME_FRAME_KEYS, "shape") if k not in params]
     if missing:
-        raise InputFileError(path, f"missing FLAME keys {missing}")
+        raise InputFileError(path, f"missing FLAME keys {missing}", "re-export the frame's FLAME parameters")
     out = {k: v[0] if v.ndim > 1 and v.shape[0] == 1 and k != "static_offset" else v
            for k, v in params.items()}
-    if "static_offset" in out and out["static_offset"].ndim == 3:
-        out["static_offset"] = out["static_offset"][0]
-    for key, size in FLAME_FRAME_SIZES.items():
-        if out[key].shape != (size,):
-            raise InputFileError(path, f"{key} has shape {out[key].shape}, expected ({size},)")
+    for key in FLAME_FRAME_KEYS:
+        out[key] = frame_vector(path, key, params[key], FLAME_FRAME_SIZES.get(key))
+    out["shape"] = shape_vector(path, params["shape"])
+    if "static_offset" in params:
+        out["static_offset"] = static_offset_array(path, params["static_offset"])
     return out
 
 
@@ -361,12 +484,13 @@ def _stack_flame(per_frame: list[dict], paths: list[Path]) -> dict[str, np.ndarr
 
 
 def _load_flame_canonical(path: Path) -> dict[str, np.ndarray]:
-    try:
-        with np.load(path) as data:
-            params = {k: np.asarray(data[k], np.float32) for k in data.files}
-    except (OSError, ValueError, EOFError) as exc:
-        raise InputFileError(path, f"cannot read canonical FLAME parameters ({exc})") from exc
-    return {k: v[0] if v.ndim >= 2 and v.shape[0] == 1 else v for k, v in params.items()}
+    params = load_npz(path, "canonical FLAME parameters")
+    out = {k: v[0] if v.ndim >= 2 and v.shape[0] == 1 else v for k, v in params.items()}
+    if "shape" in params:
+        out["shape"] = shape_vector(path, params["shape"])
+    if "static_offset" in params:
+        out["static_offset"] = static_offset_array(path, params["static_offset"])
+    return out
 
 
 def _load_audio_checked(index: VhapIndex, sample_rate: int) -> np.ndarray | None:
@@ -387,15 +511,16 @@ def _load_audio_checked(index: VhapIndex, sample_rate: int) -> np.ndarray | None
 
 
 def _read_splits(root: Path, frames: list[dict]) -> dict[str, np.ndarray]:
-    index = {(int(f["timestep_index"]), int(f.get("camera_index", 0))): i for i, f in enumerate(frames)}
+    index = {(f["timestep_index"], f["camera_index"]): i for i, f in enumerate(frames)}
     splits = {}
     for split in SPLITS:
         path = root / f"transforms_{split}.json"
         if not path.is_file():
             continue
         chosen = []
-        for f in _load_json(path).get("frames", []):
-            key = (int(f["timestep_index"]), int(f.get("camera_index", 0)))
+        for i, f in enumerate(_frame_list(_load_json(path), path)):
+            f = _checked_frame(f, i, path, required=("timestep_index",))
+            key = (f["timestep_index"], f["camera_index"])
             if key not in index:
                 raise InputFileError(path, f"frame {f.get('file_path')} is not in transforms.json")
             chosen.append(index[key])
@@ -407,7 +532,20 @@ def _read_phonemes(root: Path) -> list[tuple[str, float, float]] | None:
     path = root / "phonemes.json"
     if not path.is_file():
         return None
-    return [(p["phoneme"], float(p["start"]), float(p["end"])) for p in _load_json(path)]
+    entries = _load_json(path)
+    if not isinstance(entries, list):
+        raise InputFileError(path, f"top level is a {type(entries).__name__}, expected a list of "
+                                   "{phoneme, start, end}", "re-run `flashtalker data synth` or delete it")
+    out = []
+    for i, p in enumerate(entries):
+        for key in ("phoneme", "start", "end"):
+            if not isinstance(p, dict) or key not in p:
+                raise InputFileError(path, f"entry {i} has no '{key}'", "re-run `flashtalker data synth` or delete it")
+        try:
+            out.append((str(p["phoneme"]), float(p["start"]), float(p["end"])))
+        except (TypeError, ValueError) as exc:
+            raise InputFileError(path, f"entry {i} has a non-numeric start or end ({exc})") from exc
+    return out
 
 
 def identity_folders(dataset: str | os.PathLike) -> list[Path]:

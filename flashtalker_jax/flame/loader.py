@@ -2,6 +2,7 @@
 landmark embeddings, UV layout and region masks, with clear errors for bad files."""
 from __future__ import annotations
 
+import functools
 import io
 import pickle
 from pathlib import Path
@@ -142,9 +143,21 @@ def load_flame_arrays(path, *, with_teeth: bool = False) -> dict:
     arrays = validate_flame_arrays(safe_load_pickle(model_path), model_path)
     arrays.update(load_landmark_embeddings(model_path.parent, arrays["f"].shape[0]))
     if with_teeth:
-        from flashtalker_jax.flame.teeth import add_teeth, lip_rings
-        arrays = add_teeth(arrays, *lip_rings(model_path.parent, arrays["v_template"].shape[0]))
+        from flashtalker_jax.flame.teeth import RING_MASKS, add_teeth, lip_rings
+        n_vertices = arrays["v_template"].shape[0]
+        rings = lip_rings(model_path.parent, n_vertices)
+        for name, ids in zip(RING_MASKS, rings):
+            _check_vertex_ids(model_path.parent / MASKS, name, ids, n_vertices)
+        arrays = add_teeth(arrays, *rings)
     return arrays
+
+
+def _check_vertex_ids(path, region: str, ids: np.ndarray, n_vertices: int) -> None:
+    bad = ids[(ids < 0) | (ids >= n_vertices)]
+    if bad.size:
+        raise ModelFileError(path, f"region '{region}' has vertex id {bad[0]}, outside 0..{n_vertices - 1} "
+                                   f"(the model has {n_vertices} vertices; {bad.size} bad ids)",
+                             "the masks belong to another FLAME topology: use the release's FLAME_masks.pkl")
 
 
 def load_flame_model(path, *, with_teeth: bool = False, dtype=jnp.float32,
@@ -233,11 +246,37 @@ def derive_face_halves(masks: dict, v_template: np.ndarray) -> dict:
     return {"upper_face": face[above], "lower_face": face[~above]}
 
 
+@functools.lru_cache(maxsize=8)
+def _template_of(model_path: str, mtime_ns: int, size: int) -> np.ndarray:
+    """v_template of a model pickle (cached per file version: masks are read beside it often)."""
+    return load_flame_arrays(model_path)["v_template"]
+
+
+def _template_beside(folder: Path) -> np.ndarray | None:
+    for candidate in (folder / name for name in MODEL_NAMES):
+        if candidate.is_file():
+            stat = candidate.stat()
+            return _template_of(str(candidate), stat.st_mtime_ns, stat.st_size)
+    return None
+
+
+def _region_ids(path: Path, name: str, value) -> np.ndarray:
+    ids = np.asarray(value)
+    if ids.dtype.kind == "f" and np.all(np.isfinite(ids)) and np.all(ids == np.round(ids)):
+        ids = ids.astype(np.int64)
+    if ids.dtype.kind not in "iu":
+        raise ModelFileError(path, f"region '{name}' is not a list of vertex ids (holds {ids.dtype} "
+                                   f"{ids.shape})", "use the FLAME_masks.pkl of the FLAME release")
+    return ids.astype(np.int64).reshape(-1)
+
+
 def load_region_masks(path, v_template: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Region name -> vertex ids (int64), from FLAME_masks.pkl or a folder holding it.
 
     Adds 'upper_face' and 'lower_face' when the file lacks them (see derive_face_halves);
     that needs the template, taken from `v_template` or the model pickle beside the masks.
+    Every id must index a vertex of that template (checked whenever one is known: given,
+    or a model pickle beside the masks), else ModelFileError naming the file and region.
     """
     path = Path(path)
     if path.is_dir():
@@ -250,13 +289,20 @@ def load_region_masks(path, v_template: np.ndarray | None = None) -> dict[str, n
     raw = safe_load_pickle(path)
     if not isinstance(raw, dict):
         raise ModelFileError(path, f"holds a {type(raw).__name__}, expected a dict")
-    masks = {str(k): np.asarray(v).astype(np.int64).reshape(-1) for k, v in raw.items()}
-    if "upper_face" not in masks or "lower_face" not in masks:
+    masks = {str(k): _region_ids(path, str(k), v) for k, v in raw.items()}
+    halves = "upper_face" in masks and "lower_face" in masks
+    if not halves:
         for key in ("face", "nose"):
             if key not in masks:
                 raise ModelFileError(path, f"missing key '{key}' (needed for upper/lower_face)")
         if v_template is None:
             v_template = load_flame_arrays(path.parent)["v_template"]
+    if v_template is None:
+        v_template = _template_beside(path.parent)
+    if v_template is not None:
+        for name, ids in masks.items():
+            _check_vertex_ids(path, name, ids, np.asarray(v_template).shape[0])
+    if not halves:
         masks.update(derive_face_halves(masks, np.asarray(v_template)))
     return masks
 

@@ -46,13 +46,12 @@ class Identity:
 
 
 def _flame_frame(path: Path, n_expr: int) -> np.ndarray:
-    try:
-        with np.load(path) as f:
-            expr, jaw = np.asarray(f["expr"], np.float32).reshape(-1), np.asarray(f["jaw_pose"], np.float32).reshape(-1)
-    except (OSError, KeyError, ValueError) as exc:
-        raise InputFileError(path, f"cannot read expr/jaw_pose ({exc})") from exc
-    if expr.shape[0] < n_expr or jaw.shape != (3,):
-        raise InputFileError(path, f"expr has {expr.shape[0]} coefficients (need {n_expr}), jaw_pose {jaw.shape}")
+    arrays = vhap.load_npz(path, keys=("expr", "jaw_pose"))
+    expr = vhap.frame_vector(path, "expr", arrays["expr"])
+    jaw = vhap.frame_vector(path, "jaw_pose", arrays["jaw_pose"], 3)
+    if expr.shape[0] < n_expr:
+        raise InputFileError(path, f"key 'expr' has {expr.shape[0]} coefficients, the model needs {n_expr}",
+                             "lower task.n_expr or re-export with more expression components")
     return np.concatenate([expr[:n_expr], jaw])
 
 
@@ -82,8 +81,8 @@ def read_identity(root: str | os.PathLike, index: int, n_expr: int, feature_fn: 
                                                 f"the motion has {n}")
     if folder.canonical_path is None:
         raise InputFileError(root / vhap.CANONICAL_FILE, "missing", "the identity's FLAME shape is read from it")
-    with np.load(folder.canonical_path) as f:
-        shape = np.asarray(f["shape"], np.float32).reshape(-1)
+    canonical = folder.canonical_path
+    shape = vhap.shape_vector(canonical, vhap.load_npz(canonical, "canonical FLAME parameters", ("shape",))["shape"])
     out = {}
     for split in splits:
         out[split] = [Sentence(root.name, index, motion[run], audio[steps_per_frame * run[0]:
@@ -109,11 +108,12 @@ class Normaliser:
 
     @staticmethod
     def load(path) -> "Normaliser":
-        try:
-            with np.load(path) as f:
-                return Normaliser(mean=f["mean"].astype(np.float32), std=f["std"].astype(np.float32))
-        except (OSError, KeyError, ValueError) as exc:
-            raise InputFileError(path, f"cannot read normalisation statistics ({exc})") from exc
+        arrays = vhap.load_npz(Path(path), "normalisation statistics", ("mean", "std"))
+        mean, std = arrays["mean"], arrays["std"]
+        if mean.ndim != 1 or std.shape != mean.shape:
+            raise InputFileError(path, f"keys 'mean' {mean.shape} and 'std' {std.shape}: expected two (D,) arrays",
+                                 "the motion run is damaged: retrain it or copy it again")
+        return Normaliser(mean=mean, std=std)
 
     @staticmethod
     def of(rows: np.ndarray, min_std: float = 1e-3) -> "Normaliser":

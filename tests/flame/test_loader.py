@@ -181,3 +181,44 @@ def test_region_masks_derive_face_halves(flame_dir, tmp_path):
     derived = load_region_masks(tmp_path)
     np.testing.assert_array_equal(derived["upper_face"], masks["upper_face"])
     np.testing.assert_array_equal(derived["lower_face"], masks["lower_face"])
+
+
+@pytest.mark.parametrize("bad,found", [(10 ** 6, "1000000"), (-1, "-1")])
+def test_region_mask_ids_outside_the_mesh_name_the_file_and_region(flame_dir, flame_model, tmp_path, bad, found):
+    masks = load_region_masks(flame_dir)
+    V = flame_model.n_vertices
+    broken = dict(masks)
+    broken["lips"] = np.append(masks["lips"], bad)
+    path = tmp_path / "FLAME_masks.pkl"
+    path.write_bytes(pickle.dumps(broken))
+    (tmp_path / "generic_model.pkl").symlink_to(flame_dir / "generic_model.pkl")
+    message = rf"FLAME_masks\.pkl: region 'lips' has vertex id {found}, outside 0\.\.{V - 1}"
+    with pytest.raises(ModelFileError, match=message):
+        load_region_masks(tmp_path)                                  # V from the model beside
+    with pytest.raises(ModelFileError, match=message):
+        load_region_masks(path, v_template=np.zeros((V, 3)))         # V from the template given
+
+
+def test_region_mask_that_is_not_ids_is_named(tmp_path):
+    path = tmp_path / "FLAME_masks.pkl"
+    path.write_bytes(pickle.dumps({"face": np.arange(3), "nose": np.arange(2), "lips": "upper lip",
+                                   "upper_face": np.arange(2), "lower_face": np.arange(1)}))
+    with pytest.raises(ModelFileError, match=r"FLAME_masks\.pkl: region 'lips' is not a list of vertex ids"):
+        load_region_masks(path, v_template=np.zeros((6, 3)))
+
+
+def test_vhap_reader_and_loader_agree_on_the_shape_width():
+    from flashtalker_jax.data.vhap import MAX_SHAPE
+    from flashtalker_jax.flame.loader import N_SHAPE_FILE
+
+    assert MAX_SHAPE == N_SHAPE_FILE
+
+
+def test_lip_ring_ids_outside_the_mesh_are_refused_before_building_teeth(flame_dir, flame_model, tmp_path):
+    masks = safe_load_pickle(flame_dir / "FLAME_masks.pkl")
+    masks["lip_outside_ring_lower"] = np.append(np.asarray(masks["lip_outside_ring_lower"]), 99999)
+    (tmp_path / "FLAME_masks.pkl").write_bytes(pickle.dumps({k: np.asarray(v) for k, v in masks.items()}))
+    (tmp_path / "generic_model.pkl").symlink_to(flame_dir / "generic_model.pkl")
+    with pytest.raises(ModelFileError, match=r"FLAME_masks\.pkl: region 'lip_outside_ring_lower' has vertex id "
+                                             rf"99999, outside 0\.\.{flame_model.n_vertices - 1}"):
+        load_flame_model(tmp_path, with_teeth=True)
