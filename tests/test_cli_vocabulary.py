@@ -43,7 +43,7 @@ def test_flag_names_are_shared():
 
 @pytest.mark.parametrize("name", ["train", "adapt", "pretrain-a2e", "adapt-a2e"])
 def test_every_training_command_resumes(name):
-    assert "--resume" in _options(COMMANDS[name])
+    assert {"--resume", "--restart"} <= set(_options(COMMANDS[name]))
 
 
 def test_adapt_a2e_resume_reaches_the_trainer(monkeypatch, tmp_path):
@@ -56,7 +56,7 @@ def test_adapt_a2e_resume_reaches_the_trainer(monkeypatch, tmp_path):
     assert "resume=resume" in inspect.getsource(jobs.adapt)
     calls = {}
 
-    def fake_adapt(config, prior, data, out, resume=False):
+    def fake_adapt(config, prior, data, out, resume=False, restart=False):
         calls.update(prior=prior, resume=resume, steps=config.train.steps)
         return {"status": "completed", "criterion": "loss", "best_score": 0.0, "best_step": 0, "train_seconds": 0.0}
 

@@ -15,7 +15,8 @@ from flashtalker_jax.train.state import merge_model
 from flashtalker_jax.train.trainer import fit
 
 
-def adapt(config: ml_collections.ConfigDict, out: str | os.PathLike, resume: bool = False) -> dict:
+def adapt(config: ml_collections.ConfigDict, out: str | os.PathLike, resume: bool = False,
+          restart: bool = False) -> dict:
     """Train config.task (task.data = the identity's VHAP folder) in run folder `out`.
 
     Returns status ("completed" or "preempted"), steps, seconds and avatar (the exported
@@ -25,7 +26,7 @@ def adapt(config: ml_collections.ConfigDict, out: str | os.PathLike, resume: boo
     start = time.perf_counter()
     task = make_task(config.task)
     save_config(config, out)
-    result = fit(task, config, out, resume=resume)
+    result = fit(task, config, out, resume=resume, restart=restart)
     avatar = None
     if result.status != "preempted":
         avatar = export_avatar(merge_model(result.graphdef, result.state), config.task, out / "avatar")

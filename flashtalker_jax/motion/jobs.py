@@ -52,7 +52,8 @@ def _write_json(path: Path, payload: dict) -> None:
     path.write_text(json.dumps(payload, indent=1, default=float))
 
 
-def pretrain(config: ml_collections.ConfigDict, data: str, out: str, resume: bool = False) -> dict:
+def pretrain(config: ml_collections.ConfigDict, data: str, out: str, resume: bool = False,
+             restart: bool = False) -> dict:
     from flashtalker_jax.train.trainer import fit
 
     config.task.dataset = str(data)
@@ -61,7 +62,7 @@ def pretrain(config: ml_collections.ConfigDict, data: str, out: str, resume: boo
     load_seconds = time.perf_counter() - start
     save_config(config, out)
     start = time.perf_counter()
-    result = fit(motion.task, config, out, resume=resume)
+    result = fit(motion.task, config, out, resume=resume, restart=restart)
     train_seconds = time.perf_counter() - start
     names = [i.name for i in motion.identities]
     tasks.save_motion_model(out, config.task, tasks.params_of(result.state), motion, names)
@@ -195,7 +196,8 @@ def _saved_params(run: Path) -> dict:
     return {k: np.asarray(v) for k, v in np.load(run / "model.npz").items()}
 
 
-def adapt(config: ml_collections.ConfigDict, prior: str, data: str, out: str, resume: bool = False) -> dict:
+def adapt(config: ml_collections.ConfigDict, prior: str, data: str, out: str, resume: bool = False,
+          restart: bool = False) -> dict:
     from flashtalker_jax.train.trainer import fit
 
     prior_model = tasks.load_motion_model(prior)
@@ -222,7 +224,7 @@ def adapt(config: ml_collections.ConfigDict, prior: str, data: str, out: str, re
     start = time.perf_counter()
     status = "completed"
     try:
-        result = fit(motion.task, run, out, resume=resume, after_step=tracker)
+        result = fit(motion.task, run, out, resume=resume, restart=restart, after_step=tracker)
         status = result.status
     except EarlyStop:
         status = "early_stopped"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import signal
 import threading
 import time
@@ -21,16 +22,19 @@ from flax import nnx
 
 from flashtalker_jax.errors import ConfigError, TrainingError
 from flashtalker_jax.train import distributed
-from flashtalker_jax.train.checkpoint import Checkpointer, restore_subtree
+from flashtalker_jax.train.checkpoint import Checkpointer, UnreadableCheckpoints, restore_subtree
 from flashtalker_jax.train.mesh import batch_sharding, make_mesh, state_shardings, with_shardings
 from flashtalker_jax.train.metrics import MetricsLogger
 from flashtalker_jax.train.optim import make_optimizer
+from flashtalker_jax.train.runlock import RunLock
 from flashtalker_jax.train.state import TrainState, abstract_state, init_state, key_path_str
 from flashtalker_jax.train.step import jit_train_step, make_train_step
 from flashtalker_jax.train.tasks import Task
 from flashtalker_jax.utils.progress import progress
 
 PREEMPTED_EXIT_CODE = 143  # 128 + SIGTERM: the job should be restarted with --resume
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -70,47 +74,74 @@ class _StopRequest:
 
 
 def fit(task: Task, config: ml_collections.ConfigDict, run_dir: str | Path, *, resume: bool = False,
-        mesh: jax.sharding.Mesh | None = None,
+        restart: bool = False, mesh: jax.sharding.Mesh | None = None,
         after_step: Callable[[int, TrainState], None] | None = None) -> FitResult:
     """Train `task` for config.train.steps steps, saving into run_dir/checkpoints.
 
-    resume: continue from the newest readable checkpoint (fresh start when none).
+    resume: continue from the newest readable checkpoint (fresh start when there is none;
+        UnreadableCheckpoints when there are checkpoints but none can be read).
+    restart: start over from step 0 where the run would otherwise be refused (checkpoints
+        without resume, or none readable with resume); the old steps are moved aside
+        (replaced_checkpoints/<time>/, corrupt_checkpoints/), never deleted.
     after_step(step, state): called after every step (hooks, fault injection in tests).
+
+    The run folder is locked for the call (train/runlock.py): a second fit on the same
+    folder meanwhile raises RunFolderInUse.
     """
     run_dir = Path(run_dir)
     train = config.train
-    mesh = mesh or make_mesh(config.mesh.data, config.mesh.model)
-    tx, schedule = make_optimizer(config.optim, train.steps)
-    graphdef, shapes = abstract_state(task.make_model, tx)
-    shardings = state_shardings(mesh, shapes)
-    data = task.make_data(jax.process_index(), jax.process_count())
-    ckpt = Checkpointer(run_dir / "checkpoints", keep=train.keep_checkpoints, async_save=train.async_checkpoint)
-    logger = MetricsLogger(run_dir, enabled=distributed.is_main_process())
-    try:
-        state = _initial_state(task, config, tx, shapes, shardings, ckpt, data, resume)
-        step_fn = jit_train_step(make_train_step(graphdef, task.loss_fn, tx, schedule), mesh, shardings,
-                                 batch_sharding(mesh))
-        with _StopRequest(ckpt) as stop:
-            return _loop(state, graphdef, step_fn, data, mesh, config, ckpt, logger, stop, after_step)
-    finally:
-        ckpt.close()
-        logger.close()
+    with RunLock(run_dir):
+        mesh = mesh or make_mesh(config.mesh.data, config.mesh.model)
+        tx, schedule = make_optimizer(config.optim, train.steps)
+        graphdef, shapes = abstract_state(task.make_model, tx)
+        shardings = state_shardings(mesh, shapes)
+
+        def make_data():
+            return task.make_data(jax.process_index(), jax.process_count())
+
+        data = make_data()
+        ckpt = Checkpointer(run_dir / "checkpoints", keep=train.keep_checkpoints,
+                            async_save=train.async_checkpoint)
+        logger = MetricsLogger(run_dir, enabled=distributed.is_main_process())
+        try:
+            state, data = _initial_state(task, config, tx, shapes, shardings, ckpt, data, make_data, resume,
+                                         restart)
+            step_fn = jit_train_step(make_train_step(graphdef, task.loss_fn, tx, schedule), mesh, shardings,
+                                     batch_sharding(mesh))
+            with _StopRequest(ckpt) as stop:
+                return _loop(state, graphdef, step_fn, data, mesh, config, ckpt, logger, stop, after_step)
+        finally:
+            ckpt.close()
+            logger.close()
 
 
-def _initial_state(task, config, tx, shapes, shardings, ckpt, data, resume) -> TrainState:
+def _initial_state(task, config, tx, shapes, shardings, ckpt, data, make_data, resume, restart):
+    """(state, data iterator): restored, or initialised (a fresh iterator) at step 0."""
     target = with_shardings(shapes, shardings)
     if resume:
-        restored = ckpt.restore_latest(target, data)
+        try:
+            restored = ckpt.restore_latest(target, data)
+        except UnreadableCheckpoints as exc:
+            if not restart:
+                raise
+            log.warning("--restart: no checkpoint in %s can be read; starting over from step 0", ckpt.directory)
+            for step, why in exc.unreadable:
+                ckpt.quarantine(step, why)
+            restored, data = None, make_data()  # a failed restore may have moved the iterator
         if restored is not None:
-            return restored[0]
+            return restored[0], data
     elif ckpt.latest_step() is not None:
-        raise ConfigError(f"{ckpt.directory} already holds checkpoints (latest step {ckpt.latest_step()}): "
-                          "pass --resume to continue, or choose another --out")
+        if not restart:
+            raise ConfigError(f"{ckpt.directory} already holds checkpoints (latest step {ckpt.latest_step()}): "
+                              "pass --resume to continue, --restart to start over (the old steps are kept "
+                              "in replaced_checkpoints/), or choose another --out")
+        moved = ckpt.set_aside_all("--restart: starting over from step 0")
+        log.warning("--restart: the checkpoints of %s were moved to %s", ckpt.directory, moved)
     init = jax.jit(lambda key: init_state(task.make_model, tx, key), out_shardings=shardings)
     state = init(jax.random.key(config.train.seed))
     if config.train.init_from:
         state = _graft_pretrained(state, target, config.train)
-    return state
+    return state, data
 
 
 def _graft_pretrained(state: TrainState, target: TrainState, train) -> TrainState:
