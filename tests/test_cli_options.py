@@ -89,8 +89,9 @@ def test_good_values_parse():
     parse = build_parser().parse_args
     args = parse([*BASE["bench raster"], "--sizes", " 10k, 1.5m ,7", "--batch", "1,16", "--backends", "pallas, tiles"])
     assert args.sizes == [10_000, 1_500_000, 7] and args.batch == [1, 16] and args.backends == ["pallas", "tiles"]
-    args = parse([*BASE["bench avatar"], "--sizes", "64", "--batch", "1,4"])
-    assert args.sizes == [64] and args.batch == [1, 4] and args.configs == ["adapt_flashtalker", "adapt_gaussianavatars"]
+    args = parse([*BASE["bench avatar"], "--sizes", "64", "--batch", "1,4", "--configs", "adapt_flashtalker, x.py:cpu"])
+    assert args.sizes == [64] and args.batch == [1, 4] and args.configs == ["adapt_flashtalker", "x.py:cpu"]
+    assert parse(BASE["bench avatar"]).configs is None   # run_bench: the defaults with --data, none without
     assert parse(BASE["bench speak"]).batch == [1, 16]
     args = parse([*BASE["speak"], "--size", "96", "--fps", "30", "--batch", "2", "--sample-steps", "5"])
     assert (args.size, args.fps, args.batch, args.sample_steps) == (96, 30.0, 2, 5)

@@ -217,19 +217,29 @@ def make_task(task_cfg: ml_collections.ConfigDict) -> Task:
 
 # ------------------------------------------------------------------ avatar folder
 
-def export_avatar(model: AdaptModel, task_cfg, out_dir: Path) -> Path:
-    """Write the self-contained avatar folder (export.py) and return its path."""
+def export_avatar(model: AdaptModel, task_cfg, out_dir: Path, camera: int = 0) -> Path:
+    """Write the self-contained avatar folder (export.py) and return its path: the model,
+    the identity, a copy of its FLAME folder, and the replay camera's view and pose track
+    (`camera`'s frames of task.data), so that no later command needs the training data.
+    config.json records task.data (and task.flame) resolved to absolute paths."""
     from flashtalker_jax.data.vhap import read_vhap
 
-    seq = read_vhap(task_cfg.data)
+    data_dir = Path(task_cfg.data)
+    seq = read_vhap(data_dir)
     identity = {"shape": np.asarray(seq.shape, np.float32)}
     if seq.static_offset is not None:
         identity["static_offset"] = np.asarray(seq.static_offset, np.float32)
     refinement = model.refinement
     meta = {"n_frames": int(refinement.expr.shape[0]), "n_cameras": int(refinement.camera.shape[0]),
-            "audio_dim": model.audio_dim}
-    return export.write_avatar_folder(out_dir, task_cfg, resolve_flame_dir(task_cfg, Path(task_cfg.data)),
-                                      identity, meta, export.flat_state(model))
+            "audio_dim": model.audio_dim, "camera": int(camera), "fps": float(seq.fps)}
+    flame_dir = resolve_flame_dir(task_cfg, data_dir)
+    saved_cfg = task_cfg.copy_and_resolve_references()
+    saved_cfg.data = str(data_dir.resolve())
+    if task_cfg.flame:
+        saved_cfg.flame = str(Path(task_cfg.flame).resolve())
+    return export.write_avatar_folder(out_dir, saved_cfg, flame_dir, identity, meta,
+                                      export.flat_state(model), export.replay_view(seq, camera),
+                                      export.replay_track(seq, camera))
 
 
 def load_avatar(avatar_dir) -> tuple[AdaptModel, ml_collections.ConfigDict]:

@@ -80,11 +80,13 @@ BENCH_HELP = "Render FPS of avatars: UV placement vs per-face placement (Gaussia
 
 
 def bench_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", required=True, help="identity folder (VHAP format): FLAME, cameras, tracked frames")
+    p.add_argument("--data", help="identity folder (VHAP format) the fresh avatars are built from; "
+                   "without it only --avatar is timed (on its stored frames and camera)")
     p.add_argument("--avatar", default=None, help="also time this trained avatar (RUN or RUN/avatar)")
-    p.add_argument("--configs", type=name_list, default="adapt_flashtalker,adapt_gaussianavatars",
-                   help="adapt configs (file[:preset]) whose fresh avatars to time (default: UV and per-face "
-                        "placement); --config.* overrides apply to each")
+    p.add_argument("--configs", type=name_list, default=None,
+                   help="adapt configs (file[:preset]) whose fresh avatars to time (default with --data: "
+                        "adapt_flashtalker,adapt_gaussianavatars, UV and per-face placement); --config.* "
+                        "overrides apply to each")
     p.add_argument("--sizes", type=count_list, default="128,256", help="square image sizes, comma separated")
     p.add_argument("--batch", type=count_list, default="1,4", help="frames rendered per call, comma separated")
     p.add_argument("--runs", type=positive_int, default=5, help="timed runs per row (median)")
@@ -93,7 +95,7 @@ def bench_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_bench(args: argparse.Namespace, overrides: list[str]) -> int:
-    from flashtalker_jax.avatar.bench import bench_avatar
+    from flashtalker_jax.avatar.bench import DEFAULT_CONFIGS, bench_avatar
     from flashtalker_jax.cli.bench import rows_exit_code
     from flashtalker_jax.utils.progress import progress
     from flashtalker_jax.utils.report import print_table, write_report
@@ -101,11 +103,12 @@ def run_bench(args: argparse.Namespace, overrides: list[str]) -> int:
     avatar = Path(args.avatar) if args.avatar else None
     if avatar is not None and (avatar / "avatar").is_dir():
         avatar = avatar / "avatar"
-    rows = bench_avatar(args.data, args.sizes, args.batch, configs=args.configs, avatar_dir=avatar,
+    configs = args.configs if args.configs is not None else (DEFAULT_CONFIGS if args.data else ())
+    rows = bench_avatar(args.data, args.sizes, args.batch, configs=configs, avatar_dir=avatar,
                         overrides=overrides, runs=args.runs,
                         progress=lambda it: progress(it, desc="bench avatar", unit="row"))
     print_table(rows, ["avatar", "placement", "size", "batch", "gaussians", "backend",
                        "ms_per_batch", "fps"])
-    write_report(args.report, {"command": "bench avatar", "data": str(args.data), "runs": args.runs,
+    write_report(args.report, {"command": "bench avatar", "data": args.data, "runs": args.runs,
                                "rows": rows})
     return rows_exit_code(rows, "bench avatar")

@@ -5,6 +5,8 @@ time order: composited ground-truth images, cameras, tracked FLAME parameters an
 avatar's per-frame audio drive. Self-reenactment uses the held-out split; cross-reenactment
 uses the frames whose head pose is replayed under the new audio, as `speak` replays them
 (forward then backward, `pingpong`), so the reference video has the same head motion.
+Without the identity's folder, cross-reenactment replays the pose track and camera stored
+in the avatar folder (`stored_reference`, exactly what `speak` renders), with no frames.
 
 Drivings (FLAME parameters per reference frame, cameras of the reference):
 - tracked:    the reference's own tracked parameters (self only);
@@ -30,10 +32,11 @@ POSE_KEYS = ("rotation", "neck_pose", "eyes_pose", "translation")
 
 @dataclasses.dataclass(frozen=True)
 class Reference:
-    """T frames of one identity: gt (T, S, S, 3) float [0, 1], viewmat (T, 4, 4), K (T, 3, 3)
-    at size S, track {DRIVE_KEYS (T, k)[, audio (T, A)]}, timesteps (T,), folder `root`."""
+    """T frames of one identity: gt (T, S, S, 3) float [0, 1] (None: no video, only the
+    avatar folder's stored track), viewmat (T, 4, 4), K (T, 3, 3) at size S, track
+    {DRIVE_KEYS (T, k)[, audio (T, A)]}, timesteps (T,), folder `root`."""
     root: Path
-    gt: np.ndarray
+    gt: np.ndarray | None
     viewmat: np.ndarray
     K: np.ndarray
     track: dict
@@ -83,6 +86,20 @@ def load_reference(seq, indices: np.ndarray, size: int, task_cfg, audio_dim: int
         track["audio"] = frames["audio"]
     return Reference(Path(seq.root), gt[inverse], frames["viewmat"][inverse], frames["K"][inverse],
                      {k: v[inverse] for k, v in track.items()}, seq.timesteps[indices], float(seq.fps))
+
+
+def stored_reference(avatar_dir, n_frames: int, size: int, fps: float) -> Reference:
+    """n_frames of the avatar folder's own pose track (track.npz) played forward then
+    backward, from its stored camera (view.npz) at size S: what `speak` renders, without
+    ground-truth frames (gt None)."""
+    from flashtalker_jax.avatar.export import read_replay, view_at
+
+    view, track = read_replay(avatar_dir)
+    rows = pingpong(n_frames, len(track["timesteps"]))
+    viewmat, K = view_at(view, size)
+    return Reference(Path(avatar_dir), None, np.repeat(viewmat[None], n_frames, 0),
+                     np.repeat(K[None], n_frames, 0), {k: track[k][rows] for k in DRIVE_KEYS},
+                     track["timesteps"][rows], float(fps))
 
 
 def _collect(result) -> dict[str, np.ndarray]:

@@ -7,7 +7,10 @@ Cross-reenactment (`setting="cross"`): the avatar speaks other clips (speech fil
 other identities' VHAP folders) through the motion run, on its own tracked head motion.
 There are no ground-truth frames, so only stability (against the video the head motion
 comes from), lip activity, and lip metrics against the clip's own tracked motion (VHAP
-sources) are computed; the rest is reported unavailable with the reason.
+sources) are computed; the rest is reported unavailable with the reason. Cross needs no
+identity folder (`data=None`): the avatar folder's stored pose track and camera are
+replayed as `speak` replays them (then MediaPipe stability has no video to compare with).
+Self needs `data`: the held-out ground-truth frames.
 """
 from __future__ import annotations
 
@@ -42,6 +45,8 @@ TABLE_COLUMNS = {
 }
 NO_GT_FRAMES = ("unavailable: cross-reenactment has no ground-truth frames (the identity never "
                 "said this audio)")
+NO_POSE_VIDEO = ("unavailable: no video of the pose source (pass --data, the identity's VHAP "
+                 "folder, to compare with its frames)")
 BY_CONSTRUCTION = ("unavailable: driven by the ground-truth track itself, identical by "
                    "construction")
 
@@ -117,7 +122,8 @@ def score_driving(renderer: EvalRenderer, ctx: Context, driving: drive.Driving,
     if ctx.landmarker is not None:
         faces = track_faces(np.round(rendered.rgb * 255).astype(np.uint8), ctx.landmarker,
                             total=len(rendered.rgb), desc=f"{driving.name} landmarks")
-        add(scores.mediapipe_scores(faces, ctx.ref_faces, ref.fps, compare_faces=setting == "self"))
+        if ctx.ref_faces is not None:
+            add(scores.mediapipe_scores(faces, ctx.ref_faces, ref.fps, compare_faces=setting == "self"))
     if driving.waveform is not None:
         add(scores.speech_scores(driving.waveform, rendered.mouth_mm, ref.fps, faces))
     else:
@@ -144,15 +150,17 @@ def make_context(renderer: EvalRenderer, ref: drive.Reference, setting: str, lan
     boxes = [mouth_box(points[1][i:i + 1], ref.viewmat[i:i + 1], ref.K[i:i + 1], renderer.size, 0.25)
              for i in range(len(ref.gt))] if setting == "self" else []
     faces = None
-    if landmarker is not None:
+    reasons = base_reasons(setting, landmarker, lpips_reasons)
+    if landmarker is not None and ref.gt is not None:
         faces = track_faces(np.round(ref.gt * 255).astype(np.uint8), landmarker, total=len(ref.gt),
                             desc="reference landmarks")
+    elif landmarker is not None:
+        reasons["stability"] = NO_POSE_VIDEO
     masks = load_region_masks(renderer.avatar_dir / "flame")
     zero = {"expr": np.zeros((1, renderer.n_expr), np.float32), "jaw_pose": np.zeros((1, 3), np.float32)}
     neutral = renderer.expression_mesh(zero)[0][0]
     mesh_ids = (neutral, masks["lips"].astype(np.int32), masks["upper_face"].astype(np.int32))
-    return Context(setting, ref, points, faces, boxes, lpips_models, landmarker, mesh_ids,
-                   base_reasons(setting, landmarker, lpips_reasons))
+    return Context(setting, ref, points, faces, boxes, lpips_models, landmarker, mesh_ids, reasons)
 
 
 def load_lpips_models(weights, net: str) -> tuple[dict, dict]:
@@ -177,6 +185,7 @@ def evaluate(avatar, data, setting: str, *, a2e=None, sources=(), lpips_weights=
              overrides: tuple[str, ...] = ()) -> dict:
     """The whole evaluation (module docstring); writes the PNGs into out_dir and returns
     the report: per-row registry entries, table text, per-frame curves, PNG paths.
+    `data`: the identity's VHAP folder; None (cross only) replays the avatar folder's track.
     `renderer`: an already loaded `avatar` (its compiled functions are reused);
     `overrides`: `--config.task.*` items for the avatar's saved config (load_eval_renderer)."""
     from flashtalker_jax.data.vhap import read_vhap
@@ -189,23 +198,33 @@ def evaluate(avatar, data, setting: str, *, a2e=None, sources=(), lpips_weights=
     for source in sources:
         if not Path(source).exists():
             raise InputFileError(source, "driving audio/folder not found")
+    if setting == "self" and data is None:
+        raise ConfigError("self-reenactment compares with the identity's held-out frames: pass "
+                          "--data, its VHAP folder")
     # Wrong folders and weight files fail here, before the (slow) avatar load.
-    seq = read_vhap(data)
+    seq = read_vhap(data) if data is not None else None
     lpips_models, lpips_reasons = load_lpips_models(lpips_weights, lpips_net)
     renderer = renderer or load_eval_renderer(avatar, batch_size, tuple(overrides))
+    if seq is not None:
+        fps = seq.fps
+    else:
+        from flashtalker_jax.avatar.export import read_meta
+
+        fps = float(read_meta(renderer.avatar_dir)["fps"])
     motion_fn_for = None
     if a2e is not None:
         from flashtalker_jax.pipeline.motion import motion_from_run
 
-        motion_fn_for = lambda poses: motion_from_run(a2e, poses, seq.fps, renderer.n_expr,  # noqa: E731
+        motion_fn_for = lambda poses: motion_from_run(a2e, poses, fps, renderer.n_expr,  # noqa: E731
                                                       seed=seed, sample_steps=sample_steps)
-    ref, drivings = _drivings(renderer, seq, setting, motion_fn_for, sources, max_frames)
+    ref, drivings = _drivings(renderer, seq, fps, setting, motion_fn_for, sources, max_frames)
     ctx = make_context(renderer, ref, setting, landmarker, lpips_models, lpips_reasons)
     results = {d.name: score_driving(renderer, ctx, d, show_progress) for d in drivings}
     rows = {name: row_entries(r["values"], r["reasons"]) for name, r in results.items()}
-    report = {"setting": setting, "avatar": str(renderer.avatar_dir), "data": str(data),
+    report = {"setting": setting, "avatar": str(renderer.avatar_dir),
+              "data": str(data) if data is not None else None,
               "a2e": str(a2e) if a2e else None, "sources": [str(s) for s in sources],
-              "frames": len(ref.gt), "timesteps": ref.timesteps, "fps": ref.fps,
+              "frames": len(ref.timesteps), "timesteps": ref.timesteps, "fps": ref.fps,
               "landmarker": str(landmarker) if landmarker else None,
               "table": metric_table(rows, TABLE_COLUMNS[setting]), "rows": rows,
               "per_frame": {name: r["curves"] for name, r in results.items()}}
@@ -214,7 +233,7 @@ def evaluate(avatar, data, setting: str, *, a2e=None, sources=(), lpips_weights=
     return report
 
 
-def _drivings(renderer, seq, setting, motion_fn_for, sources, max_frames):
+def _drivings(renderer, seq, fps, setting, motion_fn_for, sources, max_frames):
     tcfg = renderer.task_cfg
     if setting == "self":
         indices = drive.heldout_indices(seq, tuple(tcfg.eval_splits), max_frames)
@@ -226,15 +245,18 @@ def _drivings(renderer, seq, setting, motion_fn_for, sources, max_frames):
         if motion_fn_for is not None:
             drivings.append(drive.self_a2e_driving(ref, seq, motion_fn_for, renderer.n_expr))
         return ref, drivings
-    clips = [drive.cross_source(s, seq.fps, renderer.n_expr, renderer.audio_dim, max_frames)
+    clips = [drive.cross_source(s, fps, renderer.n_expr, renderer.audio_dim, max_frames)
              for s in sources]
     # One reference for every row: the identity's video replayed (as `speak` replays it)
     # for the shortest clip; longer clips are cut to it, so rows share frames and poses.
-    rows = seq.camera_rows()
     n = min(c["n_frames"] for c in clips)
-    ref = drive.load_reference(seq, rows[drive.pingpong(n, len(rows))], renderer.size, tcfg,
-                               renderer.audio_dim)
-    return ref, [drive.cross_driving(drive.cut_clip(c, n, seq.fps), ref, motion_fn_for, renderer.n_expr)
+    if seq is None:   # no identity folder: the avatar folder's own track and camera
+        ref = drive.stored_reference(renderer.avatar_dir, n, renderer.size, fps)
+    else:
+        rows = seq.camera_rows()
+        ref = drive.load_reference(seq, rows[drive.pingpong(n, len(rows))], renderer.size, tcfg,
+                                   renderer.audio_dim)
+    return ref, [drive.cross_driving(drive.cut_clip(c, n, fps), ref, motion_fn_for, renderer.n_expr)
                  for c in clips]
 
 
@@ -242,9 +264,9 @@ def save_pngs(out_dir: Path, ref: drive.Reference, ref_points: np.ndarray, resul
               grid_frames: int) -> dict:
     """grid.png (reference | render [| |error|] per driving) and curves.png; ref_points:
     the reference's projected FLAME landmarks (T, L, 2), for its nose motion."""
-    columns = plots.pick_frames(len(ref.gt), grid_frames)
+    columns = plots.pick_frames(len(ref.timesteps), grid_frames)
     label = "ground truth" if setting == "self" else "pose source (identity video)"
-    grid_rows = [(label, ref.gt)]
+    grid_rows = [(label, ref.gt)] if ref.gt is not None else []
     for name, result in results.items():
         grid_rows.append((f"{name} render", result["rgb"]))
         if setting == "self":
@@ -262,5 +284,5 @@ def save_pngs(out_dir: Path, ref: drive.Reference, ref_points: np.ndarray, resul
     nose.update({n: r["curves"]["nose_motion_px"] for n, r in results.items()})
     panels.append(("nose motion (px/frame)", nose))
     curves = plots.save_curves(out_dir / "curves.png", panels, ref.fps,
-                               f"{setting}-reenactment, {len(ref.gt)} frames")
+                               f"{setting}-reenactment, {len(ref.timesteps)} frames")
     return {"grid": str(grid), "curves": str(curves)}

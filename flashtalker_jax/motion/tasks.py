@@ -10,7 +10,13 @@ statistics (motion and audio) are computed on pretraining data and reused by ada
 and inference (`task.norms_from`).
 
 A finished run folder holds: model.npz (parameters by leaf path), model.json (task config,
-identity names, kind) and norms/{motion,audio}.npz: `load_motion_model(run)` rebuilds it.
+identity names, kind, and `sources`: what it was trained from), norms/{motion,audio}.npz
+and, for Audio2Param, templates.npy: `load_motion_model(run)` rebuilds it from these files
+alone, so the folder works copied anywhere with the training data gone. Paths in the
+saved task (dataset, flame_dir, wav2vec2_dir, feature_cache) are stored resolved
+(absolute). Sampling needs none of them but wav2vec2_dir (features="wav2vec2": the
+checkpoint, identified by sources.wav2vec2_checkpoint_id); the FLAME model is needed only
+to score meshes (eval-a2e, from its --data), identified by sources.flame_sha256.
 """
 from __future__ import annotations
 
@@ -294,16 +300,51 @@ def make_task(task: ml_collections.ConfigDict) -> Task:
 
 # ----------------------------------------------------------------------------- saved models
 
+RUN_PATH_FIELDS = ("dataset", "flame_dir", "wav2vec2_dir", "feature_cache")
+
+
+def resolved_task(task: ml_collections.ConfigDict) -> dict:
+    """The task as saved in model.json: a plain dict, non-empty path fields absolute."""
+    saved = json.loads(json.dumps(task.to_dict(), default=list))
+    for name in RUN_PATH_FIELDS:
+        if saved.get(name):
+            saved[name] = str(Path(saved[name]).resolve())
+    return saved
+
+
+def run_sources(task: ml_collections.ConfigDict) -> dict:
+    """model.json's `sources`: the training data, the FLAME folder (with the sha256 of each
+    file: meshes of another FLAME model are not comparable) and the wav2vec2 checkpoint id,
+    each None when it cannot be found."""
+    from flashtalker_jax.avatar.export import flame_sha256
+
+    sources = {"dataset": str(Path(task.dataset).resolve()) if task.dataset else None,
+               "flame_dir": None, "flame_sha256": None, "wav2vec2_checkpoint_id": None}
+    try:
+        folder = flame_folder(task)
+    except ModelFileError:
+        folder = None
+    if folder is not None and folder.is_dir():
+        sources["flame_dir"] = str(folder.resolve())
+        sources["flame_sha256"] = flame_sha256(folder)
+    if task.features == "wav2vec2" and task.wav2vec2_dir and Path(task.wav2vec2_dir).is_dir():
+        from flashtalker_jax.audio.wav2vec2 import _checkpoint_id
+
+        sources["wav2vec2_checkpoint_id"] = _checkpoint_id(Path(task.wav2vec2_dir))
+    return sources
+
+
 def save_motion_model(run: str | Path, task: ml_collections.ConfigDict, params: dict[str, np.ndarray],
                       motion: MotionTask, identity_names: list[str]) -> None:
-    """model.npz + model.json + norms/ into `run` (params: flat {"a/b/value": array})."""
+    """model.npz + model.json + norms/ (+ templates.npy) into `run` (params: flat
+    {"a/b/value": array}); model.json holds the task with resolved paths and its sources."""
     run = Path(run)
     run.mkdir(parents=True, exist_ok=True)
     np.savez(run / "model.npz", **params)
     save_norms(run, motion.motion_norm, motion.audio_norm)
     if motion.templates is not None:
         np.save(run / "templates.npy", motion.templates)
-    meta = {"kind": task.name, "task": json.loads(json.dumps(task.to_dict(), default=list)),
+    meta = {"kind": task.name, "task": resolved_task(task), "sources": run_sources(task),
             "identities": identity_names, "audio_dim": motion.audio_dim,
             "template_dim": 0 if motion.templates is None else int(motion.templates.shape[1])}
     (run / "model.json").write_text(json.dumps(meta, indent=1))
@@ -318,11 +359,17 @@ class LoadedMotionModel:
     motion_norm: Normaliser
     audio_norm: Normaliser
     templates: np.ndarray | None
+    path: Path | None = None
+    sources: dict = dataclasses.field(default_factory=dict)   # model.json's (runs before it: {})
 
 
 def load_motion_model(run: str | Path) -> LoadedMotionModel:
+    """A run folder of pretrain-a2e / adapt-a2e, from its own files only (module docstring)."""
     run = Path(run)
     meta_path = run / "model.json"
+    if not run.is_dir():
+        raise ModelFileError(run, "motion run folder not found",
+                             "pass --a2e RUN, a run folder written by pretrain-a2e or adapt-a2e")
     if not meta_path.is_file():
         raise ModelFileError(meta_path, "missing", "pass a run folder written by pretrain-a2e or adapt-a2e")
     meta = json.loads(meta_path.read_text())
@@ -331,6 +378,9 @@ def load_motion_model(run: str | Path) -> LoadedMotionModel:
     factory = make_model_factory(task, meta["audio_dim"], meta["template_dim"])
     # Shapes only (no initialisation compute), then the saved arrays fill every leaf.
     graphdef, abstract = nnx.split(nnx.eval_shape(lambda: factory(nnx.Rngs(0))))
+    if not (run / "model.npz").is_file():
+        raise ModelFileError(run / "model.npz", "missing (the run's parameters)",
+                             "copy the whole run folder, or pass a finished run")
     with np.load(run / "model.npz") as saved:
         params = {k: saved[k] for k in saved.files}
     flat, treedef = jax.tree_util.tree_flatten_with_path(abstract)
@@ -345,8 +395,13 @@ def load_motion_model(run: str | Path) -> LoadedMotionModel:
                              "the run folder mixes files of different runs")
     model = nnx.merge(graphdef, jax.tree_util.tree_unflatten(treedef, [jnp.asarray(params[n]) for n in names]))
     templates = np.load(run / "templates.npy") if (run / "templates.npy").is_file() else None
+    for name in ("motion.npz", "audio.npz"):
+        if not (run / "norms" / name).is_file():
+            raise ModelFileError(run / "norms" / name, "missing (normalisation statistics)",
+                                 "copy the whole run folder")
     motion_norm, audio_norm = load_norms(run)
-    return LoadedMotionModel(meta["kind"], model, task, meta["identities"], motion_norm, audio_norm, templates)
+    return LoadedMotionModel(meta["kind"], model, task, meta["identities"], motion_norm, audio_norm, templates,
+                             run, meta.get("sources") or {})
 
 
 def params_of(state) -> dict[str, Any]:

@@ -1,9 +1,11 @@
 """The render stage of `speak`: FLAME parameters -> posed mesh -> avatar Gaussians -> frames.
 
 Loads an avatar folder written by `flashtalker adapt` (avatar/export.py) as an inference
-renderer (avatar/renderer.py) and renders it from one tracked camera of the identity's VHAP
-folder (the avatar's training data unless `data_dir` is given). One jitted function per
-batch size does FLAME, the Gaussian binding + offsets and the rasterizer.
+renderer (avatar/renderer.py) and renders it from the camera stored in the folder
+(view.npz; the first frame of camera 0 of a VHAP folder when `data_dir` is given).
+The folder's pose track (track.npz) comes with it, for the motion stage to replay. One
+jitted function per batch size does FLAME, the Gaussian binding + offsets and the
+rasterizer.
 """
 from __future__ import annotations
 
@@ -26,19 +28,17 @@ class LoadedAvatar:
     size: int
     n_expr: int
     audio_dim: int          # per-frame log-mel drive width (0: the avatar takes no audio)
-    data_dir: Path          # the identity's VHAP folder (pose track, camera)
+    track: dict             # the avatar folder's track.npz (pose track replayed by speak)
+    view: dict              # the camera rendered from: viewmat, K (at width x height), width, height
 
 
 def view_camera(data_dir: Path, size: int, camera: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(viewmat (4, 4) world-to-camera OpenCV, K (3, 3) scaled to size x size) of the first
-    frame of `camera` in the folder."""
-    from flashtalker_jax.pipeline.motion import camera_frames
+    frame of `camera` in a VHAP folder (what an avatar exported from it stores in view.npz)."""
+    from flashtalker_jax.avatar.export import replay_view, view_at
+    from flashtalker_jax.data.vhap import read_vhap
 
-    seq, rows = camera_frames(data_dir, camera)
-    row = rows[0]
-    K = seq.K[row].astype(np.float32).copy()
-    K[:2] *= size / seq.width
-    return seq.w2c[row].astype(np.float32), K
+    return view_at(replay_view(read_vhap(data_dir), camera), size)
 
 
 def to_uint8(rgb) -> np.ndarray:
@@ -47,17 +47,24 @@ def to_uint8(rgb) -> np.ndarray:
 
 def load_avatar_renderer(avatar_dir: str | Path, data_dir: str | Path | None = None,
                          size: int | None = None, backend: str | None = None) -> LoadedAvatar:
-    """`avatar_dir`: RUN/avatar or the run folder RUN. Render function for speak.stream: batch {expr, jaw_pose, rotation, neck_pose,
-    eyes_pose, translation (B, k)[, audio (B, A)]} -> (uint8 (B, S, S, 3), mouth mm (B,))."""
+    """`avatar_dir`: RUN/avatar or the run folder RUN; `data_dir`: a VHAP folder whose camera
+    replaces the folder's. Render function for speak.stream: batch {expr, jaw_pose, rotation,
+    neck_pose, eyes_pose, translation (B, k)[, audio (B, A)]} -> (uint8 (B, S, S, 3), mouth
+    mm (B,))."""
     from flax import nnx
 
+    from flashtalker_jax.avatar.export import read_replay, replay_view, resolve_avatar_dir, view_at
     from flashtalker_jax.avatar.renderer import AvatarRenderer, load_renderer, render
     from flashtalker_jax.flame.model import FlameParams
 
-    renderer, task_cfg = load_renderer(avatar_dir, size=size, backend=backend)
-    data_dir = Path(data_dir or task_cfg.data)
+    renderer, _ = load_renderer(avatar_dir, size=size, backend=backend)
+    view, track = read_replay(resolve_avatar_dir(avatar_dir))
+    if data_dir is not None:
+        from flashtalker_jax.data.vhap import read_vhap
+
+        view = replay_view(read_vhap(data_dir))
     size = renderer.settings.size
-    viewmat, K = view_camera(data_dir, size)
+    viewmat, K = view_at(view, size)
     n_expr = int(renderer.model.flame.model().n_expr)
     graphdef, state = nnx.split(renderer.model)
 
@@ -74,7 +81,7 @@ def load_avatar_renderer(avatar_dir: str | Path, data_dir: str | Path | None = N
         rgb, mouth = frames(state, {k: jnp.asarray(v, jnp.float32) for k, v in batch.items()})
         return to_uint8(rgb), np.asarray(mouth)
 
-    return LoadedAvatar(render_fn, size, n_expr, renderer.model.audio_dim, data_dir)
+    return LoadedAvatar(render_fn, size, n_expr, renderer.model.audio_dim, track, view)
 
 
 def audio_drive(audio, fps: float, n_frames: int) -> np.ndarray:

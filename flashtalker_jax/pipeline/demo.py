@@ -43,7 +43,7 @@ def make_avatar(out: Path, ident: Path, cfg: ml_collections.ConfigDict) -> Path:
     from flashtalker_jax.avatar.jobs import adapt
 
     run = out / "avatar"
-    if not (run / "avatar" / "state.npz").is_file():
+    if not _current_avatar(run / "avatar"):   # missing, or an older format: resume re-exports
         config = cfg.adapt.copy_and_resolve_references()   # the demo config stays as given
         config.task.data, config.task.flame = str(ident), str(ident.parent / "flame")
         summary = adapt(config, run, resume=True)
@@ -51,6 +51,19 @@ def make_avatar(out: Path, ident: Path, cfg: ml_collections.ConfigDict) -> Path:
             raise FlashtalkerError(f"demo: avatar training preempted at step {summary['steps']}; "
                                    "re-run the demo to resume it")
     return run
+
+
+def _current_avatar(folder: Path) -> bool:
+    from flashtalker_jax.avatar.export import read_meta
+    from flashtalker_jax.errors import ModelFileError
+
+    if not (folder / "state.npz").is_file():
+        return False
+    try:
+        read_meta(folder)
+    except ModelFileError:
+        return False
+    return True
 
 
 def make_a2e(out: Path, cfg: ml_collections.ConfigDict) -> Path:

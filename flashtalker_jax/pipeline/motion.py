@@ -2,8 +2,10 @@
 
 Expression and jaw come from a saved motion run (`pretrain-a2e` / `adapt-a2e`: the GGTalker
 diffusion prior or the Audio2Param baseline, see motion/inference.py). Head pose, neck and
-eyes come from the identity's tracked video (`--pose-from`, played forward and backward
-for long clips) or, with `still=True`, from its first frame only.
+eyes come from a tracked video, played forward and backward for long clips: the
+identity's own, stored in the avatar folder (track.npz, avatar/export.py), or another VHAP
+folder (`--pose-from`); with `still=True`, from its first frame only. Nothing here reads
+the motion run's or the avatar's training data.
 """
 from __future__ import annotations
 
@@ -25,12 +27,19 @@ def camera_frames(data_dir: str | Path, camera: int = 0):
     return seq, seq.camera_rows(camera)
 
 
+def replay_poses(track: dict[str, np.ndarray], still: bool = False) -> dict[str, np.ndarray]:
+    """The pose keys of a tracked sequence (an avatar folder's track.npz), its first frame
+    only when `still`."""
+    return {k: np.asarray(track[k][:1] if still else track[k], np.float32) for k in POSE_KEYS}
+
+
 def pose_track(data_dir: str | Path, still: bool = False, camera: int = 0) -> dict[str, np.ndarray]:
-    """Head pose per timestep (one camera's frames, in time order) of a VHAP folder."""
-    seq, rows = camera_frames(data_dir, camera)
-    if still:
-        rows = rows[:1]
-    return {k: np.asarray(seq.flame[k][rows], np.float32) for k in POSE_KEYS}
+    """Head pose per timestep (one camera's frames, in time order) of a VHAP folder: the rows
+    an avatar exported from that folder stores in its track.npz."""
+    from flashtalker_jax.avatar.export import replay_track
+    from flashtalker_jax.data.vhap import read_vhap
+
+    return replay_poses(replay_track(read_vhap(data_dir), camera), still)
 
 
 def fit_length(motion: np.ndarray, n_frames: int) -> np.ndarray:
@@ -56,6 +65,34 @@ def fit_chunks(chunks: Iterable[np.ndarray], n_frames: int) -> Iterator[np.ndarr
         yield np.repeat(last, n_frames - done, 0)
 
 
+def wav2vec2_folder(loaded) -> str | None:
+    """The wav2vec2 checkpoint a run's features come from (features="wav2vec2"; None for
+    log-mel): task.wav2vec2_dir, which model.json stores resolved. The only file outside the
+    run folder that sampling reads; ModelFileError naming it when it is gone or is not the
+    checkpoint the run was trained with (sources.wav2vec2_checkpoint_id)."""
+    from flashtalker_jax.errors import ModelFileError
+
+    task = loaded.task
+    if task.features != "wav2vec2":
+        return None
+    folder = Path(task.wav2vec2_dir) if task.wav2vec2_dir else None
+    where = loaded.path / "model.json" if loaded.path else "model.json"
+    if folder is None or not folder.is_dir():
+        raise ModelFileError(folder or where, "the wav2vec2 checkpoint folder this motion run "
+                             "extracts its features with is not found (model.json task.wav2vec2_dir)",
+                             "put the checkpoint back at that path, or set task.wav2vec2_dir in "
+                             f"{where} to where it is now")
+    expected = (loaded.sources or {}).get("wav2vec2_checkpoint_id")
+    if expected:
+        from flashtalker_jax.audio.wav2vec2 import _checkpoint_id
+
+        if _checkpoint_id(folder) != expected:
+            raise ModelFileError(folder, "is not the wav2vec2 checkpoint this motion run was trained "
+                                 "with (its checkpoint id differs from model.json sources)",
+                                 f"point task.wav2vec2_dir in {where} at the original checkpoint")
+    return str(folder)
+
+
 def motion_from_run(run: str | Path, poses: dict[str, np.ndarray], fps: float, n_expr: int,
                     identity: str | None = None, seed: int = 0, sample_steps: int | None = None) -> MotionFn:
     """A MotionFn yielding, one model window at a time, expr (t, n_expr), jaw_pose (t, 3)
@@ -74,7 +111,7 @@ def motion_from_run(run: str | Path, poses: dict[str, np.ndarray], fps: float, n
     task = loaded.task
     predictor = Predictor(loaded, sample_steps)
     # No feature cache: a clip is streamed once.
-    extractor = FeatureExtractor.load(task.features, task.wav2vec2_dir)
+    extractor = FeatureExtractor.load(task.features, wav2vec2_folder(loaded))
     row = loaded.identities.index(identity) + 1 if identity in loaded.identities else 0
     template = None
     if loaded.kind == "audio2param":

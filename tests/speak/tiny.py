@@ -24,7 +24,9 @@ from flashtalker_jax.data.synth.identity import camera
 SIZE = 32
 
 
-def make_identity(root: Path) -> Path:
+def make_identity(root: Path, n_frames: int = 2, moving: bool = False) -> Path:
+    """`moving`: every frame gets its own small random head pose, neck, eyes, jaw and
+    expression (seed 0), so a replayed pose track shows in the frames."""
     from flashtalker_jax.flame import load_flame_model
     from flashtalker_jax.flame.procedural import write_procedural_flame
 
@@ -33,15 +35,21 @@ def make_identity(root: Path) -> Path:
     template = np.asarray(load_flame_model(flame_dir).v_template)
     cfg = load_config("data_synth", [f"render.width={SIZE}", f"render.height={SIZE}"]).render
     K, c2w = camera(template, cfg)
+    rng = np.random.default_rng(0)
     frames = []
-    for t in range(2):
+    for t in range(n_frames):
         flame = {k: np.zeros(n, np.float32) for k, n in vhap.FLAME_FRAME_SIZES.items()}
         flame.update(expr=np.zeros(100, np.float32), shape=np.zeros(300, np.float32))
+        if moving:
+            flame = {k: (0.05 * rng.normal(size=v.shape)).astype(np.float32) if k != "shape" else v
+                     for k, v in flame.items()}
+            flame["translation"] *= 0.1
         record = vhap.write_frame(ident, t, np.full((SIZE, SIZE, 3), 128, np.uint8),
                                   np.full((SIZE, SIZE), 255, np.uint8), flame)
         record.update(vhap.camera_record(K, c2w, SIZE, SIZE), timestep_index=t, camera_index=0)
         frames.append(record)
-    vhap.write_transforms(ident, frames, {"train": [0], "test": [1]}, 25.0, audio_path=None)
+    vhap.write_transforms(ident, frames, {"train": list(range(n_frames - 1)), "test": [n_frames - 1]},
+                          25.0, audio_path=None)
     return ident
 
 
