@@ -42,9 +42,22 @@ def pose_track(data_dir: str | Path, still: bool = False, camera: int = 0) -> di
     return replay_poses(replay_track(read_vhap(data_dir), camera), still)
 
 
+# The feature grid and round(duration * fps) may differ by one frame at the clip's end;
+# a larger gap means the rows and the frames describe different clips or rates.
+MAX_LENGTH_GAP = 1
+
+
+def check_length(rows: int, n_frames: int, what: str) -> None:
+    if abs(rows - n_frames) > MAX_LENGTH_GAP:
+        raise ValueError(f"{what}: {rows} rows for {n_frames} video frames (more than "
+                         f"{MAX_LENGTH_GAP} apart: a different clip, frame rate or feature grid)")
+
+
 def fit_length(motion: np.ndarray, n_frames: int) -> np.ndarray:
     """Trim, or repeat the last row, so the motion has exactly n_frames rows (the feature
-    grid and round(duration * fps) can differ by a frame at the end of the clip)."""
+    grid and round(duration * fps) can differ by a frame at the end of the clip; a larger
+    mismatch is refused)."""
+    check_length(motion.shape[0], n_frames, "fit_length")
     if motion.shape[0] >= n_frames:
         return motion[:n_frames]
     return np.concatenate([motion, np.repeat(motion[-1:], n_frames - motion.shape[0], 0)])
@@ -93,13 +106,39 @@ def wav2vec2_folder(loaded) -> str | None:
     return str(folder)
 
 
+ANY_STYLE = "any"   # the style row every motion run learns for unseen speakers (row 0)
+
+
+def style_row(loaded, style: str) -> int:
+    """Embedding row of `style`: ANY_STYLE -> 0, one of the run's identity names -> its row;
+    anything else is refused (never a silent fallback to the any-speaker row)."""
+    from flashtalker_jax.errors import ConfigError
+
+    if style == ANY_STYLE:
+        return 0
+    if style not in loaded.identities:
+        raise ConfigError(f"style {style!r} is not an identity of the motion run {loaded.path} "
+                          f"(it has {sorted(loaded.identities)}); pass --style {ANY_STYLE} for "
+                          "its any-speaker style or one of those names")
+    return loaded.identities.index(style) + 1
+
+
+def audio2param_template(loaded, row: int) -> np.ndarray:
+    """Audio2Param's style input of `row`; a run without its template table is refused."""
+    from flashtalker_jax.errors import ModelFileError
+
+    if loaded.templates is None or row >= len(loaded.templates):
+        raise ModelFileError(loaded.path or "motion run", f"Audio2Param run has no identity template "
+                             f"for style row {row}", "re-run pretrain-a2e / adapt-a2e to save it")
+    return loaded.templates[row]
+
+
 def motion_from_run(run: str | Path, poses: dict[str, np.ndarray], fps: float, n_expr: int,
-                    identity: str | None = None, seed: int = 0, sample_steps: int | None = None) -> MotionFn:
+                    style: str = ANY_STYLE, seed: int = 0, sample_steps: int | None = None) -> MotionFn:
     """A MotionFn yielding, one model window at a time, expr (t, n_expr), jaw_pose (t, 3)
     and the pose keys (t, k) of consecutive frames.
 
-    `identity`: a name the run was trained on selects its style row; otherwise row 0 ("any
-    speaker"). The run's expressions are zero-padded or truncated to `n_expr`, the count the
+    `style`: ANY_STYLE (the any-speaker row) or a name the run was trained on. The run's expressions are zero-padded or truncated to `n_expr`, the count the
     avatar's FLAME model drives. Features come from the run's `FeatureExtractor` (the one
     training used; windowed for wav2vec2); the MotionFn takes a decoded `audio.clip.Clip`
     or an audio path."""
@@ -112,14 +151,12 @@ def motion_from_run(run: str | Path, poses: dict[str, np.ndarray], fps: float, n
     predictor = Predictor(loaded, sample_steps)
     # No feature cache: a clip is streamed once.
     extractor = FeatureExtractor.load(task.features, wav2vec2_folder(loaded))
-    row = loaded.identities.index(identity) + 1 if identity in loaded.identities else 0
-    template = None
-    if loaded.kind == "audio2param":
-        template = loaded.templates[row] if loaded.templates is not None and row < len(loaded.templates) \
-            else np.zeros(loaded.model.dims.template_dim, np.float32)
+    row = style_row(loaded, style)
+    template = audio2param_template(loaded, row) if loaded.kind == "audio2param" else None
 
     def motion_fn(audio, n_frames: int) -> Iterator[dict[str, np.ndarray]]:
         rows, n = extractor.rows(audio, fps, predictor.steps_per_frame)
+        check_length(n, n_frames, "motion features")
         start = 0
         for motion in fit_chunks(predictor.windows(rows, n, row, seed, template), n_frames):
             track = to_flame_params(motion, poses, np.zeros(0, np.float32), start)

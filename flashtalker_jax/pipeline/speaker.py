@@ -11,7 +11,7 @@ from pathlib import Path
 
 from flashtalker_jax.audio.io import FPS
 from flashtalker_jax.pipeline.avatar import LoadedAvatar, load_avatar_renderer, with_audio_drive
-from flashtalker_jax.pipeline.motion import motion_from_run, pose_track, replay_poses
+from flashtalker_jax.pipeline.motion import ANY_STYLE, motion_from_run, pose_track, replay_poses
 from flashtalker_jax.pipeline.stream import MotionFn, SpeakResult, speak
 
 # What --save-params writes beside mouth_opening_mm: the FLAME parameters per frame.
@@ -36,14 +36,15 @@ class Speaker:
 def load_speaker(avatar_dir: str | Path, a2e_run: str | Path, *, pose_from: str | Path | None = None,
                  still: bool = False, batch_size: int = 16, size: int | None = None,
                  backend: str | None = None, fps: float = FPS, seed: int = 0,
-                 sample_steps: int | None = None, identity: str | None = None) -> Speaker:
+                 sample_steps: int | None = None, style: str = ANY_STYLE) -> Speaker:
     """`pose_from`: VHAP folder whose tracked head pose is replayed (default: the identity's
-    own, stored in the avatar folder); `still`: hold its first frame's pose instead. Reads
+    own, stored in the avatar folder); `still`: hold its first frame's pose instead; `style`:
+    the motion run's speaking style (pipeline/motion.style_row). Reads
     only the avatar folder and the motion run (and `pose_from`): they may be copied
     anywhere, and the training data may be gone."""
     avatar = load_avatar_renderer(avatar_dir, size=size, backend=backend)
     poses = pose_track(pose_from, still=still) if pose_from else replay_poses(avatar.track, still)
-    motion_fn = motion_from_run(a2e_run, poses, fps, avatar.n_expr, identity=identity, seed=seed,
+    motion_fn = motion_from_run(a2e_run, poses, fps, avatar.n_expr, style=style, seed=seed,
                                 sample_steps=sample_steps)
     if avatar.audio_dim:
         motion_fn = with_audio_drive(motion_fn, fps)

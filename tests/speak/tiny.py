@@ -68,7 +68,8 @@ def make_avatar(ident: Path, out: Path, audio_dim: int) -> Path:
 
 
 def make_a2e_run(out: Path, audio_dim: int, n_vertices: int, overrides: tuple[str, ...] = ()) -> Path:
-    """Files as motion.tasks.save_motion_model writes them: model.npz, model.json, norms/."""
+    """Files as motion.tasks.save_motion_model writes them: model.npz, model.json, norms/ and
+    templates.npy (row 0, the any-speaker style, is zeros as in identity_templates)."""
     from flashtalker_jax.motion.dataset import Normaliser
     from flashtalker_jax.motion.tasks import make_model_factory, motion_dim, save_norms
     from flashtalker_jax.train.state import key_path_str
@@ -86,4 +87,5 @@ def make_a2e_run(out: Path, audio_dim: int, n_vertices: int, overrides: tuple[st
     meta = {"kind": task.name, "task": json.loads(json.dumps(task.to_dict(), default=list)),
             "identities": [], "audio_dim": audio_dim, "template_dim": 3 * n_vertices}
     (out / "model.json").write_text(json.dumps(meta, indent=1))
+    np.save(out / "templates.npy", np.zeros((1, 3 * n_vertices), np.float32))
     return out
