@@ -10,7 +10,6 @@ from pathlib import Path
 import ml_collections
 
 from flashtalker_jax.avatar.adapt import export_avatar, make_task
-from flashtalker_jax.config import save_config
 from flashtalker_jax.train.state import merge_model
 from flashtalker_jax.train.trainer import fit
 
@@ -25,7 +24,6 @@ def adapt(config: ml_collections.ConfigDict, out: str | os.PathLike, resume: boo
     out = Path(out)
     start = time.perf_counter()
     task = make_task(config.task)
-    save_config(config, out)
     result = fit(task, config, out, resume=resume, restart=restart)
     avatar = None
     if result.status != "preempted":

@@ -29,7 +29,7 @@ def register(subparsers) -> None:
 
 
 def run_train(args: argparse.Namespace, overrides: list[str]) -> int:
-    from flashtalker_jax.config import load_config, save_config
+    from flashtalker_jax.config import load_config
     from flashtalker_jax.train import distributed
 
     config = load_config(args.config, overrides)
@@ -41,8 +41,6 @@ def run_train(args: argparse.Namespace, overrides: list[str]) -> int:
     from flashtalker_jax.train.trainer import PREEMPTED_EXIT_CODE, fit
 
     task = get_task(config.task)
-    if distributed.is_main_process():
-        save_config(config, args.out)
     result = fit(task, config, args.out, resume=args.resume, restart=args.restart)
     if distributed.is_main_process():
         print(f"train: {result.status} at step {result.step}; run folder {args.out} "

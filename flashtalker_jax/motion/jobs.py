@@ -22,7 +22,6 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from flashtalker_jax.config import save_config
 from flashtalker_jax.data.vhap import identity_folders, read_vhap_index
 from flashtalker_jax.errors import ConfigError, InputFileError
 from flashtalker_jax.motion import tasks
@@ -60,7 +59,6 @@ def pretrain(config: ml_collections.ConfigDict, data: str, out: str, resume: boo
     start = time.perf_counter()
     motion = tasks.build(config.task)
     load_seconds = time.perf_counter() - start
-    save_config(config, out)
     start = time.perf_counter()
     result = fit(motion.task, config, out, resume=resume, restart=restart)
     train_seconds = time.perf_counter() - start
@@ -212,7 +210,6 @@ def adapt(config: ml_collections.ConfigDict, prior: str, data: str, out: str, re
     run = ml_collections.ConfigDict({"task": task, "optim": config.optim, "train": config.train,
                                      "mesh": config.mesh, "early_stop": config.early_stop})
     run.train.init_from = str(Path(prior).absolute() / "checkpoints")
-    save_config(run, out)
     _, prior_params, prior_rest = nnx.split(prior_model.model, nnx.Param, ...)
     score_fn = heldout_score(config.early_stop.criterion, prior_model, motion, task, config.early_stop)
     tracker = HeldOutTracker(score_fn, config.early_stop, _saved_params(Path(prior)))

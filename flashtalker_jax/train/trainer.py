@@ -20,6 +20,7 @@ import jax
 import ml_collections
 from flax import nnx
 
+from flashtalker_jax.config import save_config
 from flashtalker_jax.errors import ConfigError, TrainingError
 from flashtalker_jax.train import distributed
 from flashtalker_jax.train.checkpoint import Checkpointer, UnreadableCheckpoints, restore_subtree
@@ -86,11 +87,14 @@ def fit(task: Task, config: ml_collections.ConfigDict, run_dir: str | Path, *, r
     after_step(step, state): called after every step (hooks, fault injection in tests).
 
     The run folder is locked for the call (train/runlock.py): a second fit on the same
-    folder meanwhile raises RunFolderInUse.
+    folder meanwhile raises RunFolderInUse. The resolved config is saved as
+    run_dir/config.json once the lock is held, so a refused run changes nothing.
     """
     run_dir = Path(run_dir)
     train = config.train
     with RunLock(run_dir):
+        if distributed.is_main_process():
+            save_config(config, run_dir)
         mesh = mesh or make_mesh(config.mesh.data, config.mesh.model)
         tx, schedule = make_optimizer(config.optim, train.steps)
         graphdef, shapes = abstract_state(task.make_model, tx)

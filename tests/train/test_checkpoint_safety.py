@@ -140,8 +140,11 @@ def test_second_run_on_the_same_folder_is_refused_while_the_first_holds_it(tmp_p
             with pytest.raises(RunFolderInUse, match=f"in use by another run .*pid {os.getpid()}") as info:
                 run(tmp_path, small_config(), resume=True)
             refused.append(str(info.value))
-            args = ["train", "--config", "train_toy", "--out", str(tmp_path), *SMALL_OVERRIDES, "--resume"]
+            args = ["train", "--config", "train_toy", "--out", str(tmp_path), *SMALL_OVERRIDES, "--resume",
+                    "--config.train.log_every=7"]
             assert main(args) == 2 and "in use by another run" in capsys.readouterr().err
+            saved = json.loads((tmp_path / "config.json").read_text())
+            assert saved["train"]["log_every"] == small_config().train.log_every != 7  # untouched
 
     result = run(tmp_path, small_config(), after_step=second_run)
     assert refused and result.step == 12
