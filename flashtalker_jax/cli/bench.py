@@ -19,10 +19,14 @@ def _raster_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=count_list, default="1,16",
                    help="camera batch sizes, default 1,16")
     p.add_argument("--backends", type=name_list, default="reference,pallas,gsplat",
-                   help="comma separated: reference, pallas, tiles, gsplat (CUDA only)")
+                   help="comma separated: reference, pallas, tiles, chunked, gsplat (CUDA only)")
     p.add_argument("--width", type=positive_int, default=512)
     p.add_argument("--height", type=positive_int, default=512)
     p.add_argument("--runs", type=positive_int, default=20, help="timed runs per row (median)")
+    p.add_argument("--scene", default="blob",
+                   help="comma separated: blob = random Gaussians per --sizes/--batch (default); "
+                   "avatar = one frame of a fresh avatar (configs/adapt_flashtalker.py:cpu) on a "
+                   "procedural identity (square images; --sizes, --batch ignored)")
     p.add_argument("--report", default=None, help="write the JSON report here")
 
 
@@ -33,22 +37,30 @@ def _raster(args, overrides) -> int:
     from flashtalker_jax.utils.report import print_table, write_report
 
     backends = args.backends
-    unknown = set(backends) - {"reference", "pallas", "tiles", "gsplat"}
+    unknown = set(backends) - {"reference", "pallas", "tiles", "chunked", "gsplat"}
     if unknown:
         raise ConfigError(f"unknown backends {sorted(unknown)}; use reference, pallas, tiles, "
-                          "gsplat")
+                          "chunked, gsplat")
     def report(rows, notes=()):
         write_report(args.report, {"command": "bench raster", "width": args.width,
-                                   "height": args.height, "runs": args.runs, "rows": rows,
-                                   "notes": list(notes)})
+                                   "height": args.height, "runs": args.runs, "scene": args.scene,
+                                   "rows": rows, "notes": list(notes)})
 
-    rows, notes = bench.run(args.sizes, args.batch, backends, args.width, args.height,
-                            args.runs, progress=lambda it: progress(it, desc="bench raster",
-                                                                    unit="row"),
-                            on_row=report)
-    columns = ["backend", "gaussians", "cameras", "intersections", "fwd_ms", "fwd_bwd_ms",
-               "fwd_floor_ms", "fwd_bwd_floor_ms", "xla_fwd_bwd_bytes", "peak_bytes",
-               "max_abs_diff_vs_pallas", "error"]
+    scenes = [s.strip() for s in args.scene.split(",") if s.strip()]
+    if set(scenes) - {"blob", "avatar"} or not scenes:
+        raise ConfigError(f"--scene {args.scene!r}: use blob, avatar or both (comma separated)")
+    rows, notes = [], []
+    for scene in scenes:   # one report, each scene's rows after the last's
+        done = list(rows)
+        scene_rows, scene_notes = bench.run(
+            args.sizes, args.batch, backends, args.width, args.height, args.runs,
+            progress=lambda it: progress(it, desc=f"bench raster ({scene})", unit="row"),
+            on_row=lambda r, done=done: report(done + r), scene=scene)
+        rows += scene_rows
+        notes += [n for n in scene_notes if n not in notes]
+    columns = ["backend", "scene", "gaussians", "cameras", "intersections", "fwd_ms", "fwd_bwd_ms",
+               "fwd_floor_ms", "fwd_bwd_floor_ms", "alpha_pass_ms", "xla_fwd_bwd_bytes",
+               "peak_bytes", "max_abs_diff_vs_pallas", "error"]
     present = [c for c in columns if any(c in r for r in rows)]
     print_table(rows, present)
     for note in notes:

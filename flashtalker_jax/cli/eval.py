@@ -22,7 +22,8 @@ def register(subparsers) -> None:
                     "the avatar's saved task config, e.g. --config.task.render.per_tile=1024.")
     p.add_argument("--avatar", required=True, help="avatar folder (RUN or RUN/avatar of `flashtalker adapt`)")
     p.add_argument("--a2e", help="motion run (pretrain-a2e / adapt-a2e) for the audio-driven rows")
-    p.add_argument("--data", required=True, help="the avatar identity's VHAP folder")
+    p.add_argument("--data", help="the avatar identity's VHAP folder (needed by --setting self; "
+                   "cross replays the pose track and camera stored in the avatar folder)")
     p.add_argument("--setting", required=True, choices=("self", "cross"))
     p.add_argument("--audio", nargs="+", default=[], metavar="WAV_OR_DIR",
                    help="cross: driving speech files or other identities' VHAP folders")

@@ -16,7 +16,7 @@ def register(subparsers) -> None:
                    "(diffusion prior or Audio2Param)")
     pose = p.add_mutually_exclusive_group()
     pose.add_argument("--pose-from", help="VHAP folder whose tracked head pose is replayed "
-                      "(default: the avatar's training data)")
+                      "(default: the identity's pose track stored in the avatar folder)")
     pose.add_argument("--still", action="store_true", help="hold the first tracked head pose")
     p.add_argument("--out", required=True, help="output mp4 (written only when every stage succeeded)")
     p.add_argument("--save-params", help="also write an npz of the per-frame FLAME parameters "
@@ -25,7 +25,10 @@ def register(subparsers) -> None:
     p.add_argument("--batch", type=positive_int, default=16, help="frames rendered per batch")
     p.add_argument("--size", type=positive_int, help="output side in pixels (default: the avatar's resolution)")
     p.add_argument("--fps", type=positive_float, default=None, help="output frame rate (default: audio.io.FPS, 25)")
-    p.add_argument("--backend", help="rasterizer backend (default: the avatar's, auto = Pallas on GPU)")
+    p.add_argument("--backend", help="rasterizer backend: auto, reference, pallas, tiles, chunked (default: the "
+                   "avatar's; auto = chunked on CPU, Pallas on GPU/TPU)")
+    p.add_argument("--style", default="any", help="speaking style of the motion run: 'any' (its "
+                   "any-speaker style, default) or one of the identity names it was trained on")
     p.add_argument("--seed", type=seed, default=0, help="sampling seed (diffusion prior)")
     p.add_argument("--sample-steps", type=positive_int, help="DDIM steps of a diffusion a2e run (default: the run's "
                    "task.sample.steps)")
@@ -52,7 +55,7 @@ def run_speak(args: argparse.Namespace, overrides: list[str]) -> int:
 
     speaker = load_speaker(args.avatar, args.a2e, pose_from=args.pose_from, still=args.still,
                            batch_size=args.batch, size=args.size, backend=args.backend, fps=args.fps or FPS,
-                           seed=args.seed, sample_steps=args.sample_steps)
+                           seed=args.seed, sample_steps=args.sample_steps, style=args.style)
     result = speaker.speak(args.audio, args.out, save_params=args.save_params,
                            show_progress=not args.quiet)
     fps = result.stage_fps()
@@ -91,7 +94,8 @@ def bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=positive_int, default=512, help="output side in pixels")
     p.add_argument("--batch", type=count_list, default="1,16", help="batch sizes, comma separated")
     p.add_argument("--audio", help="time this speech file instead of a generated tone")
-    p.add_argument("--backend", help="rasterizer backend (default: the avatar's)")
+    p.add_argument("--backend", help="rasterizer backend: auto, reference, pallas, tiles, "
+                   "chunked (default: the avatar's; auto = chunked on CPU, Pallas on GPU/TPU)")
     p.add_argument("--report", help="write the JSON report here")
 
 

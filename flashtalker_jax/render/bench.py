@@ -7,6 +7,8 @@ buffer assignment for the jitted call (arguments + outputs + temporaries) and, w
 device reports it, the process's peak bytes in use. On a CUDA machine with torch and
 gsplat importable, the same scenes also go through gsplat's CUDA
 `rasterization(packed=False)`, with the max image difference to our pallas render.
+scene="avatar" replaces the blob by one frame of a freshly initialised FlashTalker avatar
+(rgb + lip channel) on a small procedural identity (`avatar_scene`; `n` is then ignored).
 """
 from __future__ import annotations
 
@@ -40,6 +42,53 @@ def bench_scene(n: int, batch: int, width: int, height: int, seed: int = 0):
     return scene, orbit_cameras(batch, arc=0.5), intrinsics(width, height, 1.0)
 
 
+def avatar_scene(width: int, height: int, seed: int = 0):
+    """(Gaussians, viewmat (1,4,4), K (3,3)) of the first training frame of a fresh
+    FlashTalker avatar (the CPU preset configs/adapt_flashtalker.py:cpu: 96^2 UV grid,
+    5,508 Gaussians; no free capacity slots) on a procedural FLAME identity synthesised at
+    64 x 64, its camera scaled to width (square). Colours carry the avatar's four channels
+    (rgb + lip), as training renders them."""
+    import tempfile
+    from pathlib import Path
+
+    from flax import nnx
+
+    from flashtalker_jax.avatar.adapt import make_task
+    from flashtalker_jax.avatar.renderer import AvatarRenderer, RenderSettings, render
+    from flashtalker_jax.config import load_config
+    from flashtalker_jax.data.synth.identity import synthesize_identity
+    from flashtalker_jax.flame.loader import load_flame_model
+    from flashtalker_jax.flame.model import FlameParams
+    from flashtalker_jax.flame.procedural import write_procedural_flame
+    from flashtalker_jax.render.scenes import Scene
+
+    if width != height:
+        raise ValueError(f"the avatar scene is square, got {width} x {height}")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        flame_dir = write_procedural_flame(root / "head", seed=seed)
+        cfg = load_config("data_synth", ["render.width=64", "render.height=64",
+                                         "render.texture_size=256", "render.workers=1"])
+        identity = root / "id0"
+        synthesize_identity(identity, load_flame_model(flame_dir), flame_dir, seed, 0, 2.0, cfg,
+                            show_progress=False)
+        (identity / "flame").symlink_to(flame_dir, target_is_directory=True)
+        config = load_config("adapt_flashtalker.py:cpu", [
+            "task.avatar.capacity=0", f"task.resolution={width}", f"task.data={identity}"])
+        task = make_task(config.task)
+        model = task.make_model(nnx.Rngs(seed))
+        batch = {k: jnp.asarray(v) for k, v in next(task.make_data(0, 1)).items()}
+    params = FlameParams.from_track(batch, prefix="flame_", n_expr=model.flame.expr_dirs.shape[-1])
+    settings = RenderSettings.from_config(config.task, width, backend="chunked")
+    g = render(AvatarRenderer(model, settings), params, batch["viewmat"], batch["K"],
+               batch.get("audio") if model.audio_dim else None).gaussians
+    lip = jnp.broadcast_to(model.is_lip[...].astype(jnp.float32)[None, :, None],
+                           g.colors.shape[:2] + (1,))
+    scene = Scene(means=g.means[0], quats=g.quats[0], scales=g.scales[0],
+                  opacities=g.opacities[0], colors=jnp.concatenate([g.colors, lip], -1)[0])
+    return scene, batch["viewmat"][:1], batch["K"][0]
+
+
 def traffic_floor(n: int, batch: int, n_isect: int, width: int, height: int) -> dict:
     """Minimum bytes a rasterizer must move (float32), see BENCHMARKS.md:
     forward: Gaussian parameters read once (3+4+3+1+C floats each), every tile
@@ -54,6 +103,26 @@ def traffic_floor(n: int, batch: int, n_isect: int, width: int, height: int) -> 
     fwd = params + records + images
     bwd = fwd + 2 * images + records + params
     return {"fwd_bytes": fwd, "fwd_bwd_bytes": bwd}
+
+
+def alpha_pass_ms(n_isect: int, runs: int) -> float:
+    """Median ms of one fused XLA pass that evaluates gsplat's alpha for every (tile
+    intersection, pixel of its 16x16 tile) pair and sums it per intersection: the work no
+    compositor can skip (sigma, exp, clamp, thresholds per pair), run as XLA runs it here.
+    BENCHMARKS.md uses it as the CPU floor of a forward (forward+backward: 3x)."""
+    geom = jax.random.uniform(jax.random.PRNGKey(0), (n_isect, 6), jnp.float32)
+    p = jnp.arange(256)
+    px, py = (p % 16 + 0.5).astype(jnp.float32), (p // 16 + 0.5).astype(jnp.float32)
+
+    @jax.jit
+    def alpha_sum(g):
+        dx = 16.0 * g[:, 0:1] - px
+        dy = 16.0 * g[:, 1:2] - py
+        sigma = 0.5 * (g[:, 2:3] * dx * dx + g[:, 4:5] * dy * dy) + 0.1 * g[:, 3:4] * dx * dy
+        alpha = jnp.minimum(0.999, g[:, 5:6] * jnp.exp(-sigma))
+        return jnp.sum(jnp.where((sigma >= 0) & (alpha >= 1 / 255), alpha, 0.0), axis=1)
+
+    return 1e3 * _time(lambda: alpha_sum(geom), runs)
 
 
 def _time(fn: Callable, runs: int) -> float:
@@ -80,8 +149,11 @@ def _peak_bytes() -> int | None:
     return stats.get("peak_bytes_in_use")
 
 
-def bench_jax(backend: str, n: int, batch: int, width: int, height: int, runs: int) -> dict:
-    scene, cams, K = bench_scene(n, batch, width, height)
+def bench_jax(backend: str, n: int, batch: int, width: int, height: int, runs: int,
+              scene=None) -> dict:
+    """One row; scene: (Gaussians, cameras, K) to time instead of `bench_scene`'s blob."""
+    scene, cams, K = scene if scene is not None else bench_scene(n, batch, width, height)
+    n = int(scene.means.shape[0])
     counts = intersection_counts(scene.means, scene.quats, scene.scales, scene.opacities,
                                  cams, K, width, height)
     capacity = next_power_of_two(max(int(jnp.max(counts)), 1024))
@@ -96,7 +168,7 @@ def bench_jax(backend: str, n: int, batch: int, width: int, height: int, runs: i
                          per_tile=per_tile).rgb
 
     def loss(s, v):
-        return jnp.sum(render(s, v) * jnp.linspace(0.0, 1.0, CHANNELS))
+        return jnp.sum(render(s, v) * jnp.linspace(0.0, 1.0, scene.colors.shape[-1]))
 
     # Compiled ahead of time once: the same executables are timed and measured.
     fwd = jax.jit(render).lower(scene, cams).compile()
@@ -170,31 +242,44 @@ def bench_gsplat(n: int, batch: int, width: int, height: int, runs: int) -> dict
 
 
 def run(sizes, batches, backends, width: int, height: int, runs: int, progress=None,
-        on_row=None):
+        on_row=None, scene: str = "blob"):
     """All rows (dicts without images) plus notes; `progress` wraps the row iterator;
-    on_row(rows) is called after each row (to save partial results of long runs)."""
+    on_row(rows) is called after each row (to save partial results of long runs).
+    scene "avatar": one avatar frame (`avatar_scene`) instead of the blobs (sizes and
+    batches are ignored: one row per backend)."""
     device = jax.devices()[0].device_kind
     bandwidth = BANDWIDTH.get(device)
     gsplat_reason = gsplat_unavailable_reason() if "gsplat" in backends else None
     jobs = [(b, n, c) for n in sizes for c in batches for b in backends]
+    fixed = None
+    if scene == "avatar":
+        fixed = avatar_scene(width, height)
+        jobs = [(b, int(fixed[0].means.shape[0]), 1) for b in backends]
+    elif scene != "blob":
+        raise ValueError(f"scene must be 'blob' or 'avatar', got {scene!r}")
     rows, notes, ours = [], [], {}
     for backend, n, batch in (progress(jobs) if progress else jobs):
         if backend == "gsplat" and gsplat_reason:
             continue
         try:
             row = (bench_gsplat(n, batch, width, height, runs) if backend == "gsplat"
-                   else bench_jax(backend, n, batch, width, height, runs))
+                   else bench_jax(backend, n, batch, width, height, runs, scene=fixed))
         except Exception as exc:  # noqa: BLE001 - an OOM or failure is a result here
             rows.append({"backend": backend, "gaussians": n, "cameras": batch,
                          "error": f"{type(exc).__name__}: {str(exc)[:200]}"})
             continue
         image = row.pop("image")
+        row["scene"] = scene
         if backend == "pallas":
             ours[(n, batch)] = (image, row)
+        elif "pallas" in backends and (n, batch) in ours and backend != "gsplat":
+            row["max_abs_diff_vs_pallas"] = float(np.max(np.abs(ours[(n, batch)][0] - image)))
         if backend == "gsplat" and (n, batch) in ours:
             row["max_abs_diff_vs_pallas"] = float(np.max(np.abs(ours[(n, batch)][0] - image)))
         if "intersections" in row:
             row.update(traffic_floor(n, batch, row["intersections"], width, height))
+            if jax.default_backend() == "cpu":
+                row["alpha_pass_ms"] = alpha_pass_ms(row["intersections"], runs)
             if bandwidth:
                 row["fwd_floor_ms"] = 1e3 * row["fwd_bytes"] / bandwidth
                 row["fwd_bwd_floor_ms"] = 1e3 * row["fwd_bwd_bytes"] / bandwidth

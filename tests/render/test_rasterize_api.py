@@ -59,3 +59,30 @@ def test_bench_cli_parses_sizes_and_skips_gsplat_without_gpu():
     # params 100*14*4 + records 400*10*4 + image 256*5*4
     assert floor["fwd_bytes"] == 5600 + 16000 + 5120
     assert floor["fwd_bwd_bytes"] == floor["fwd_bytes"] + 2 * 5120 + 16000 + 5600
+
+
+def test_auto_picks_the_compiled_compositor_on_cpu_and_pallas_elsewhere(monkeypatch):
+    import importlib
+
+    module = importlib.import_module("flashtalker_jax.render.rasterize")  # not the function
+    assert "chunked" in module.BACKENDS
+    monkeypatch.setattr(module.jax, "default_backend", lambda: "cpu")
+    assert module._resolve("auto") == "chunked"
+    for platform in ("gpu", "tpu"):
+        monkeypatch.setattr(module.jax, "default_backend", lambda p=platform: p)
+        assert module._resolve("auto") == "pallas"
+    assert module._resolve("tiles") == "tiles"
+
+
+def test_chunked_batch_equals_single_renders(seed):
+    """"chunked" walks the cameras with lax.map (each its own early exit): a batch of
+    different scenes and cameras renders as each one alone."""
+    scenes = [random_scene(jax.random.PRNGKey(seed + i), 60, log_scale=-2.5) for i in range(2)]
+    stacked = jax.tree_util.tree_map(lambda *x: jnp.stack(x), *scenes)
+    cams, K = orbit_cameras(2, arc=0.4), intrinsics(W, H)
+    batched = rasterize(*stacked, cams, K, W, H, backend="chunked", capacity=1024)
+    assert float(batched.alpha.max()) > 0.5
+    for i in range(2):
+        single = rasterize(*scenes[i], cams[i], K, W, H, backend="chunked", capacity=1024)
+        for a, b in zip(single[:3], batched[:3]):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b[i]), atol=1e-6)

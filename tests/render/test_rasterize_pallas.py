@@ -1,5 +1,8 @@
-"""`rasterize(backend="pallas")` (kernels in interpret mode on CPU) vs backend "reference",
-through the whole public pipeline: projection, SH, binning, compositing, overflow.
+"""The fast backends vs backend "reference", through the whole public pipeline:
+projection, SH, binning, compositing, overflow. FAST_BACKENDS: "pallas" (kernels in
+interpret mode on CPU) and "chunked" (render/chunked.py, the CPU compositor; it blends
+in log space like "tiles", whose float32 argument in tests/render/test_tiles_backend.py
+gives the same bounds).
 The kernels' own parity tests on screen-space inputs sit beside them
 (kernels/rasterize/tests/).
 
@@ -33,6 +36,7 @@ W, H = 48, 32          # 3 x 2 tiles
 N = 160
 CAPACITY = 2048
 SH_DEGREE = 1
+FAST_BACKENDS = ("pallas", "chunked")
 
 
 def _cameras():
@@ -98,9 +102,10 @@ def test_scene_covers_the_required_cases(case):
     assert float(largest.min()) < 1e-3, f"seed {seed}: no tiny Gaussian"
 
 
-def test_forward_matches_reference(case):
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
+def test_forward_matches_reference(case, backend):
     seed, scene, cams, (ref, _) = case
-    out, _ = _render_and_grads(scene, cams, "pallas")
+    out, _ = _render_and_grads(scene, cams, backend)
     for name in ("rgb", "alpha", "depth"):
         got, want = getattr(out, name), getattr(ref, name)
         assert np.all(np.isfinite(got)), f"seed {seed}: {name} has unwritten pixels"
@@ -109,9 +114,10 @@ def test_forward_matches_reference(case):
     assert float(ref.alpha[0].max()) > 0.9 and float(ref.alpha[2].max()) == 0.0
 
 
-def test_gradients_match_reference(case):
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
+def test_gradients_match_reference(case, backend):
     seed, scene, cams, (_, ref_grads) = case
-    _, grads = _render_and_grads(scene, cams, "pallas")
+    _, grads = _render_and_grads(scene, cams, backend)
     names = ("means", "quats", "scales", "opacities", "colors", "viewmats")
     for name, got, want in zip(names, grads, ref_grads):
         assert np.all(np.isfinite(got)), f"seed {seed}: {name} gradient not finite"
@@ -136,7 +142,8 @@ def _batched_render_and_grads(scenes, viewmats, background, backend):
     return out, grads
 
 
-def test_batched_scenes_with_four_channels_match_reference(seed):
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
+def test_batched_scenes_with_four_channels_match_reference(seed, backend):
     keys = jax.random.split(jax.random.PRNGKey(seed), 2)
     frames = [random_scene(k, N, channels=4, extent=0.45, log_scale=-2.8, huge_fraction=0.05)
               for k in keys]
@@ -144,7 +151,7 @@ def test_batched_scenes_with_four_channels_match_reference(seed):
     background = jnp.array([[0.1, 0.2, 0.3, 0.0], [0.6, 0.5, 0.4, 0.0]])
     cams = orbit_cameras(2, arc=0.3)
     ref, ref_grads = _batched_render_and_grads(scenes, cams, background, "reference")
-    out, grads = _batched_render_and_grads(scenes, cams, background, "pallas")
+    out, grads = _batched_render_and_grads(scenes, cams, background, backend)
     assert out.rgb.shape == (2, H, W, 4) and float(ref.rgb[..., 3].max()) > 0.5
     for name in ("rgb", "alpha", "depth"):
         assert _rel(getattr(out, name), getattr(ref, name)) <= 1e-5, f"seed {seed}: {name}"
@@ -155,19 +162,21 @@ def test_batched_scenes_with_four_channels_match_reference(seed):
         assert _rel(got, want) <= 1e-4, f"seed {seed}: {name} {_rel(got, want)}"
 
 
-def test_backward_is_bitwise_deterministic(case):
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
+def test_backward_is_bitwise_deterministic(case, backend):
     _, scene, cams, _ = case
-    first = _render_and_grads(scene, cams, "pallas")[1]
-    second = _render_and_grads(scene, cams, "pallas")[1]
+    first = _render_and_grads(scene, cams, backend)[1]
+    second = _render_and_grads(scene, cams, backend)[1]
     for a, b in zip(first, second):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
-def test_buffer_overflow_reruns_eagerly_and_raises_under_jit(case):
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
+def test_buffer_overflow_reruns_eagerly_and_raises_under_jit(case, backend):
     seed, scene, cams, (ref, _) = case
     args = (*scene, cams[:1], intrinsics(W, H, 0.9), W, H)
     kw = dict(sh_degree=SH_DEGREE, background=jnp.array([0.1, 0.2, 0.3]))
-    small = rasterize(*args, **kw, backend="pallas", capacity=64)
+    small = rasterize(*args, **kw, backend=backend, capacity=64)
     assert int(small.n_intersections[0]) > 64, f"seed {seed}: overflow was not forced"
     assert not bool(small.overflow[0])
     assert _rel(small.rgb[0], ref.rgb[0]) <= 1e-5, f"seed {seed}: re-run differs"
@@ -175,4 +184,4 @@ def test_buffer_overflow_reruns_eagerly_and_raises_under_jit(case):
     with pytest.raises((BufferOverflowError, jax.errors.JaxRuntimeError),
                        match="tile intersections do not fit"):
         jax.block_until_ready(jax.jit(lambda m: rasterize(
-            m, *args[1:], **kw, backend="reference", capacity=64).rgb)(scene.means))
+            m, *args[1:], **kw, backend=backend, capacity=64).rgb)(scene.means))

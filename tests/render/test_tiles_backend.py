@@ -39,7 +39,9 @@ def render(gauss, viewmat, K, backend, **kw):
     return rasterize(*gauss, viewmat, K, W, H, background=BG, backend=backend, capacity=1024, **kw)
 
 
-def test_forward_and_gradients_match_reference():
+@pytest.mark.parametrize("backend", ["tiles", "chunked"])
+def test_forward_and_gradients_match_reference(backend):
+    """"chunked" (render/chunked.py) blends in log space too, so the same bounds hold."""
     *gauss, viewmat, K = scene()
     longest = required_per_tile(*gauss[:4], viewmat, K, W, H)
     assert longest > 40  # tiles hold many layers: the blending order matters
@@ -57,16 +59,16 @@ def test_forward_and_gradients_match_reference():
 
         return jax.jit(jax.value_and_grad(loss, tuple(range(5)), has_aux=True))(*gauss)
 
-    (_, tiles), g_tiles = run("tiles")
+    (_, fast), g_fast = run(backend)
     (_, ref), g_ref = run("reference")
     assert float(ref.alpha.max()) > 0.9 and float(ref.alpha.min()) < 0.1  # not empty, not full
-    np.testing.assert_allclose(tiles.rgb, ref.rgb, atol=1e-5)
-    np.testing.assert_allclose(tiles.alpha, ref.alpha, atol=1e-5)
+    np.testing.assert_allclose(fast.rgb, ref.rgb, atol=1e-5)
+    np.testing.assert_allclose(fast.alpha, ref.alpha, atol=1e-5)
     covered = np.asarray(ref.alpha) > 0.05  # expected depth is ill-conditioned where alpha ~ 0
-    np.testing.assert_allclose(np.asarray(tiles.depth)[covered], np.asarray(ref.depth)[covered],
+    np.testing.assert_allclose(np.asarray(fast.depth)[covered], np.asarray(ref.depth)[covered],
                                rtol=1e-5)
-    assert not bool(tiles.overflow) and int(tiles.n_intersections) == int(ref.n_intersections)
-    for name, a, b in zip(("means", "quats", "scales", "opacities", "colors"), g_tiles, g_ref):
+    assert not bool(fast.overflow) and int(fast.n_intersections) == int(ref.n_intersections)
+    for name, a, b in zip(("means", "quats", "scales", "opacities", "colors"), g_fast, g_ref):
         assert float(jnp.abs(b).max()) > 0, name
         np.testing.assert_allclose(a, b, atol=1e-4 * float(jnp.abs(b).max()), err_msg=name)
 
@@ -97,14 +99,15 @@ def test_tiles_options_are_checked():
 
 
 
-def test_pallas_forward_matches_reference_with_four_channel_colours():
+@pytest.mark.parametrize("backend", ["pallas", "chunked"])
+def test_fast_forward_matches_reference_with_four_channel_colours(backend):
     """The avatar renders rgb + a lip channel (C = 4) through the default backend; the
     kernel tests cover C = 3. Same float32 bound as above (pallas blends sequentially, like
     the reference). Forward only: differentiating the interpret-mode kernels compiles for
     minutes on 2 cores; the kernel tests check their gradients."""
     *gauss, viewmat, K = scene(n=60, seed=3)
-    pallas = render(gauss, viewmat, K, "pallas")
+    fast = render(gauss, viewmat, K, backend)
     ref = render(gauss, viewmat, K, "reference")
     assert float(ref.alpha.max()) > 0.9 and ref.rgb.shape == (H, W, 4)
-    for a, b in zip(pallas[:2], ref[:2]):
+    for a, b in zip(fast[:2], ref[:2]):
         np.testing.assert_allclose(a, b, atol=1e-5)

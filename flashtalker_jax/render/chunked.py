@@ -1,0 +1,299 @@
+"""Chunked sorted-list compositor in plain JAX, built for XLA:CPU (backend "chunked").
+
+On CPU the Pallas kernels only run in interpret mode and "tiles" pays for the fullest
+tile's list on every tile; this compositor is what `backend="auto"` runs on CPU.
+
+Design. The depth-sorted intersection list (binning.Bins) is placed in tile-aligned
+chunks of K = CHUNK entries (kernels/rasterize/layout.chunk_layout, as the Pallas
+kernels place it; padding slots point at a zero-opacity row). A fori_loop whose trip
+count is the number of used blocks (so the buffer's unused capacity costs nothing)
+walks blocks of G = BLOCK consecutive chunks front to back; each step evaluates the
+(K, G, 256) pixel terms of its block, entry-major.
+- Blending in log space, as render/tiles.py: log(1 - alpha); transmittance before each
+  entry = exp(exclusive prefix sum). Inside a chunk the prefix is one (K, K)
+  strictly-lower-triangular matmul; across the chunks of one tile it is a (G, G)
+  "earlier chunk of the same tile" matmul over the block's chunk totals plus a carry (the
+  tile still running at the previous block's end). gsplat's rules hold exactly:
+  alpha = min(0.999, o exp(-sigma)), skip sigma < 0 or alpha < 1/255, pixel centres
+  +0.5; since transmittance only falls along the list,
+  "stop before the Gaussian that takes it to <= 1e-4 and skip every later one" is the
+  mask "inclusive transmittance > 1e-4".
+- Early exit: a block whose chunks all continue a tile whose every pixel has stopped is
+  skipped (lax.cond). In the bench blob about half the chunks lie past saturation.
+- Custom VJP that recomputes instead of storing: the forward keeps only each chunk's
+  log transmittance before it (C, 256) and the final transmittance. The backward walks
+  the blocks back to front, recomputes alpha and transmittances, gets each entry's
+  "behind" sum (colour cotangent . everything composited after it in its tile) from the
+  transposed matmuls and a carry from the following block, and applies the
+  closed-form derivatives of alpha -> sigma -> (means2d, conics, opacity); the pixel
+  sums that the conic and mean gradients need are one matmul of d sigma with a constant
+  (256, 6) basis (1, x, y, x^2, y^2, xy in tile-local pixels), expanded around each
+  mean, instead of five reductions (forward+backward 102 -> 87 ms CPU time). Per-entry
+  gradients reach Gaussians by segment_sum (a sequential scatter-add on CPU, so runs
+  are bit-identical; on a GPU it would be atomics, but "auto" never picks it there).
+Cameras go one after another (lax.map in rasterize): vmap would run every camera for
+the longest camera's trip count.
+
+Alternatives measured (bench blob 5,000 Gaussians, 256 x 256, 51,639 intersections,
+compositing only, this 2-core CPU under other jobs' load, ms forward / forward+backward):
+- all chunks at once, jnp.cumsum over the chunk, autodiff: 261 / 795 (1.2 GB of
+  temporaries);
+- blocked loop + this custom VJP, cumsum over K = 32: 162 / 374. XLA:CPU's cumsum is the
+  cost: a 32-long cumsum over every pair took 195 ms where the whole alpha evaluation
+  took 32 ms;
+- an unrolled multiplicative walk over the chunk's K entries (the reference's exact
+  products): forward ~30 (CPU time), but XLA fuses the running product into each of its
+  consumers (K^2 / 2 steps) unless an optimization_barrier splits it, and then the K tiny
+  ops per block cost launch overhead: forward+backward 140 (CPU time);
+- the triangular matmul, chunk-major (G, K, 256) blocks: 31 / 59; entry-major (chosen,
+  a plain matmul with no transposes): 20 / 56;
+- K x G sweep (entry-major): 16 x 16 20 / 56 (chosen); 8 x 32 30 / 55; 8 x 64 33 / 65;
+  16 x 8 25 / 68; 16 x 32 26 / 64; 32 x 8 38 / 77; 32 x 16 46 / 88;
+- across-chunk prefix by a segmented associative_scan instead of the (G, G) matmul: the
+  same within noise (kept the matmul: fewer ops, no flags in the plan);
+- not pursued: splitting the list into two independent loops to use both cores; a toy
+  test showed XLA:CPU already spreads one loop body's elementwise work over both cores
+  (CPU time twice the wall time) and runs two independent loops no faster.
+BENCHMARKS.md ("CPU compositor") has the end-to-end numbers against pallas-interpret.
+"""
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from flashtalker_jax.kernels.rasterize.binning import TILE_SIZE as TILE, Bins, tile_grid
+from flashtalker_jax.kernels.rasterize.layout import chunk_layout, padded_size
+from flashtalker_jax.kernels.rasterize.reference import (ALPHA_THRESHOLD, MAX_ALPHA,
+                                                         MIN_TRANSMITTANCE, TILE_PIXELS,
+                                                         tile_pixel_centres, tiles_to_image)
+
+CHUNK = 16   # K: entries of one tile's list blended together (a tile-aligned chunk)
+BLOCK = 16   # G: chunks per loop step
+GEOM = 6     # mean_x, mean_y, conic_a, conic_b, conic_c, opacity
+LOG_MIN_T = float(jnp.log(jnp.float32(MIN_TRANSMITTANCE)))
+HIGHEST = jax.lax.Precision.HIGHEST
+
+
+class Plan(NamedTuple):
+    """One camera's chunk placement (S record slots = C chunks x K)."""
+    gid: jnp.ndarray         # (S,) int32 Gaussian of each slot; N for padding
+    chunk_tile: jnp.ndarray  # (C,) int32 tile of each chunk; T for empty chunks
+    n_blocks: jnp.ndarray    # () int32 loop steps holding used chunks
+
+
+def make_plan(bins: Bins, n_gaussians: int, n_tiles: int, chunk: int, block: int) -> Plan:
+    """Tile-aligned chunks of the sorted list, padded to whole blocks (static sizes)."""
+    capacity = bins.tile_ids.shape[0]
+    lay = chunk_layout(bins, n_tiles, chunk)
+    n_chunks = -(-padded_size(capacity, n_tiles, chunk) // (chunk * block)) * block
+    size = n_chunks * chunk
+    gid = jnp.full(size, n_gaussians, jnp.int32).at[lay.dest].set(
+        jnp.minimum(bins.gaussian_ids, n_gaussians), mode="drop")
+    slot_tile = jnp.full(size, n_tiles, jnp.int32).at[lay.dest].set(bins.tile_ids, mode="drop")
+    chunk_tile = slot_tile.reshape(n_chunks, chunk)[:, 0]
+    used = jnp.sum(chunk_tile < n_tiles)
+    return Plan(gid=gid, chunk_tile=chunk_tile, n_blocks=(-(-used // block)).astype(jnp.int32))
+
+
+def _earlier_in_tile(tiles):
+    """tiles (G,) of a block's chunks -> (G, G) [c, c'] = 1 where chunk c' precedes chunk c
+    in the same tile: segmented exclusive prefix sums over the block as one matmul (a
+    tile's chunks are contiguous)."""
+    order = jnp.arange(tiles.shape[0])
+    same = tiles[:, None] == tiles[None, :]
+    return (same & (order[None, :] < order[:, None])).astype(jnp.float32)
+
+
+def _alpha(geom, ids, tiles, tiles_x, n_tiles):
+    """Screen terms of one block: ids (G*K,) chunk-major, tiles (G,) -> dict of (K, G, 256)
+    arrays (entry-major, so prefix sums over a chunk are one plain matmul)."""
+    g = geom[ids].reshape(tiles.shape[0], -1, GEOM).transpose(1, 0, 2)  # (K, G, 6)
+    px, py = jax.vmap(lambda t: tile_pixel_centres(t, tiles_x))(jnp.minimum(tiles, n_tiles - 1))
+    dx = g[..., 0:1] - px[None]
+    dy = g[..., 1:2] - py[None]
+    sigma = 0.5 * (g[..., 2:3] * dx * dx + g[..., 4:5] * dy * dy) + g[..., 3:4] * dx * dy
+    gauss = jnp.exp(-sigma)
+    raw = g[..., 5:6] * gauss
+    alpha = jnp.minimum(MAX_ALPHA, raw)
+    use = (sigma >= 0) & (alpha >= ALPHA_THRESHOLD)
+    return dict(g=g, dx=dx, dy=dy, gauss=gauss, raw=raw, alpha=jnp.where(use, alpha, 0.0),
+                use=use)
+
+
+def _strict_lower(chunk: int):
+    """(K, K) [j, k] = 1 where k < j: exclusive prefix sums over a chunk as a matmul."""
+    return jnp.tril(jnp.ones((chunk, chunk), jnp.float32), -1)
+
+
+def _dot(a, b):
+    """float32 matmul (full precision also where a platform defaults to bf16/tf32)."""
+    return jnp.dot(a, b, precision=HIGHEST)
+
+
+def _matmul_entries(matrix, x):
+    """matrix (K, K) applied along the entry axis of x (K, G, P)."""
+    return _dot(matrix, x.reshape(x.shape[0], -1)).reshape(x.shape)
+
+
+def _forward(static, geom, features, plan):
+    tiles_x, n_tiles, chunk, block = static
+    n_chunks = plan.chunk_tile.shape[0]
+    n_feat = features.shape[-1]
+    strict_lower = _strict_lower(chunk)
+
+    def compute(args):
+        tiles, ids, run_tile, run_log = args
+        a = _alpha(geom, ids, tiles, tiles_x, n_tiles)
+        log_keep = jnp.log1p(-a["alpha"])                                   # (K, G, 256)
+        totals = jnp.sum(log_keep, axis=0)                                  # (G, 256)
+        log_before = (_dot(_earlier_in_tile(tiles), totals)
+                      + jnp.where((tiles == run_tile)[:, None], run_log[None], 0.0))
+        log_t = log_before[None] + _matmul_entries(strict_lower, log_keep)
+        hit = a["use"] & (log_t + log_keep > LOG_MIN_T)
+        weight = jnp.where(hit, a["alpha"] * jnp.exp(log_t), 0.0)
+        f = features[ids].reshape(block, chunk, n_feat)
+        acc = jnp.einsum("kgp,gkf->gpf", weight, f, precision=HIGHEST)
+        log_kept = jnp.sum(jnp.where(hit, log_keep, 0.0), axis=0)
+        return acc, log_kept, log_before, log_before[-1] + totals[-1]
+
+    def skip(args):
+        tiles, ids, run_tile, run_log = args
+        done = jnp.full((block, TILE_PIXELS), LOG_MIN_T - 1.0)
+        return (jnp.zeros((block, TILE_PIXELS, n_feat), jnp.float32),
+                jnp.zeros((block, TILE_PIXELS), jnp.float32), done, run_log)
+
+    def body(i, carry):
+        acc_all, log_t_all, before_all, run_tile, run_log = carry
+        c0 = i * block
+        tiles = jax.lax.dynamic_slice_in_dim(plan.chunk_tile, c0, block)
+        ids = jax.lax.dynamic_slice_in_dim(plan.gid, c0 * chunk, block * chunk)
+        # Early exit: every chunk continues a tile whose pixels have all stopped.
+        finished = jnp.all(tiles == run_tile) & jnp.all(run_log <= LOG_MIN_T)
+        acc, log_t, before, run_log = jax.lax.cond(
+            finished, skip, compute, (tiles, ids, run_tile, run_log))
+        acc_all = jax.lax.dynamic_update_slice_in_dim(acc_all, acc, c0, 0)
+        log_t_all = jax.lax.dynamic_update_slice_in_dim(log_t_all, log_t, c0, 0)
+        before_all = jax.lax.dynamic_update_slice_in_dim(before_all, before, c0, 0)
+        return acc_all, log_t_all, before_all, tiles[-1], run_log
+
+    init = (jnp.zeros((n_chunks, TILE_PIXELS, n_feat), jnp.float32),
+            jnp.zeros((n_chunks, TILE_PIXELS), jnp.float32),
+            jnp.full((n_chunks, TILE_PIXELS), LOG_MIN_T - 1.0, jnp.float32),
+            jnp.int32(-1), jnp.zeros(TILE_PIXELS, jnp.float32))
+    acc, log_t, before, _, _ = jax.lax.fori_loop(0, plan.n_blocks, body, init)
+    acc = jax.ops.segment_sum(acc, plan.chunk_tile, n_tiles + 1, indices_are_sorted=True)
+    log_t = jax.ops.segment_sum(log_t, plan.chunk_tile, n_tiles + 1, indices_are_sorted=True)
+    return (acc[:n_tiles], jnp.exp(log_t[:n_tiles])), before
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _composite(static, geom, features, plan):
+    return _forward(static, geom, features, plan)[0]
+
+
+def _fwd(static, geom, features, plan):
+    out, before = _forward(static, geom, features, plan)
+    return out, (geom, features, plan, before, out[1])
+
+
+def _bwd(static, residuals, cotangents):
+    tiles_x, n_tiles, chunk, block = static
+    geom, features, plan, before_all, trans = residuals
+    d_acc, d_trans = cotangents
+    n_feat = features.shape[-1]
+    d_acc = jnp.pad(d_acc, ((0, 1), (0, 0), (0, 0)))                   # tile T: empty chunks
+    d_final = jnp.pad(d_trans * trans, ((0, 1), (0, 0)))              # d trans * T_final
+    size = plan.gid.shape[0]
+    strict_lower = _strict_lower(chunk)
+    p = jnp.arange(TILE_PIXELS)
+    px, py = (p % TILE + 0.5).astype(jnp.float32), (p // TILE + 0.5).astype(jnp.float32)
+    basis = jnp.stack([jnp.ones_like(px), px, py, px * px, py * py, px * py], -1)  # (256, 6)
+
+    def full(args):
+        tiles, ids, log_before, run_tile, run_q = args
+        a = _alpha(geom, ids, tiles, tiles_x, n_tiles)
+        # Per-entry transmittance in log space: exclusive prefix sums over the chunk as
+        # one small matmul (an unrolled walk costs K tiny XLA ops per block).
+        log_keep = jnp.log1p(-a["alpha"])                                # (K, G, 256)
+        log_t = log_before[None] + _matmul_entries(strict_lower, log_keep)
+        hit = a["use"] & (log_t + log_keep > LOG_MIN_T)
+        trans_k = jnp.exp(log_t)
+        weight = jnp.where(hit, a["alpha"] * trans_k, 0.0)
+        f = features[ids].reshape(block, chunk, n_feat).transpose(1, 0, 2)  # (K, G, F)
+        ga = d_acc[tiles]                                                # (G, 256, F)
+        gaf = sum(f[..., c, None] * ga[None, ..., c] for c in range(n_feat))
+        q = weight * gaf                                                 # (K, G, 256)
+        later = _matmul_entries(strict_lower.T, q)                       # sum over k > j
+        totals = jnp.sum(q, axis=0)
+        after = (_dot(_earlier_in_tile(tiles).T, totals)                 # later chunks
+                 + jnp.where((tiles == run_tile)[:, None], run_q[None], 0.0))
+        behind = later + (after + d_final[tiles])[None]
+        d_alpha = jnp.where(hit, trans_k * gaf - behind / (1.0 - a["alpha"]), 0.0)
+        d_raw = jnp.where(a["raw"] < MAX_ALPHA, d_alpha, 0.0)
+        d_sigma = -d_raw * a["raw"]
+        # Pixel sums of d_sigma times 1, x, y, x^2, y^2, xy in tile-local coordinates (one
+        # matmul with a constant basis), then expanded around each mean (dx = mean - x).
+        m = _dot(d_sigma.reshape(-1, TILE_PIXELS), basis).reshape(d_sigma.shape[:2] + (6,))
+        s0, sx, sy, sxx, syy, sxy = (m[..., i] for i in range(6))
+        g = a["g"]
+        t = jnp.minimum(tiles, n_tiles - 1)
+        mx = g[..., 0] - ((t % tiles_x) * TILE).astype(jnp.float32)[None]
+        my = g[..., 1] - ((t // tiles_x) * TILE).astype(jnp.float32)[None]
+        sdx, sdy = mx * s0 - sx, my * s0 - sy
+        sdxx = mx * mx * s0 - 2.0 * mx * sx + sxx
+        sdyy = my * my * s0 - 2.0 * my * sy + syy
+        sdxy = mx * my * s0 - mx * sy - my * sx + sxy
+        a_, b_, c_ = g[..., 2], g[..., 3], g[..., 4]
+        d_geom = jnp.stack([a_ * sdx + b_ * sdy, c_ * sdy + b_ * sdx, 0.5 * sdxx, sdxy,
+                            0.5 * sdyy, jnp.sum(d_raw * a["gauss"], -1)], -1)  # (K, G, 6)
+        d_feat = jnp.einsum("kgp,gpf->kgf", weight, ga, precision=HIGHEST)
+        rows = jnp.concatenate([d_geom, d_feat], -1).transpose(1, 0, 2).reshape(block * chunk, -1)
+        return rows, after[0] + totals[0]
+
+    def skip(args):
+        tiles, ids, log_before, run_tile, run_q = args
+        # No hits in the block: nothing behind changes (a tile's sum passes through).
+        return (jnp.zeros((block * chunk, GEOM + n_feat), jnp.float32),
+                jnp.where(tiles[0] == run_tile, run_q, 0.0))
+
+    def body(j, carry):
+        grads, run_tile, run_q = carry
+        c0 = (plan.n_blocks - 1 - j) * block
+        tiles = jax.lax.dynamic_slice_in_dim(plan.chunk_tile, c0, block)
+        ids = jax.lax.dynamic_slice_in_dim(plan.gid, c0 * chunk, block * chunk)
+        log_before = jax.lax.dynamic_slice_in_dim(before_all, c0, block)
+        finished = jnp.all(log_before <= LOG_MIN_T)
+        rows, run_q = jax.lax.cond(finished, skip, full,
+                                   (tiles, ids, log_before, run_tile, run_q))
+        grads = jax.lax.dynamic_update_slice_in_dim(grads, rows, c0 * chunk, 0)
+        return grads, tiles[0], run_q
+
+    init = (jnp.zeros((size, GEOM + n_feat), jnp.float32), jnp.int32(-1),
+            jnp.zeros(TILE_PIXELS, jnp.float32))
+    grads, _, _ = jax.lax.fori_loop(0, plan.n_blocks, body, init)
+    n = features.shape[0]
+    per_gaussian = jax.ops.segment_sum(grads, plan.gid, n)
+    zeros = jax.tree_util.tree_map(lambda x: jnp.zeros(x.shape, jax.dtypes.float0), plan)
+    return per_gaussian[:, :GEOM], per_gaussian[:, GEOM:], zeros
+
+
+_composite.defvjp(_fwd, _bwd)
+
+
+def composite(means2d, conics, opacities, features, bins: Bins, width: int, height: int, *,
+              chunk: int = CHUNK, block: int = BLOCK):
+    """One camera, same contract as reference.composite: means2d (N,2), conics (N,3),
+    opacities (N,), features (N,F) -> (accumulated features (H,W,F), transmittance (H,W))."""
+    tiles_x, tiles_y = tile_grid(width, height)
+    n_tiles = tiles_x * tiles_y
+    n = features.shape[0]
+    plan = make_plan(bins, n, n_tiles, chunk, block)
+    geom = jnp.concatenate([means2d, conics, opacities[:, None]], axis=-1)
+    geom = jnp.pad(geom, ((0, 1), (0, 0)))                               # row N: opacity 0
+    feats = jnp.pad(features, ((0, 1), (0, 0)))
+    acc, trans = _composite((tiles_x, n_tiles, chunk, block), geom, feats, plan)
+    return (tiles_to_image(acc, tiles_x, tiles_y, width, height),
+            tiles_to_image(trans[..., None], tiles_x, tiles_y, width, height)[..., 0])
