@@ -119,7 +119,7 @@ def test_every_numeric_option_uses_a_checked_type():
 def test_bench_raster_exits_non_zero_when_a_row_errored(monkeypatch, tmp_path, capsys):
     from flashtalker_jax.render import bench
 
-    def run(sizes, batches, backends, width, height, runs, progress=None, on_row=None):
+    def run(sizes, batches, backends, width, height, runs, progress=None, on_row=None, scene="blob"):
         rows = [{"backend": "reference", "gaussians": 10, "cameras": 1, "fwd_ms": 1.0},
                 {"backend": "pallas", "gaussians": 10, "cameras": 1, "error": "RESOURCE_EXHAUSTED: out of memory"}]
         return rows, []

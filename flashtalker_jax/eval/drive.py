@@ -188,14 +188,14 @@ def cross_source(path: Path, fps: float, n_expr: int, audio_dim: int, max_frames
         return {"name": f"a2e:{path.name}", "waveform": waveform, "n_frames": len(rows),
                 "audio_rows": audio_rows, "source_track": source}
     waveform = load_audio(path, SAMPLE_RATE)
-    n = int(round(len(waveform) / SAMPLE_RATE * fps))
-    n = min(n, max_frames) if max_frames > 0 else n
+    n_clip = int(round(len(waveform) / SAMPLE_RATE * fps))
+    n = min(n_clip, max_frames) if max_frames > 0 else n_clip
     waveform = waveform[:int(round(n / fps * SAMPLE_RATE))]
     audio_rows = None
     if audio_dim:
         from flashtalker_jax.pipeline.avatar import audio_drive
 
-        audio_rows = audio_drive(path, fps, n)
+        audio_rows = audio_drive(path, fps, n_clip)[:n]   # the whole clip's rows, first n frames
     return {"name": f"a2e:{path.name}", "waveform": waveform, "n_frames": n,
             "audio_rows": audio_rows, "source_track": None}
 
