@@ -1,9 +1,11 @@
 """`flashtalker demo`: every stage of the project on a procedural identity, no downloads.
 
 Each stage calls the library function behind its command, with its block of the demo
-config (configs/demo.py nests every stage's full config). Layout of the output folder
-(each step is skipped when its result exists, and interrupted training resumes from its
-newest checkpoint, so re-running reuses what is there):
+config (configs/demo.py nests every stage's full config). A stage's result is reused only
+when it was made with the same settings: out/stage_keys.json holds a hash of each stage's
+config (and of the stages it builds on); a stage folder made with other settings (or by a
+demo that kept no keys) is moved to out/replaced/ and the stage runs again. Interrupted
+training with the same settings resumes from its newest checkpoint. Layout:
   data/       the procedural identity (VHAP layout + flame/), as `flashtalker data synth`
   avatar/     the adapted avatar run (as `flashtalker adapt`; avatar/avatar is the folder)
   a2e_data/   motion-only speaking identities for the audio model (as `synth-a2e-data`)
@@ -18,6 +20,7 @@ for data, avatar, a2e, speak, eval (near 0 for a stage whose result was reused).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -30,10 +33,42 @@ from flashtalker_jax.errors import FlashtalkerError
 from flashtalker_jax.utils.files import atomic_path
 
 
+STAGE_KEYS = "stage_keys.json"
+
+
+def stage_key(*settings) -> str:
+    """sha256 of the settings (ConfigDicts and plain values) a stage's result depends on."""
+    plain = [s.to_dict() if isinstance(s, ml_collections.ConfigDict) else s for s in settings]
+    return hashlib.sha256(json.dumps(plain, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def claim_stage(out: Path, name: str, key: str, folders: tuple[Path, ...]) -> None:
+    """Keep `folders` when they were made under `key`; otherwise move them to
+    out/replaced/<folder>-<time> (never deleted) and record `key` for the new run."""
+    keys_path = out / STAGE_KEYS
+    keys = json.loads(keys_path.read_text()) if keys_path.is_file() else {}
+    if keys.get(name) == key:
+        return
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    for folder in folders:
+        if folder.exists():
+            aside = out / "replaced" / f"{folder.name}-{stamp}"
+            aside.parent.mkdir(parents=True, exist_ok=True)
+            folder.rename(aside)
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(keys_path) as tmp:
+        Path(tmp).write_text(json.dumps({**keys, name: key}, indent=1))
+
+
+def data_key(cfg: ml_collections.ConfigDict) -> str:
+    return stage_key(cfg.data.seconds, cfg.seed, cfg.data.synth)
+
+
 def make_identity(out: Path, cfg: ml_collections.ConfigDict) -> Path:
     from flashtalker_jax.data.synth.dataset import synthesize_dataset
 
     ident = out / "data" / "identity_000"
+    claim_stage(out, "data", data_key(cfg), (out / "data",))
     if not (ident / "transforms.json").is_file():
         synthesize_dataset(out / "data", identities=1, seconds=cfg.data.seconds, seed=cfg.seed, cfg=cfg.data.synth)
     return ident
@@ -43,6 +78,7 @@ def make_avatar(out: Path, ident: Path, cfg: ml_collections.ConfigDict) -> Path:
     from flashtalker_jax.avatar.jobs import adapt
 
     run = out / "avatar"
+    claim_stage(out, "avatar", stage_key(data_key(cfg), cfg.adapt), (run,))
     if not _current_avatar(run / "avatar"):   # missing, or an older format: resume re-exports
         config = cfg.adapt.copy_and_resolve_references()   # the demo config stays as given
         config.task.data, config.task.flame = str(ident), str(ident.parent / "flame")
@@ -70,6 +106,8 @@ def make_a2e(out: Path, cfg: ml_collections.ConfigDict) -> Path:
     from flashtalker_jax.motion.jobs import pretrain, synthesize
 
     run, data = out / "a2e", out / "a2e_data"
+    key = stage_key(cfg.seed, cfg.a2e.identities, cfg.a2e.seconds, cfg.a2e.synth, cfg.a2e.pretrain)
+    claim_stage(out, "a2e", key, (run, data))
     if not (run / "model.json").is_file():
         if not (data / "flame").is_dir():
             synthesize(data, cfg.a2e.identities, 0, cfg.a2e.seconds, cfg.seed, cfg.a2e.synth)

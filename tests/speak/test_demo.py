@@ -39,3 +39,30 @@ def test_demo_quick(tmp_path):
     ident = demo.make_identity(out, cfg)
     assert demo.make_avatar(out, ident, cfg) == out / "avatar" and demo.make_a2e(out, cfg) == out / "a2e"
     assert stamps == {p: (out / p).stat().st_mtime_ns for p in stamps}
+    # Other settings for a stage: its old folder is moved aside and the stage runs again.
+    cfg.data.seconds = 2.0
+    ident = demo.make_identity(out, cfg)
+    assert (ident / "transforms.json").stat().st_mtime_ns != stamps["data/identity_000/transforms.json"]
+    assert [p.name.split("-")[0] for p in (out / "replaced").iterdir()] == ["data"]
+
+
+def test_a_stage_is_reused_only_under_the_same_settings(tmp_path):
+    import ml_collections
+
+    from flashtalker_jax.pipeline.demo import STAGE_KEYS, claim_stage, stage_key
+
+    a = ml_collections.ConfigDict({"steps": 3, "lr": 0.1})
+    key = stage_key(a, 7)
+    assert key == stage_key(ml_collections.ConfigDict({"lr": 0.1, "steps": 3}), 7)
+    assert key != stage_key(a, 8) and key != stage_key(ml_collections.ConfigDict({"steps": 4, "lr": 0.1}), 7)
+    stage = tmp_path / "avatar"
+    stage.mkdir()
+    (stage / "result").write_text("made by an older demo")   # a folder without a recorded key
+    claim_stage(tmp_path, "avatar", key, (stage,))
+    moved = list((tmp_path / "replaced").iterdir())
+    assert not stage.exists() and len(moved) == 1 and (moved[0] / "result").read_text() == "made by an older demo"
+    stage.mkdir()
+    (stage / "result").write_text("new")
+    claim_stage(tmp_path, "avatar", key, (stage,))              # same settings: kept
+    assert (stage / "result").read_text() == "new"
+    assert json.loads((tmp_path / STAGE_KEYS).read_text()) == {"avatar": key}
