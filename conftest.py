@@ -33,8 +33,8 @@ test_seeds.__test__ = False   # a helper, not a test
 
 def pytest_generate_tests(metafunc):
     if "seed" in metafunc.fixturenames:
-        metafunc.parametrize("seed", test_seeds(), scope="module",
-                             ids=[f"seed{s}" for s in test_seeds()])
+        seeds = test_seeds()
+        metafunc.parametrize("seed", seeds, scope="module", ids=[f"seed{s}" for s in seeds])
 
 
 # --------------------------------------------------------------------------- shared media

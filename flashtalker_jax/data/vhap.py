@@ -133,6 +133,21 @@ class VhapIndex:
     def __len__(self) -> int:
         return len(self.flame_paths)
 
+    @property
+    def w2c(self) -> np.ndarray:
+        return np.linalg.inv(self.c2w)
+
+    def camera_rows(self, camera: int | None = None, rows: np.ndarray | None = None) -> np.ndarray:
+        """Indices of one camera's frames in time order, among `rows` (default: all frames).
+        `camera` defaults to the camera of the first of those rows."""
+        rows = np.arange(len(self)) if rows is None else np.asarray(rows)
+        if camera is None and rows.size:
+            camera = int(self.cameras[rows[0]])
+        picked = rows[self.cameras[rows] == camera]
+        if picked.size == 0:
+            raise InputFileError(self.root, f"no frames of camera {camera}")
+        return picked[np.argsort(self.timesteps[picked], kind="stable")]
+
     def split_timesteps(self, split: str) -> np.ndarray:
         """Timesteps of a split's frames (empty when the folder has no such split)."""
         return self.timesteps[self.splits.get(split, np.zeros(0, np.int64))]
@@ -246,49 +261,18 @@ def _audio_path(root: Path, meta: dict) -> Path | None:
 # ----------------------------------------------------------------------------- reading
 
 @dataclasses.dataclass(frozen=True)
-class VhapSequence:
-    """A VHAP-format folder, with frames read lazily.
+class VhapSequence(VhapIndex):
+    """A VHAP-format folder: its index plus the FLAME parameters and audio, frames read lazily.
 
-    Arrays (N = number of frames listed in transforms.json, one per timestep x camera):
-      timesteps (N,) int, cameras (N,) int, K (N, 3, 3), c2w (N, 4, 4) OpenCV axes,
-      flame: {key: (N, size)} per-frame params, shape (n_shape,), static_offset (V, 3)|None,
-      audio (S,) float32 at sample_rate or None, splits: {name: (n,) frame indices}.
+    Adds to VhapIndex: flame {key: (N, size)} per-frame params, shape (n_shape,),
+    static_offset (V, 3) | None, audio (S,) float32 at sample_rate or None, phonemes.
     """
-    root: Path
-    image_paths: tuple[Path, ...]
-    mask_paths: tuple[Path | None, ...]
-    timesteps: np.ndarray
-    cameras: np.ndarray
-    K: np.ndarray
-    c2w: np.ndarray
-    width: int
-    height: int
     flame: dict[str, np.ndarray]
     shape: np.ndarray
     static_offset: np.ndarray | None
     audio: np.ndarray | None
     sample_rate: int
-    fps: float
-    splits: dict[str, np.ndarray]
     phonemes: list[tuple[str, float, float]] | None
-
-    def __len__(self) -> int:
-        return len(self.image_paths)
-
-    @property
-    def w2c(self) -> np.ndarray:
-        return np.linalg.inv(self.c2w)
-
-    def camera_rows(self, camera: int | None = None, rows: np.ndarray | None = None) -> np.ndarray:
-        """Indices of one camera's frames in time order, among `rows` (default: all frames).
-        `camera` defaults to the camera of the first of those rows."""
-        rows = np.arange(len(self)) if rows is None else np.asarray(rows)
-        if camera is None and rows.size:
-            camera = int(self.cameras[rows[0]])
-        picked = rows[self.cameras[rows] == camera]
-        if picked.size == 0:
-            raise InputFileError(self.root, f"no frames of camera {camera}")
-        return picked[np.argsort(self.timesteps[picked], kind="stable")]
 
     def load_image(self, index: int) -> np.ndarray:
         """(H, W, 3) uint8 (alpha dropped, greyscale expanded)."""
@@ -437,12 +421,9 @@ def read_vhap(root: str | os.PathLike, sample_rate: int = SAMPLE_RATE, fps: floa
         shape = canon.get("shape", shape)
         static_offset = canon.get("static_offset", static_offset)
     audio = _load_audio_checked(index, sample_rate)
-    return VhapSequence(
-        root=root, image_paths=index.image_paths, mask_paths=index.mask_paths,
-        timesteps=index.timesteps, cameras=index.cameras, K=index.K, c2w=index.c2w,
-        width=index.width, height=index.height, flame=flame, shape=shape,
-        static_offset=static_offset, audio=audio, sample_rate=sample_rate, fps=index.fps,
-        splits=index.splits, phonemes=_read_phonemes(root))
+    listed = {f.name: getattr(index, f.name) for f in dataclasses.fields(VhapIndex)}
+    return VhapSequence(**listed, flame=flame, shape=shape, static_offset=static_offset,
+                        audio=audio, sample_rate=sample_rate, phonemes=_read_phonemes(root))
 
 
 def _absent(root: Path, listed: list[str | None], key: str) -> None:
