@@ -190,10 +190,6 @@ def heldout_score(criterion: str, prior_model: tasks.LoadedMotionModel, motion: 
     raise ConfigError(f"early_stop.criterion={criterion!r}: use opening_pearson or loss")
 
 
-def _saved_params(run: Path) -> dict:
-    return {k: np.asarray(v) for k, v in np.load(run / "model.npz").items()}
-
-
 def adapt(config: ml_collections.ConfigDict, prior: str, data: str, out: str, resume: bool = False,
           restart: bool = False) -> dict:
     from flashtalker_jax.train.trainer import fit
@@ -212,10 +208,10 @@ def adapt(config: ml_collections.ConfigDict, prior: str, data: str, out: str, re
     run.train.init_from = str(Path(prior).absolute() / "checkpoints")
     _, prior_params, prior_rest = nnx.split(prior_model.model, nnx.Param, ...)
     score_fn = heldout_score(config.early_stop.criterion, prior_model, motion, task, config.early_stop)
-    tracker = HeldOutTracker(score_fn, config.early_stop, _saved_params(Path(prior)))
+    tracker = HeldOutTracker(score_fn, config.early_stop, tasks.read_params(Path(prior)))
     previous = Path(out) / "summary.json"
     if resume and previous.is_file():   # written by the preempted run, with its best model.npz
-        tracker.restore(json.loads(previous.read_text()), _saved_params(Path(out)))
+        tracker.restore(json.loads(previous.read_text()), tasks.read_params(Path(out)))
     else:
         tracker.record(0, score_fn(prior_params, prior_rest), lambda: None)
     start = time.perf_counter()

@@ -41,6 +41,7 @@ from flashtalker_jax.motion.dataset import (CropIterator, Identity, Normaliser,
                                             read_identity)
 from flashtalker_jax.train.state import key_path_str
 from flashtalker_jax.train.tasks import Task
+from flashtalker_jax.utils.files import read_npy, read_npz
 
 KINDS = ("a2e_prior", "audio2param")
 
@@ -378,11 +379,7 @@ def load_motion_model(run: str | Path) -> LoadedMotionModel:
     factory = make_model_factory(task, meta["audio_dim"], meta["template_dim"])
     # Shapes only (no initialisation compute), then the saved arrays fill every leaf.
     graphdef, abstract = nnx.split(nnx.eval_shape(lambda: factory(nnx.Rngs(0))))
-    if not (run / "model.npz").is_file():
-        raise ModelFileError(run / "model.npz", "missing (the run's parameters)",
-                             "copy the whole run folder, or pass a finished run")
-    with np.load(run / "model.npz") as saved:
-        params = {k: saved[k] for k in saved.files}
+    params = read_params(run)
     flat, treedef = jax.tree_util.tree_flatten_with_path(abstract)
     names = [key_path_str(p) for p, _ in flat]
     missing = [n for n in names if n not in params]
@@ -394,7 +391,7 @@ def load_motion_model(run: str | Path) -> LoadedMotionModel:
         raise ModelFileError(run / "model.npz", f"parameters {wrong[:3]} have other shapes than model.json implies",
                              "the run folder mixes files of different runs")
     model = nnx.merge(graphdef, jax.tree_util.tree_unflatten(treedef, [jnp.asarray(params[n]) for n in names]))
-    templates = np.load(run / "templates.npy") if (run / "templates.npy").is_file() else None
+    templates = read_templates(run, meta["template_dim"])
     for name in ("motion.npz", "audio.npz"):
         if not (run / "norms" / name).is_file():
             raise ModelFileError(run / "norms" / name, "missing (normalisation statistics)",
@@ -402,6 +399,28 @@ def load_motion_model(run: str | Path) -> LoadedMotionModel:
     motion_norm, audio_norm = load_norms(run)
     return LoadedMotionModel(meta["kind"], model, task, meta["identities"], motion_norm, audio_norm, templates,
                              run, meta.get("sources") or {})
+
+
+RUN_DAMAGED = "the run folder is damaged or incomplete: copy the whole folder again, or re-run the job"
+
+
+def read_params(run: Path) -> dict[str, np.ndarray]:
+    """model.npz of a run folder ({leaf path: array}); ModelFileError naming the file when
+    it is missing, truncated or not an .npz."""
+    return read_npz(run / "model.npz", "the run's parameters", RUN_DAMAGED)
+
+
+def read_templates(run: Path, template_dim: int) -> np.ndarray | None:
+    """templates.npy (Audio2Param's identity templates, one row per style) when model.json
+    says the run has them (template_dim > 0), checked against that width."""
+    if not template_dim:
+        return None
+    path = run / "templates.npy"
+    templates = read_npy(path, "Audio2Param identity templates", RUN_DAMAGED)
+    if templates.ndim != 2 or templates.shape[1] != template_dim:
+        raise ModelFileError(path, f"has shape {templates.shape}, model.json says (styles, {template_dim})",
+                             "the run folder mixes files of different runs: " + RUN_DAMAGED)
+    return templates
 
 
 def params_of(state) -> dict[str, Any]:

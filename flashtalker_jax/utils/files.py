@@ -1,9 +1,21 @@
-"""Atomic writes: a reader never sees a half-written file, a kill never leaves one."""
+"""Atomic writes (a reader never sees a half-written file, a kill never leaves one) and
+reads of saved arrays that fail with the project's error naming the file, not a traceback."""
 from __future__ import annotations
 
 import contextlib
 import os
+import zipfile
+import zlib
 from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from flashtalker_jax.errors import ModelFileError
+
+# What numpy and zipfile raise for a truncated, overwritten or foreign file: a bad zip
+# directory or member CRC, a short header or data block, a pickled (object) array.
+READ_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error)
 
 
 @contextlib.contextmanager
@@ -18,3 +30,39 @@ def atomic_path(path: str | os.PathLike):
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def read_npz(path: str | os.PathLike, what: str, fix: str, keys: Sequence[str] = (),
+             error: type[Exception] = ModelFileError) -> dict[str, np.ndarray]:
+    """Every array of the .npz at `path`, read in full now (so a damaged member fails here,
+    not at first use), each of `keys` required. A missing, truncated or non-.npz file or a
+    missing key raises `error(path, problem, fix)`; `what` names the content ("avatar state")."""
+    path = Path(path)
+    if not path.is_file():
+        raise error(path, f"{what} file not found", fix)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                raise ValueError("a single .npy array, not an .npz archive")
+            arrays = {name: np.asarray(data[name]) for name in data.files}
+    except READ_ERRORS as exc:
+        raise error(path, f"cannot read {what} ({type(exc).__name__}: {exc})", fix) from exc
+    missing = [k for k in keys if k not in arrays]
+    if missing:
+        raise error(path, f"{what} lacks {', '.join(repr(k) for k in missing)} (has {sorted(arrays)})", fix)
+    return arrays
+
+
+def read_npy(path: str | os.PathLike, what: str, fix: str, error: type[Exception] = ModelFileError) -> np.ndarray:
+    """The array of the .npy at `path`, or `error(path, problem, fix)` (see read_npz)."""
+    path = Path(path)
+    if not path.is_file():
+        raise error(path, f"{what} file not found", fix)
+    try:
+        array = np.load(path, allow_pickle=False)
+    except READ_ERRORS as exc:
+        raise error(path, f"cannot read {what} ({type(exc).__name__}: {exc})", fix) from exc
+    if not isinstance(array, np.ndarray):
+        array.close()
+        raise error(path, f"cannot read {what} (an .npz archive, not a single .npy array)", fix)
+    return array
