@@ -1,7 +1,7 @@
 """The Pallas compositing kernels beside their reference (reference.py), on screen-space
 inputs (no projection: these tests import nothing outside this package):
 - both kernels (Triton in interpret mode, Mosaic in TPU interpret mode: SMEM chunks, DMA,
-  scalar prefetch) match the plain-JAX reference compositor: forward <= 1e-5, gradients
+  scalar prefetch; compiled on the device with FLASHTALKER_KERNEL_MODE=compiled) match the plain-JAX reference compositor: forward <= 1e-5, gradients
   <= 1e-4 relative to the largest reference magnitude (float32: the same expressions in
   the same order forward; the kernel backward recomputes later contributions as
   final - running sum where autodiff accumulates in reverse, a few ulps of cancellation
@@ -11,10 +11,15 @@ inputs (no projection: these tests import nothing outside this package):
   kernels that only work in interpret mode (lowering only: the Triton/Mosaic compilers
   themselves run on the device at XLA compile time).
 Seeds: FLASHTALKER_TEST_SEEDS (conftest.py at the repository root).
+Mode: FLASHTALKER_KERNEL_MODE=interpret (default: Pallas interpret mode, any machine) or
+compiled (the real Triton compiler on a GPU, Mosaic on a TPU; a kernel whose device is not
+JAX's default backend fails, naming it: `-k "not mosaic"` on a GPU). launch/gpu_check.sh
+runs these tests compiled.
 """
 from __future__ import annotations
 
 import functools
+import os
 
 import jax
 import jax.numpy as jnp
@@ -24,6 +29,25 @@ from jax import export
 
 from flashtalker_jax.kernels.rasterize import binning, gpu, reference, tpu
 from flashtalker_jax.kernels.rasterize.vjp import composite_pallas
+
+MODE_VARIABLE = "FLASHTALKER_KERNEL_MODE"
+KERNEL_PLATFORM = {"triton": "gpu", "mosaic": "tpu"}
+
+
+def kernel_interpret(kernel: str, environ=os.environ, backend: str | None = None) -> bool:
+    """Whether `kernel` runs in interpret mode here: MODE_VARIABLE "interpret" (default) or
+    "compiled" (needs the kernel's device as JAX's default backend; refused otherwise)."""
+    mode = environ.get(MODE_VARIABLE, "interpret")
+    if mode == "interpret":
+        return True
+    if mode != "compiled":
+        raise ValueError(f"{MODE_VARIABLE}={mode!r}: expected 'interpret' or 'compiled'")
+    backend = backend or jax.default_backend()
+    if backend != KERNEL_PLATFORM[kernel]:
+        raise RuntimeError(f"{MODE_VARIABLE}=compiled: the {kernel} kernel compiles for "
+                           f"{KERNEL_PLATFORM[kernel]}, but JAX's backend is {backend}")
+    return False
+
 
 B, N, W, H, CAPACITY = 1, 40, 48, 16, 256
 TILES_X, TILES_Y = 3, 1
@@ -74,7 +98,7 @@ def test_forward_and_backward_lower_for_device(kernel, platform):
 
 
 @pytest.mark.parametrize("kernel", ["triton", "mosaic"])
-def test_kernels_match_reference_in_interpret_mode(kernel, seed):
+def test_kernels_match_reference(kernel, seed):
     means2d, conics, opacities, features, depths, radii = _inputs(seed)
     bins = _bins(means2d, depths, radii)
     per_tile = jnp.diff(bins.tile_starts[0])
@@ -85,7 +109,7 @@ def test_kernels_match_reference_in_interpret_mode(kernel, seed):
         return jax.vmap(functools.partial(reference.composite, width=W, height=H))(m, c, o, f, b)
 
     pallas = functools.partial(composite_pallas, width=W, height=H, kernel=kernel,
-                               interpret=True)
+                               interpret=kernel_interpret(kernel))
     want_g, want = jax.jit(functools.partial(_grads, ref))(means2d, conics, opacities,
                                                            features, bins)
     got_g, got = jax.jit(functools.partial(_grads, pallas))(means2d, conics, opacities,
@@ -103,9 +127,23 @@ def test_backward_is_bitwise_deterministic(seed):
     means2d, conics, opacities, features, depths, radii = _inputs(seed)
     bins = _bins(means2d, depths, radii)
     pallas = functools.partial(composite_pallas, width=W, height=H, kernel="triton",
-                               interpret=True)
+                               interpret=kernel_interpret("triton"))
     grads = jax.jit(functools.partial(_grads, pallas))
     first = grads(means2d, conics, opacities, features, bins)[0]
     second = grads(means2d, conics, opacities, features, bins)[0]
     for a, b in zip(first, second):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_kernel_mode_switch():
+    """FLASHTALKER_KERNEL_MODE: interpret by default, compiled only on the kernel's device."""
+    assert kernel_interpret("triton", {}) and kernel_interpret("mosaic", {"FLASHTALKER_KERNEL_MODE": "interpret"})
+    compiled = {MODE_VARIABLE: "compiled"}
+    assert kernel_interpret("triton", compiled, backend="gpu") is False
+    assert kernel_interpret("mosaic", compiled, backend="tpu") is False
+    with pytest.raises(RuntimeError, match="compiles for gpu, but JAX's backend is cpu"):
+        kernel_interpret("triton", compiled, backend="cpu")
+    with pytest.raises(RuntimeError, match="compiles for tpu"):
+        kernel_interpret("mosaic", compiled, backend="gpu")
+    with pytest.raises(ValueError, match="expected 'interpret' or 'compiled'"):
+        kernel_interpret("triton", {MODE_VARIABLE: "1"})
