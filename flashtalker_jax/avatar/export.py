@@ -37,6 +37,7 @@ import numpy as np
 from flax import nnx
 
 from flashtalker_jax.errors import ModelFileError
+from flashtalker_jax.utils.files import read_npz
 
 FORMAT_VERSION = 3
 FILES = ("config.json", "meta.json", "identity.npz", "view.npz", "track.npz", "state.npz", "flame")
@@ -154,14 +155,12 @@ def read_avatar_folder(avatar_dir) -> AvatarFolder:
             raise ModelFileError(avatar_dir, f"not an avatar folder: {name} is missing",
                                  "point --avatar at RUN/avatar written by `flashtalker adapt`")
     check_flame(avatar_dir, meta)
-    task_cfg = ml_collections.ConfigDict(json.loads((avatar_dir / "config.json").read_text()))
-    with np.load(avatar_dir / "identity.npz") as identity:
-        shape = identity["shape"]
-        static_offset = identity["static_offset"] if "static_offset" in identity else None
+    task_cfg = ml_collections.ConfigDict(_read_json(avatar_dir / "config.json", "avatar task config"))
+    identity = read_npz(avatar_dir / "identity.npz", "avatar identity", REEXPORT, keys=("shape",))
     view, track = read_replay(avatar_dir)
-    with np.load(avatar_dir / "state.npz") as saved:
-        state = dict(saved)
-    return AvatarFolder(avatar_dir, task_cfg, meta, shape, static_offset, view, track, state)
+    state = read_npz(avatar_dir / "state.npz", "avatar model state", REEXPORT)
+    return AvatarFolder(avatar_dir, task_cfg, meta, identity["shape"], identity.get("static_offset"),
+                        view, track, state)
 
 
 def read_replay(avatar_dir) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
@@ -169,15 +168,10 @@ def read_replay(avatar_dir) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray
     when one lacks a field."""
     avatar_dir = Path(avatar_dir)
     out = []
-    for name, keys in (("view.npz", VIEW_KEYS), ("track.npz", TRACK_KEYS + ("timesteps",))):
-        path = avatar_dir / name
-        if not path.is_file():
-            raise ModelFileError(path, "missing from the avatar folder", REEXPORT)
-        with np.load(path) as saved:
-            missing = [k for k in keys if k not in saved.files]
-            if missing:
-                raise ModelFileError(path, f"lacks {missing}", REEXPORT)
-            out.append({k: saved[k] for k in keys})
+    for name, what, keys in (("view.npz", "replay camera", VIEW_KEYS),
+                             ("track.npz", "replay pose track", TRACK_KEYS + ("timesteps",))):
+        saved = read_npz(avatar_dir / name, what, REEXPORT, keys=keys)
+        out.append({k: saved[k] for k in keys})
     return out[0], out[1]
 
 
@@ -217,6 +211,17 @@ def restore_state(module: nnx.Module, folder: AvatarFolder, skip: tuple[str, ...
 def read_meta(avatar_dir) -> dict:
     """meta.json of an avatar folder (checked as read_avatar_folder checks it)."""
     return _read_meta(Path(avatar_dir) / "meta.json")
+
+
+def _read_json(path: Path, what: str) -> dict:
+    """A JSON object of the avatar folder, or ModelFileError naming the file."""
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise ModelFileError(path, f"cannot read {what} ({type(err).__name__}: {err})", REEXPORT) from None
+    if not isinstance(value, dict):
+        raise ModelFileError(path, f"{what} holds a {type(value).__name__}, expected a JSON object", REEXPORT)
+    return value
 
 
 def _read_meta(path: Path) -> dict:
