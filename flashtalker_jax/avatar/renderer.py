@@ -29,7 +29,7 @@ from flashtalker_jax.avatar.avatar import Binding, GaussianAvatar, Gaussians, dr
 from flashtalker_jax.avatar.sampling import Placement, build_placement, faces_in_masks
 from flashtalker_jax.errors import ModelFileError
 from flashtalker_jax.flame.lbs import flame_forward
-from flashtalker_jax.flame.loader import load_flame_model, load_region_masks, load_uv_layout
+from flashtalker_jax.flame.loader import flame_template, load_flame_model, load_region_masks, load_uv_layout
 from flashtalker_jax.flame.model import FlameModel, FlameOutput, FlameParams
 from flashtalker_jax.render.rasterize import rasterize
 
@@ -91,7 +91,7 @@ def build_spec(task_cfg, flame_dir: Path, shape: np.ndarray, static_offset: np.n
         static_offset = np.pad(static_offset, ((0, missing), (0, 0)))  # teeth get none
     flame = personalise(base, np.asarray(shape, np.float32), static_offset)
     vt, ft = load_uv_layout(flame_dir)
-    masks = load_region_masks(flame_dir)
+    masks = load_region_masks(flame_dir, v_template=flame_template(base))  # the pickle is read once
     pc = task_cfg.placement
     faces = np.asarray(flame.faces)
     placement = build_placement(pc.mode, np.asarray(flame.v_template), faces, vt, ft, masks,

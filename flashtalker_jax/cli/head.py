@@ -50,7 +50,7 @@ def run_demo(args: argparse.Namespace, overrides: list[str]) -> int:
     from flashtalker_jax.errors import ModelFileError
     from flashtalker_jax.flame import load_flame_model, load_region_masks
     from flashtalker_jax.flame.demo import render_demo_sheet, save_png
-    from flashtalker_jax.flame.loader import find_model_file
+    from flashtalker_jax.flame.loader import find_model_file, flame_template
     from flashtalker_jax.flame.procedural import (EXPR_COMPONENTS, generate_procedural_flame,
                                                   model_from_generated)
     from flashtalker_jax.utils.progress import progress
@@ -59,7 +59,7 @@ def run_demo(args: argparse.Namespace, overrides: list[str]) -> int:
         model = load_flame_model(args.flame)
         components = EXPR_COMPONENTS if args.named_expressions else {}
         try:
-            masks = load_region_masks(find_model_file(args.flame).parent)
+            masks = load_region_masks(find_model_file(args.flame).parent, v_template=flame_template(model))
         except ModelFileError:
             masks = None  # no FLAME_masks.pkl beside the model: lips stay uncoloured
     else:

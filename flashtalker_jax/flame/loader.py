@@ -2,7 +2,6 @@
 landmark embeddings, UV layout and region masks, with clear errors for bad files."""
 from __future__ import annotations
 
-import functools
 import io
 import pickle
 from pathlib import Path
@@ -141,6 +140,7 @@ def load_flame_arrays(path, *, with_teeth: bool = False) -> dict:
     """Validated numpy arrays of a FLAME model plus its landmark embeddings (and teeth)."""
     model_path = find_model_file(path)
     arrays = validate_flame_arrays(safe_load_pickle(model_path), model_path)
+    _remember_template(model_path, arrays["v_template"])
     arrays.update(load_landmark_embeddings(model_path.parent, arrays["f"].shape[0]))
     if with_teeth:
         from flashtalker_jax.flame.teeth import RING_MASKS, add_teeth, lip_rings
@@ -238,26 +238,54 @@ def _read_obj_uv(path: Path):
 
 def derive_face_halves(masks: dict, v_template: np.ndarray) -> dict:
     """upper_face / lower_face: 'face' vertices above / at-or-below the horizontal plane
-    (constant y) through the nose tip, the 'nose' vertex with the largest z (FLAME faces +z)."""
+    (constant y) through the nose tip, the 'nose' vertex with the largest z (FLAME faces +z).
+    Compared in float32, so the pickle's float64 template and a loaded FlameModel's float32
+    one (flame_template) give the same halves."""
     face = np.asarray(masks["face"])
     nose = np.asarray(masks["nose"])
+    v_template = np.asarray(v_template, np.float32)
     tip_y = v_template[nose[np.argmax(v_template[nose, 2])], 1]
     above = v_template[face, 1] > tip_y
     return {"upper_face": face[above], "lower_face": face[~above]}
 
 
-@functools.lru_cache(maxsize=8)
-def _template_of(model_path: str, mtime_ns: int, size: int) -> np.ndarray:
-    """v_template of a model pickle (cached per file version: masks are read beside it often)."""
-    return load_flame_arrays(model_path)["v_template"]
+# v_template of each model pickle read, by file version (resolved path, mtime, size): masks
+# beside a model need it, and a real FLAME pickle is too large to read twice.
+_TEMPLATES: dict[tuple[str, int, int], np.ndarray] = {}
+_TEMPLATES_KEPT = 8
+
+
+def _file_version(path: Path) -> tuple[str, int, int]:
+    stat = path.stat()
+    return str(path.resolve()), stat.st_mtime_ns, stat.st_size
+
+
+def _remember_template(model_path: Path, v_template: np.ndarray) -> None:
+    template = np.array(v_template)
+    template.flags.writeable = False  # shared by every later reader
+    _TEMPLATES[_file_version(model_path)] = template
+    while len(_TEMPLATES) > _TEMPLATES_KEPT:
+        del _TEMPLATES[next(iter(_TEMPLATES))]
 
 
 def _template_beside(folder: Path) -> np.ndarray | None:
+    """v_template of the model pickle in `folder` (None without one), read only when no
+    load_flame_arrays call has read this version of it yet."""
     for candidate in (folder / name for name in MODEL_NAMES):
         if candidate.is_file():
-            stat = candidate.stat()
-            return _template_of(str(candidate), stat.st_mtime_ns, stat.st_size)
+            template = _TEMPLATES.get(_file_version(candidate))
+            return template if template is not None else load_flame_arrays(candidate)["v_template"]
     return None
+
+
+def flame_template(model: FlameModel) -> np.ndarray:
+    """The FLAME vertices of a model's v_template (the teeth that with_teeth appends after
+    them dropped), as load_region_masks(v_template=...) takes them."""
+    v_template = np.asarray(model.v_template)
+    if model.teeth_upper is None:
+        return v_template
+    first_tooth = min(int(np.min(model.teeth_upper)), int(np.min(model.teeth_lower)))
+    return v_template[:first_tooth]
 
 
 def _region_ids(path: Path, name: str, value) -> np.ndarray:
@@ -274,9 +302,10 @@ def load_region_masks(path, v_template: np.ndarray | None = None) -> dict[str, n
     """Region name -> vertex ids (int64), from FLAME_masks.pkl or a folder holding it.
 
     Adds 'upper_face' and 'lower_face' when the file lacks them (see derive_face_halves);
-    that needs the template, taken from `v_template` or the model pickle beside the masks.
-    Every id must index a vertex of that template (checked whenever one is known: given,
-    or a model pickle beside the masks), else ModelFileError naming the file and region.
+    that needs the template: `v_template` (the FLAME vertices, flame_template of a loaded
+    model: pass it when you have one, so the model pickle is not read again) or the model
+    pickle beside the masks. Every id must index a vertex of that template (checked
+    whenever one is known), else ModelFileError naming the file and region.
     """
     path = Path(path)
     if path.is_dir():
@@ -295,10 +324,11 @@ def load_region_masks(path, v_template: np.ndarray | None = None) -> dict[str, n
         for key in ("face", "nose"):
             if key not in masks:
                 raise ModelFileError(path, f"missing key '{key}' (needed for upper/lower_face)")
-        if v_template is None:
-            v_template = load_flame_arrays(path.parent)["v_template"]
     if v_template is None:
         v_template = _template_beside(path.parent)
+    if v_template is None and not halves:
+        raise ModelFileError(path, "has no upper_face/lower_face and no FLAME model is beside it to derive them",
+                             f"put the model pickle ({', '.join(MODEL_NAMES)}) beside it")
     if v_template is not None:
         for name, ids in masks.items():
             _check_vertex_ids(path, name, ids, np.asarray(v_template).shape[0])
