@@ -27,6 +27,7 @@ from flashtalker_jax.errors import ConfigError, FlashtalkerError
 COMMAND_MODULES: list[str] = [
     "flashtalker_jax.cli.head",
     "flashtalker_jax.cli.data",
+    "flashtalker_jax.cli.track",
     "flashtalker_jax.cli.train",
     "flashtalker_jax.cli.avatar",
     "flashtalker_jax.cli.a2e",

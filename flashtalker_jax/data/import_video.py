@@ -29,9 +29,12 @@ from flashtalker_jax.errors import InputFileError, ModelFileError
 from flashtalker_jax.utils.files import atomic_path
 from flashtalker_jax.utils.progress import progress
 
+# Faces detected per frame; the largest (landmark bounding box) is the speaker.
+MAX_FACES = 3
+
 MISSING_FOR_TRAINING = {
-    "flame_param/": "per-frame FLAME parameters from a FLAME tracker (VHAP or similar); not implemented yet",
-    "fg_masks/": "foreground masks (matting / segmentation)",
+    "flame_param/": "per-frame FLAME parameters: run `flashtalker track` on this folder (or use VHAP)",
+    "fg_masks/": "foreground masks (`flashtalker track` writes them with the selfie segmenter)",
     "transforms*.json": "camera intrinsics/extrinsics and train/test splits, written with the tracked FLAME",
     CANONICAL_FILE: "the identity's shape and static offsets, from tracking",
 }
@@ -73,7 +76,7 @@ def _landmarker(model_path: Path, min_confidence: float):
 
     options = vision.FaceLandmarkerOptions(
         base_options=mp_tasks.BaseOptions(model_asset_path=str(model_path)),
-        running_mode=vision.RunningMode.VIDEO, num_faces=1, output_face_blendshapes=True,
+        running_mode=vision.RunningMode.VIDEO, num_faces=MAX_FACES, output_face_blendshapes=True,
         min_face_detection_confidence=min_confidence)
     try:
         return vision.FaceLandmarker.create_from_options(options)
@@ -95,8 +98,11 @@ def detect_landmarks(video: Path, model_path: Path, min_confidence: float):
             result = landmarker.detect_for_video(mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(frame)),
                                                  int(round(i * 1000 / meta["fps"])))
             if result.face_landmarks:
-                points = np.array([(p.x * width, p.y * height, p.z * width) for p in result.face_landmarks[0]], np.float32)
-                scores = np.array([c.score for c in result.face_blendshapes[0]], np.float32)
+                faces = [np.array([(p.x * width, p.y * height, p.z * width) for p in face], np.float32)
+                         for face in result.face_landmarks]
+                largest = int(np.argmax([np.prod(f[:, :2].max(0) - f[:, :2].min(0)) for f in faces]))
+                points = faces[largest]
+                scores = np.array([c.score for c in result.face_blendshapes[largest]], np.float32)
             else:
                 points, scores = np.full((478, 3), np.nan, np.float32), np.full(52, np.nan, np.float32)
             landmarks.append(points)
@@ -132,13 +138,18 @@ def crop_frame(frame: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:
 
 
 def import_video(video: str | os.PathLike, out: str | os.PathLike, cfg: ml_collections.ConfigDict,
-                 sample_rate: int = SAMPLE_RATE) -> dict:
-    """Run both passes and write the folder; returns the report (also in import_report.json)."""
+                 sample_rate: int = SAMPLE_RATE, require_audio: bool = True) -> dict:
+    """Run both passes and write the folder; returns the report (also in import_report.json).
+    With require_audio=False a video without sound is imported (report: audio_seconds 0)."""
     video, out = Path(video), Path(out)
     if not video.is_file():
         raise InputFileError(video, "video file not found")
     out.mkdir(parents=True, exist_ok=True)
-    extract_audio(video, out / AUDIO_FILE, sample_rate)
+    try:
+        extract_audio(video, out / AUDIO_FILE, sample_rate)
+    except InputFileError:
+        if require_audio:
+            raise
     meta, landmarks, blendshapes = detect_landmarks(video, Path(cfg.landmarker), cfg.min_detection_confidence)
     found = ~np.isnan(landmarks[:, 0, 0])
     if not found.any():
@@ -168,11 +179,13 @@ def import_video(video: str | os.PathLike, out: str | os.PathLike, cfg: ml_colle
 def _report(video, out, meta, count, found, box, cfg, sample_rate) -> dict:
     import soundfile
 
-    info = soundfile.info(str(out / AUDIO_FILE))
+    has_audio = (out / AUDIO_FILE).is_file()
+    info = soundfile.info(str(out / AUDIO_FILE)) if has_audio else None
     return {
         "video": str(video), "frames": int(count), "fps": float(meta["fps"]),
         "video_seconds": count / float(meta["fps"]),
-        "audio_seconds": info.frames / info.samplerate, "audio_sample_rate": int(info.samplerate),
+        "audio_seconds": info.frames / info.samplerate if info else 0.0,
+        "audio_sample_rate": int(info.samplerate) if info else None,
         "faces_found": int(found.sum()), "frames_without_face": np.nonzero(~found)[0].tolist(),
         "crop_box_xy_side": [float(v) for v in box], "crop_size": int(cfg.crop_size),
         "source_size": list(meta["size"]),

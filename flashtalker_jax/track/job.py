@@ -1,0 +1,179 @@
+"""`flashtalker track`: a video (or an import-video folder) -> a complete VHAP folder.
+
+Stages, each resumable (a killed run redoes only what was not finished):
+  import    data/import_video (frames, crop, 16 kHz audio, MediaPipe landmarks); skipped
+            when import_report.json exists (it is written last)
+  head      OUT/flame: the user's FLAME folder copied, or the procedural head; the
+            MediaPipe embedding beside it (given with --embedding, or built)
+  fit       track/fit.py over all frames at once; fit.npz holds the result and the hash of
+            everything it depends on, and is reused only when that hash matches
+  masks     fg_masks/ from the selfie segmenter (frames already written are kept)
+  export    flame_param/, canonical_flame_param.npz, transforms*.json (written last),
+            overlay.png, track_report.json
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from flashtalker_jax.data import vhap
+from flashtalker_jax.errors import InputFileError
+from flashtalker_jax.utils.files import atomic_path
+
+EMBEDDING_FILE = "mediapipe_landmark_embedding.npz"
+FIT_FILE = "fit.npz"
+REPORT_FILE = "track_report.json"
+IMPORT_REPORT = "import_report.json"
+
+
+def _link_tree(source: Path, target: Path) -> None:
+    """Hard-link (copy across filesystems) a folder's files into target."""
+    def link(src, dst):
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+    shutil.copytree(source, target, copy_function=link, dirs_exist_ok=True)
+
+
+def import_stage(source: Path, out: Path, cfg) -> dict:
+    from flashtalker_jax.data.import_video import import_video
+
+    if source.is_dir():
+        if not (source / IMPORT_REPORT).is_file():
+            raise InputFileError(source, f"is a folder without {IMPORT_REPORT}",
+                                 "pass a video file or a folder made by `flashtalker data import-video`")
+        if source.resolve() != out.resolve():
+            for name in ("images", "landmarks"):
+                _link_tree(source / name, out / name)
+            for name in (vhap.AUDIO_FILE, IMPORT_REPORT):
+                if (source / name).is_file():
+                    shutil.copy2(source / name, out / name)
+    elif not (out / IMPORT_REPORT).is_file():
+        if not source.is_file():
+            raise InputFileError(source, "video file not found")
+        import_video(source, out, cfg.video, require_audio=False)
+    return json.loads((out / IMPORT_REPORT).read_text())
+
+
+def head_stage(out: Path, flame: Path | None, embedding: Path | None, landmarker: Path):
+    """(FlameModel, LandmarkEmbedding, region masks) of the head in OUT/flame."""
+    from flashtalker_jax.flame import load_flame_model, load_region_masks
+    from flashtalker_jax.flame.loader import find_model_file
+    from flashtalker_jax.flame.procedural import write_procedural_flame
+    from flashtalker_jax.track.canonical import load_canonical_mesh
+    from flashtalker_jax.track.embedding import build_embedding, load_embedding
+
+    head = out / "flame"
+    if flame is not None and not head.exists():
+        shutil.copytree(find_model_file(flame).parent, head)
+    elif not head.exists():
+        write_procedural_flame(out)
+    model = load_flame_model(head)
+    masks = load_region_masks(head, np.asarray(model.v_template))
+    n_faces = int(model.faces.shape[0])
+    if embedding is not None:
+        emb = load_embedding(embedding, n_faces)
+        emb.save(head / EMBEDDING_FILE)
+    elif (head / EMBEDDING_FILE).is_file():
+        emb = load_embedding(head / EMBEDDING_FILE, n_faces)
+    else:
+        emb = build_embedding(load_canonical_mesh(landmarker), np.asarray(model.v_template), np.asarray(model.faces),
+                              np.asarray(model.lmk_faces_idx), np.asarray(model.lmk_bary_coords), masks)
+        emb.save(head / EMBEDDING_FILE)
+    return model, emb, masks
+
+
+def _fit_key(cfg, obs, emb) -> str:
+    digest = hashlib.sha256(json.dumps({"fit": cfg.fit.to_dict(), "flame": cfg.flame.to_dict()},
+                                       sort_keys=True).encode())
+    for array in (obs.landmarks, obs.found, emb.lmk_face_idx, emb.lmk_b_coords):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
+def fit_stage(out: Path, cfg, model, emb, obs, width: int, height: int) -> tuple[dict, dict, np.ndarray]:
+    """(vars, loss curves, held-out mask); reuses fit.npz when its key matches."""
+    from flashtalker_jax.track import fit
+    from flashtalker_jax.track.observations import landmark_weights
+
+    target = obs.landmarks[:, emb.landmark_indices]
+    weight, held_out = landmark_weights(emb, obs.found, cfg.fit)
+    key = _fit_key(cfg, obs, emb)
+    path = out / FIT_FILE
+    if path.is_file():
+        with np.load(path) as saved:
+            if str(saved["key"]) == key:
+                vars_ = {k[5:]: saved[k] for k in saved.files if k.startswith("vars_")}
+                return vars_, {k[5:]: saved[k] for k in saved.files if k.startswith("loss_")}, held_out
+    rig = fit.make_rig(model, emb, cfg.flame.n_shape, cfg.flame.n_expr)
+    vars_, losses = fit.fit_clip(target, weight.astype(np.float32), rig, cfg.fit, width, height)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, key=key, **{f"vars_{k}": v for k, v in vars_.items()},
+                     **{f"loss_{k}": v for k, v in losses.items()})
+    return vars_, losses, held_out
+
+
+def track_clip(source: str | os.PathLike, out: str | os.PathLike, cfg, *, flame=None, embedding=None) -> dict:
+    """Track one clip into `out`; returns the report (also OUT/track_report.json)."""
+    from flashtalker_jax.track import fit, metrics
+    from flashtalker_jax.track.export import overlay_grid, write_vhap
+    from flashtalker_jax.track.masks import write_person_masks
+    from flashtalker_jax.track.observations import observe, read_landmarks
+
+    source, out = Path(source), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    seconds = {}
+    clock = time.perf_counter()
+    imported = import_stage(source, out, cfg)
+    seconds["import"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    model, emb, _ = head_stage(out, Path(flame) if flame else None, Path(embedding) if embedding else None,
+                               Path(cfg.video.landmarker))
+    raw, found = read_landmarks(out)
+    obs = observe(raw, found, cfg, source)
+    size = int(imported["crop_size"])
+    seconds["head"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    vars_, losses, held_out = fit_stage(out, cfg, model, emb, obs, size, size)
+    seconds["fit"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    images = [out / "images" / f"{vhap.frame_stem(t)}.png" for t in range(len(found))]
+    write_person_masks(images, out / "fg_masks", cfg.video.segmenter, cfg.video.png_compress_level)
+    seconds["masks"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    has_audio = (out / vhap.AUDIO_FILE).is_file() and imported.get("audio_seconds", 0) > 0
+    extra = {"crop_box_xy_side": imported["crop_box_xy_side"], "source_size": imported["source_size"],
+             "source_video": imported.get("video")}
+    splits = write_vhap(out, vars_, len(found), size, size, cfg.fit, imported["fps"], obs.untracked,
+                        cfg.test_share, has_audio, extra)
+    rig = fit.make_rig(model, emb, cfg.flame.n_shape, cfg.flame.n_expr)
+    fitted = fit.reprojection(vars_, rig, cfg.fit, size, size)
+    detected = obs.landmarks[:, emb.landmark_indices]
+    picks = np.linspace(0, len(found) - 1, min(cfg.overlay_frames, len(found))).round().astype(int).tolist()
+    overlay_grid(out / "overlay.png", images, detected, fitted, picks)
+    seconds["export"] = time.perf_counter() - clock
+    report = {
+        "source": str(source), "out": str(out.resolve()), "frames": len(found), "fps": imported["fps"],
+        "crop_size": size, "crop_box_xy_side": imported["crop_box_xy_side"], "source_size": imported["source_size"],
+        "focal_px": float(np.exp(vars_["log_focal"]) * size),
+        "frames_without_face": int((~obs.found).sum()), "gaps": obs.gaps,
+        "untracked_frames": np.nonzero(obs.untracked)[0].tolist(), "scene_cuts": obs.cuts,
+        "audio": has_audio,
+        "audio_note": None if has_audio else "no audio: this folder cannot train audio models (adapt-a2e, speak "
+                                             "from its audio); tracking and avatar training work",
+        "splits": {k: len(v) for k, v in splits.items()},
+        "final_loss": {k: float(v[-1]) for k, v in losses.items()},
+        "seconds": seconds, "frames_per_second": {k: len(found) / max(v, 1e-9) for k, v in seconds.items()},
+        **metrics.fit_quality(detected, fitted, obs.found, held_out, emb),
+    }
+    with atomic_path(out / REPORT_FILE) as tmp:
+        tmp.write_text(json.dumps(report, indent=2))
+    return report
