@@ -108,7 +108,7 @@ class FlameParams:
                    n_expr: int | None = None, neutral: tuple[str, ...] = ()) -> "FlameParams":
         """FlameParams of B frames from per-frame arrays track[prefix + key] (B, k) for
         FRAME_KEYS (the rest of the track is ignored). Keys in `neutral` are not read but
-        zero-filled (the rest pose); expr keeps its first n_expr columns when given. Shape
+        zero-filled (the rest pose); expr is cut or zero-padded to n_expr columns when given. Shape
         has no components (B, 0): the identity's shape is baked into a personalised model."""
         present = [k for k in FRAME_KEYS if k not in neutral]
         b = track[prefix + present[0]].shape[0]
@@ -120,8 +120,9 @@ class FlameParams:
             value = track[prefix + key]
             chex.assert_shape(value, (b, width), custom_message=f"track {prefix + key}")
             fields[key] = value
-        if n_expr is not None:
-            fields["expr"] = fields["expr"][:, :n_expr]
+        if n_expr is not None:  # a track with fewer components: the rest are zero (not fitted)
+            expr = fields["expr"][:, :n_expr]
+            fields["expr"] = jnp.pad(expr, ((0, 0), (0, n_expr - expr.shape[1])))
         return cls(shape=jnp.zeros((b, 0)), **fields)
 
     @property
