@@ -158,8 +158,8 @@ def _loss_terms_fn(task_cfg):
         if perceptual is not None:
             metrics["perceptual"] = perceptual(rgb, target)
             total = total + w.perceptual * metrics["perceptual"]
-        refine = sum(jnp.mean((getattr(params, k) - batch[f"flame_{k}"][:, :getattr(params, k).shape[1]]) ** 2)
-                     for k in REFINED_KEYS)
+        tracked = FlameParams.from_track(batch, prefix="flame_", n_expr=params.expr.shape[1])
+        refine = sum(jnp.mean((getattr(params, k) - getattr(tracked, k)) ** 2) for k in REFINED_KEYS)
         total = total + w.refine * refine
         mse = jnp.mean((rgb - target) ** 2)
         metrics.update(position=position, scale=scale, lip_anchor=lip_anchor, refine=refine,

@@ -17,6 +17,8 @@ def register(subparsers) -> None:
     synth = commands.add_parser("synth", help="write the procedural head as FLAME files under DIR/flame/")
     synth.add_argument("--out", required=True, help="output folder (DIR/flame/ is created)")
     synth.add_argument("--seed", type=seed, default=0, help="seed of the random blendshape fields")
+    synth.add_argument("--landmarker", help="MediaPipe face_landmarker.task: also write DIR/flame/"
+                                            "mediapipe_landmark_embedding.npz (what `track` fits with)")
     synth.add_argument("--report", help="write sizes and timing as JSON here")
     synth.set_defaults(func=run_synth)
 
@@ -35,6 +37,10 @@ def run_synth(args: argparse.Namespace, overrides: list[str]) -> int:
 
     start = time.perf_counter()
     folder = write_procedural_flame(args.out, seed=args.seed)
+    if args.landmarker:
+        from flashtalker_jax.track.job import head_stage
+
+        head_stage(Path(args.out), None, None, Path(args.landmarker))
     seconds = time.perf_counter() - start
     rows = [{"file": p.name, "megabytes": round(p.stat().st_size / 1e6, 3)}
             for p in sorted(folder.iterdir())]

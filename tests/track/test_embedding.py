@@ -110,3 +110,13 @@ def test_thin_plate_warp_interpolates_and_umeyama_inverts(seed):
     rot = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]])
     s, r, t = E.umeyama(controls, 1.5 * controls @ rot.T + [1, 2, 3])
     assert s == pytest.approx(1.5) and np.allclose(r, rot) and np.allclose(t, [1, 2, 3])
+
+
+def test_head_synth_writes_the_embedding_beside_the_head(tmp_path, shared_data, embedding):
+    from flashtalker_jax.cli.main import main
+
+    assert main(["head", "synth", "--out", str(tmp_path), "--landmarker",
+                 str(shared_data / "models/face_landmarker.task")]) == 0
+    written = E.load_embedding(tmp_path / "flame" / "mediapipe_landmark_embedding.npz", 11112)
+    np.testing.assert_array_equal(written.lmk_face_idx, embedding.lmk_face_idx)
+    np.testing.assert_allclose(written.lmk_b_coords, embedding.lmk_b_coords, atol=1e-6)
