@@ -1,7 +1,7 @@
 """GaussianHeadTalk's Audio2Param baseline (`flashtalker pretrain-a2e --config
 configs/audio2param.py`). Same data blocks and presets as configs/pretrain_a2e.py
-(`audio2param.py:tiny` for tests and the demo, `audio2param.py:cpu` for the BENCHMARKS.md
-baseline)."""
+(`audio2param.py:tiny` for tests, `audio2param.py:cpu` for the BENCHMARKS.md baseline,
+`audio2param.py:bundled` for the motion prior shipped with the package, configs/motion_prior.py)."""
 import ml_collections
 
 from flashtalker_jax.configs import common
@@ -25,7 +25,7 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     c.optim = common.optim("adamw", 3e-4, warmup_steps=200, b2=0.99, weight_decay=1e-4, clip_norm=1.0)
     c.train = common.train(10000)
     c.mesh = common.mesh()
-    return common.with_preset(c, preset, {"tiny": _tiny, "cpu": _cpu})
+    return common.with_preset(c, preset, {"tiny": _tiny, "cpu": _cpu, "bundled": _bundled})
 
 
 def _tiny(c: ml_collections.ConfigDict) -> None:
@@ -41,3 +41,10 @@ def _cpu(c: ml_collections.ConfigDict) -> None:
     c.task.batch_size = 16
     c.optim.update(lr=1e-3, warmup_steps=50)
     c.train.update(steps=1200, checkpoint_every=400)
+
+
+def _bundled(c: ml_collections.ConfigDict) -> None:
+    # The bundled motion prior (configs/motion_prior.py, launch/train_motion_prior.py): the cpu
+    # recipe, sized to train in minutes on 2 CPU cores; BENCHMARKS.md "Bundled motion prior".
+    _cpu(c)
+    c.train.update(steps=1500, checkpoint_every=500, log_every=50, async_checkpoint=False)

@@ -1,5 +1,6 @@
-"""`flashtalker synth-a2e-data | pretrain-a2e | adapt-a2e | eval-a2e`: audio-to-expression
-motion models; the jobs themselves are in flashtalker_jax/motion/jobs.py."""
+"""`flashtalker synth-a2e-data | pretrain-a2e | adapt-a2e | eval-a2e | eval-mouth`:
+audio-to-expression motion models; the jobs themselves are in flashtalker_jax/motion/jobs.py
+(eval-mouth: pipeline/mouth_check.py)."""
 from __future__ import annotations
 
 import argparse
@@ -61,6 +62,18 @@ def register(subparsers) -> None:
     p.add_argument("--split", default="test", help="split to evaluate (test = held-out sentences)")
     p.set_defaults(func=run_eval)
 
+    p = subparsers.add_parser("eval-mouth", help="does the predicted mouth close? opening at bilabials, in "
+                              "silence and at open vowels on phone-timed espeak-ng speech, and in speech vs "
+                              "silence on real recordings")
+    p.add_argument("--a2e", nargs="*", default=None, help="motion runs to check (default: the bundled "
+                   "motion prior); NAME=RUN names a row")
+    p.add_argument("--audio", nargs="*", default=(), help="real speech files (speech vs silence by RMS)")
+    p.add_argument("--voices", default=",".join(("f3", "m3", "klatt2")),
+                   help="espeak-ng English voice variants of the phone-timed speech (comma separated)")
+    p.add_argument("--seed", type=seed, default=0, help="sampling seed (diffusion prior)")
+    p.add_argument("--report", required=True, help="JSON report path")
+    p.set_defaults(func=run_mouth)
+
 
 def _exit_code(status: str, command: str) -> int:
     from flashtalker_jax.train.trainer import PREEMPTED_EXIT_CODE
@@ -115,4 +128,24 @@ def run_synth(args: argparse.Namespace, overrides: list[str]) -> int:
 
     out = synthesize(args.out, args.identities, args.first, args.seconds, args.seed, load_config(args.config, overrides))
     print(f"synth-a2e-data: {args.identities} identities in {out}", file=sys.stderr)
+    return 0
+
+
+def run_mouth(args: argparse.Namespace, overrides: list[str]) -> int:
+    from pathlib import Path
+
+    from flashtalker_jax.pipeline.bundled import BUNDLED_NAME, bundled_run
+    from flashtalker_jax.pipeline.mouth_check import TABLE_COLUMNS, mouth_check, table_rows
+    from flashtalker_jax.utils.report import print_table, write_report
+
+    runs = {}
+    for item in args.a2e or []:
+        name, _, path = item.rpartition("=")
+        runs[name or path] = Path(path)
+    if not runs:
+        runs[BUNDLED_NAME] = bundled_run()
+    voices = tuple(v for v in args.voices.split(",") if v)
+    report = mouth_check(runs, tuple(args.audio), voices, seed=args.seed)
+    write_report(args.report, report)
+    print_table(table_rows(report), TABLE_COLUMNS)
     return 0
