@@ -179,6 +179,7 @@ class Checkpointer:
         self.directory = Path(directory).absolute()
         self._async = async_save
         self._unmarked: set[int] = set()  # steps saved here whose commit marker is not written yet
+        self._state_handler = ocp.StandardCheckpointHandler()  # restores (see _read_items)
         options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
                                                enable_async_checkpointing=async_save,
                                                cleanup_tmp_directories=True)
@@ -279,10 +280,7 @@ class Checkpointer:
                     raise CorruptStep(problem)
                 self._metadata_readable(step)
                 self.check_fits(step, target)
-                items = {"state": ocp.args.StandardRestore(target)}
-                if data_iterator is not None:
-                    items["data"] = IteratorRestore(data_iterator)
-                return self._manager.restore(step, args=ocp.args.Composite(**items))
+                return self._read_items(step, target, data_iterator)
 
             restored, problem = self._attempt(step, read)
             if problem is not None:
@@ -291,10 +289,21 @@ class Checkpointer:
                 continue
             for bad, why in unreadable:
                 self.quarantine(bad, why)
-            return restored.state, step
+            return restored, step
         if unreadable:
             raise UnreadableCheckpoints(self.directory, unreadable)
         return None
+
+    def _read_items(self, step: int, target: Any, data_iterator: Any | None) -> Any:
+        """The state (and the iterator's position) of a step, read through the item handlers
+        rather than CheckpointManager.restore: its closing barrier would pair with
+        _attempt's agreement in a process whose read failed, so the processes' collectives
+        would no longer match (a hang or a mismatch error); the agreement is the barrier."""
+        folder = epath.Path(self.directory / str(step))
+        state = self._state_handler.restore(folder / "state", args=ocp.args.StandardRestore(target))
+        if data_iterator is not None:
+            IteratorStateHandler().restore(folder / "data", IteratorRestore(data_iterator))
+        return state
 
     def _attempt(self, step: int, read) -> tuple[Any, str | None]:
         """(read(), None), or (None, reason) when the step is corrupt. Other errors are raised.
@@ -368,6 +377,7 @@ class Checkpointer:
         self._manager.wait_until_finished()
         self._mark_committed()
         self._manager.close()
+        self._state_handler.close()
 
 
 def restore_subtree(directory: str | os.PathLike, target: Mapping[str, jax.ShapeDtypeStruct],

@@ -49,10 +49,10 @@ def truncate(path: Path, size: int) -> None:
 def test_non_corruption_restore_error_propagates_and_nothing_is_moved(tmp_path, baseline, monkeypatch, error):
     checkpoints = copy_baseline(baseline, tmp_path)
 
-    def failing_restore(self, step, *args, **kwargs):
+    def failing_restore(self, directory, *args, **kwargs):
         raise error
 
-    monkeypatch.setattr(ocp.CheckpointManager, "restore", failing_restore)
+    monkeypatch.setattr(ocp.StandardCheckpointHandler, "restore", failing_restore)  # Orbax's state reader
     with pytest.raises(type(error), match="simulated"):
         run(tmp_path, small_config(), resume=True)
     assert not (tmp_path / "corrupt_checkpoints").exists()
