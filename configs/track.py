@@ -50,6 +50,16 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     f.acceleration_ratio = 4.0        # acceleration penalty / velocity penalty
     f.learning_rates = {"shape": 0.05, "log_focal": 0.01, "rotation": 0.01, "translation": 0.002,
                         "jaw_pose": 0.01, "eyes_pose": 0.01, "expr": 0.05}
+    # Photometric refinement (track/photometric.py): 0 steps turns the stage off.
+    f.photo_steps = 200
+    f.photo_size = 128                # render / compare at this square size
+    f.photo_batch = 8                 # frames rendered per step (drawn at random)
+    f.photo_scale = 0.6               # Gaussian in-plane radius / triangle size
+    f.photo_opacity = 0.95
+    f.w_photo = 200.0                 # L1 in [0, 1] colour units, vs ~20 for a 2 px landmark fit
+    f.photo_colour_lr = 0.05
+    f.photo_lr_scale = 0.3            # the landmark fit's learning rates x this (a refinement)
+    f.photo_seed = 0
     f.contour_weight = 0.3            # face-oval points slide along the silhouette: trusted less
     f.iris_weight = 1.0
 
@@ -58,6 +68,7 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     if preset == "quick":
         f.rigid_steps = 100
         f.face_steps = 300
+        f.photo_steps = 30
         c.video.crop_size = 256
     elif preset not in (None, ""):
         raise ValueError(f"unknown preset {preset!r} (known: quick)")

@@ -5,9 +5,9 @@ Stages, each resumable (a killed run redoes only what was not finished):
             when import_report.json exists (it is written last)
   head      OUT/flame: the user's FLAME folder copied, or the procedural head; the
             MediaPipe embedding beside it (given with --embedding, or built)
-  fit       track/fit.py over all frames at once; fit.npz holds the result and the hash of
-            everything it depends on, and is reused only when that hash matches
   masks     fg_masks/ from the selfie segmenter (frames already written are kept)
+  fit       track/fit.py over all frames at once, then track/photometric.py; fit.npz holds
+            the result and the hash of everything it depends on, reused only when it matches
   export    flame_param/, canonical_flame_param.npz, transforms*.json (written last),
             overlay.png, track_report.json
 """
@@ -98,7 +98,7 @@ def _fit_key(cfg, obs, emb) -> str:
     return digest.hexdigest()
 
 
-def fit_stage(out: Path, cfg, model, emb, obs, width: int, height: int) -> tuple[dict, dict, np.ndarray]:
+def fit_stage(out: Path, cfg, model, emb, obs, masks, crop: int) -> tuple[dict, dict, np.ndarray]:
     """(vars, loss curves, held-out mask); reuses fit.npz when its key matches."""
     from flashtalker_jax.track import fit
     from flashtalker_jax.track.observations import landmark_weights
@@ -106,19 +106,45 @@ def fit_stage(out: Path, cfg, model, emb, obs, width: int, height: int) -> tuple
     target = obs.landmarks[:, emb.landmark_indices]
     weight, held_out = landmark_weights(emb, obs.found, cfg.fit)
     key = _fit_key(cfg, obs, emb)
-    path = out / FIT_FILE
-    if path.is_file():
-        with np.load(path) as saved:
-            if str(saved["key"]) == key:
-                vars_ = {k[5:]: saved[k] for k in saved.files if k.startswith("vars_")}
-                return vars_, {k[5:]: saved[k] for k in saved.files if k.startswith("loss_")}, held_out
+    saved = _saved_fit(out / FIT_FILE, key)
+    if saved is not None:
+        return saved[0], saved[1], held_out
     rig = fit.make_rig(model, emb, cfg.flame.n_shape, cfg.flame.n_expr)
-    vars_, losses = fit.fit_clip(target, weight.astype(np.float32), rig, cfg.fit, width, height)
-    with atomic_path(path) as tmp:
+    weight = weight.astype(np.float32)
+    vars_, losses = fit.fit_clip(target, weight, rig, cfg.fit, crop, crop)
+    if cfg.fit.photo_steps > 0:
+        vars_, losses["photometric"] = _photometric(out, cfg, model, masks, rig, target, weight, obs, vars_, crop)
+    with atomic_path(out / FIT_FILE) as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, key=key, **{f"vars_{k}": v for k, v in vars_.items()},
                      **{f"loss_{k}": v for k, v in losses.items()})
     return vars_, losses, held_out
+
+
+def _saved_fit(path: Path, key: str):
+    """(vars, losses) of a finished fit with this key, else None (also for a damaged file:
+    fit.npz is this command's own cache, redone rather than trusted)."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path) as saved:
+            if str(saved["key"]) != key:
+                return None
+            return ({k[5:]: saved[k] for k in saved.files if k.startswith("vars_")},
+                    {k[5:]: saved[k] for k in saved.files if k.startswith("loss_")})
+    except (OSError, ValueError, KeyError, EOFError):
+        return None
+
+
+def _photometric(out, cfg, model, masks, rig, target, weight, obs, vars_, crop):
+    from flashtalker_jax.track import photometric
+
+    size = int(cfg.fit.photo_size)
+    names = [f"{vhap.frame_stem(t)}.png" for t in range(len(obs.found))]
+    images = photometric.load_frames([out / "images" / n for n in names], size)
+    person = photometric.load_frames([out / "fg_masks" / n for n in names], size).astype(np.float32) / 255
+    regions = photometric.face_oval_masks(obs.landmarks, obs.found, crop, size) * person
+    return photometric.refine(vars_, model, masks["face"], rig, target, weight, images, regions, cfg.fit, crop)
 
 
 def track_clip(source: str | os.PathLike, out: str | os.PathLike, cfg, *, flame=None, embedding=None) -> dict:
@@ -135,19 +161,19 @@ def track_clip(source: str | os.PathLike, out: str | os.PathLike, cfg, *, flame=
     imported = import_stage(source, out, cfg)
     seconds["import"] = time.perf_counter() - clock
     clock = time.perf_counter()
-    model, emb, _ = head_stage(out, Path(flame) if flame else None, Path(embedding) if embedding else None,
+    model, emb, region_masks = head_stage(out, Path(flame) if flame else None, Path(embedding) if embedding else None,
                                Path(cfg.video.landmarker))
     raw, found = read_landmarks(out)
     obs = observe(raw, found, cfg, source)
     size = int(imported["crop_size"])
     seconds["head"] = time.perf_counter() - clock
     clock = time.perf_counter()
-    vars_, losses, held_out = fit_stage(out, cfg, model, emb, obs, size, size)
-    seconds["fit"] = time.perf_counter() - clock
-    clock = time.perf_counter()
     images = [out / "images" / f"{vhap.frame_stem(t)}.png" for t in range(len(found))]
     write_person_masks(images, out / "fg_masks", cfg.video.segmenter, cfg.video.png_compress_level)
     seconds["masks"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    vars_, losses, held_out = fit_stage(out, cfg, model, emb, obs, region_masks, size)
+    seconds["fit"] = time.perf_counter() - clock
     clock = time.perf_counter()
     has_audio = (out / vhap.AUDIO_FILE).is_file() and imported.get("audio_seconds", 0) > 0
     extra = {"crop_box_xy_side": imported["crop_box_xy_side"], "source_size": imported["source_size"],
