@@ -225,12 +225,13 @@ def run_stage(name: str, vars_: dict, free: tuple[str, ...], steps: int, rig: La
               width: int, height: int, block: int = 50) -> tuple[dict, np.ndarray]:
     """Optimise the `free` variables for `steps` Adam steps; returns (vars, loss per step)."""
     free = tuple(sorted(free))
-    fixed = {k: jnp.asarray(v) for k, v in vars_.items() if k not in free}
-    fv = {k: jnp.asarray(vars_[k]) for k in free}
+    fixed = {k: v if isinstance(v, jax.Array) else jnp.asarray(v) for k, v in vars_.items() if k not in free}
+    fv = {k: v if isinstance(v, jax.Array) else jnp.asarray(v) for k, v in vars_.items() if k in free}
     items = _frozen(cfg)
     opt_state = _optimizer(cfg, free, steps).init(fv)
     losses = []
-    target, weight = jnp.asarray(target, jnp.float32), jnp.asarray(weight, jnp.float32)
+    target = target if isinstance(target, jax.Array) else jnp.asarray(target, jnp.float32)
+    weight = weight if isinstance(weight, jax.Array) else jnp.asarray(weight, jnp.float32)
     with progress(total=steps, desc=f"fit {name}", unit="step") as bar:
         for done in range(0, steps, block):
             n = min(block, steps - done)
@@ -242,20 +243,45 @@ def run_stage(name: str, vars_: dict, free: tuple[str, ...], steps: int, rig: La
                 raise FloatingPointError(f"track stage {name}: loss became NaN/inf near step {done + n}")
             bar.update(n)
             bar.set_postfix(loss=f"{float(losses[-1][-1]):.4g}")
-    out = {**{k: np.asarray(v) for k, v in fixed.items()}, **{k: np.asarray(v) for k, v in fv.items()}}
-    return out, np.concatenate(losses)
+    return {**fixed, **fv}, np.concatenate(losses)
+
+
+def _shard_frames(vars_: dict, target: np.ndarray, weight: np.ndarray):
+    """With several devices: pad the frame axis to a multiple of the device count (edge
+    values, weight 0: padded frames only extend the last one) and place every per-frame
+    array split over a 1-D `frames` mesh; XLA adds the neighbour exchange the temporal
+    terms need. One device: unchanged. Returns (vars, target, weight, frames kept)."""
+    devices = jax.devices()
+    T = target.shape[0]
+    if len(devices) == 1:
+        return vars_, target, weight, T
+    pad = -T % len(devices)
+    mesh = jax.sharding.Mesh(np.asarray(devices), ("frames",))
+    split = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("frames"))
+    whole = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+
+    def edge(x):
+        return np.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1), mode="edge")
+
+    vars_ = {k: jax.device_put(edge(v), split) if k in PER_FRAME else jax.device_put(v, whole)
+             for k, v in vars_.items()}
+    weight = np.pad(weight, [(0, pad), (0, 0)])
+    return vars_, jax.device_put(edge(target), split), jax.device_put(weight, split), T
 
 
 def fit_clip(landmarks: np.ndarray, weight: np.ndarray, rig: LandmarkRig, cfg: ml_collections.ConfigDict,
              width: int, height: int) -> tuple[dict, dict]:
-    """landmarks (T, L, 2) pixels (embedding order), weight (T, L) -> (vars, per-stage losses)."""
+    """landmarks (T, L, 2) pixels (embedding order), weight (T, L) -> (vars, per-stage losses).
+    Frames are split over the devices when there are several (_shard_frames)."""
     chex.assert_rank(landmarks, 3)
     chex.assert_equal_shape([landmarks[..., 0], weight])
     vars_ = init_vars(np.where(weight[..., None] > 0, landmarks, np.nan), rig, cfg, width, height)
+    vars_, landmarks, weight, T = _shard_frames(vars_, landmarks, weight)
     vars_, rigid = run_stage("rigid", vars_, ("rotation", "translation", "log_focal"), cfg.rigid_steps,
                              rig, landmarks, weight, cfg, width, height)
     vars_, face = run_stage("face", vars_, ("shape", "log_focal") + PER_FRAME, cfg.face_steps,
                             rig, landmarks, weight, cfg, width, height)
+    vars_ = {k: np.asarray(v)[:T] if k in PER_FRAME else np.asarray(v) for k, v in vars_.items()}
     return vars_, {"rigid": rigid, "face": face}
 
 
