@@ -16,5 +16,8 @@ packages += [f"flashtalker_jax.kernels.{name}" for name in find_packages("kernel
 
 setup(
     packages=sorted(set(packages)),
-    package_data={"flashtalker_jax": ["data/synth/*.txt"]},
+    # bundled/motion_prior: the motion prior shipped with the package (pipeline/bundled.py)
+    package_data={"flashtalker_jax": ["data/synth/*.txt", "bundled/motion_prior/*.json",
+                                      "bundled/motion_prior/*.npz", "bundled/motion_prior/*.npy",
+                                      "bundled/motion_prior/norms/*.npz"]},
 )

@@ -12,8 +12,9 @@ def register(subparsers) -> None:
                               "with the input audio muxed")
     p.add_argument("--avatar", required=True, help="avatar folder written by `flashtalker adapt`")
     p.add_argument("--audio", required=True, help="speech file (WAV/FLAC/OGG/MP3, any rate/channels)")
-    p.add_argument("--a2e", required=True, help="motion run of pretrain-a2e / adapt-a2e "
-                   "(diffusion prior or Audio2Param)")
+    p.add_argument("--a2e", help="motion run of pretrain-a2e / adapt-a2e (diffusion prior or Audio2Param); "
+                   "default: the motion prior bundled with the package, for avatars on the procedural "
+                   "head only (any other head needs --a2e)")
     pose = p.add_mutually_exclusive_group()
     pose.add_argument("--pose-from", help="VHAP folder whose tracked head pose is replayed "
                       "(default: the identity's pose track stored in the avatar folder)")
@@ -36,11 +37,13 @@ def register(subparsers) -> None:
     p.set_defaults(func=run_speak)
 
     p = subparsers.add_parser("demo", help="the whole project on a procedural identity, no downloads: "
-                              "synthesise, adapt an avatar, train an audio model, speak -> demo.mp4")
+                              "synthesise, adapt an avatar, speak with the bundled motion prior -> demo.mp4")
     p.add_argument("--out", default="flashtalker_demo", help="output folder (re-running reuses it)")
     what = p.add_mutually_exclusive_group()
     what.add_argument("--text", help="sentence to speak (espeak-ng, a voice the identity was not trained on)")
     what.add_argument("--audio", help="speak this audio file instead")
+    p.add_argument("--landmarker", help="MediaPipe face_landmarker.task: also measure the mouth opening on "
+                   "the rendered frames (report mouth_open_corr_rendered; = --config.face_landmarker)")
     size = p.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="CI size, tiny and fast (= --config demo.py:quick)")
     size.add_argument("--config", default="demo", help="config file[:preset] (default configs/demo.py); "
@@ -50,10 +53,13 @@ def register(subparsers) -> None:
 
 def run_speak(args: argparse.Namespace, overrides: list[str]) -> int:
     from flashtalker_jax.audio.io import FPS
-    from flashtalker_jax.pipeline.speaker import load_speaker
+    from flashtalker_jax.pipeline.speaker import load_speaker, motion_run
     from flashtalker_jax.utils.report import print_table, write_report
 
-    speaker = load_speaker(args.avatar, args.a2e, pose_from=args.pose_from, still=args.still,
+    a2e, note = motion_run(args.avatar, args.a2e)
+    if note:
+        print(f"speak: {note}", file=sys.stderr)
+    speaker = load_speaker(args.avatar, a2e, pose_from=args.pose_from, still=args.still,
                            batch_size=args.batch, size=args.size, backend=args.backend, fps=args.fps or FPS,
                            seed=args.seed, sample_steps=args.sample_steps, style=args.style)
     result = speaker.speak(args.audio, args.out, save_params=args.save_params,
@@ -63,7 +69,8 @@ def run_speak(args: argparse.Namespace, overrides: list[str]) -> int:
             for k, v in result.stage_seconds.items()]
     rows.append({"stage": "total", "seconds": round(result.total_seconds, 3), "fps": round(fps["total"], 1)})
     print_table(rows)
-    write_report(args.report, {"out": str(result.out), "frames": result.frames,
+    write_report(args.report, {"out": str(result.out), "a2e": str(a2e), "bundled_motion_prior": note is not None,
+                               "frames": result.frames,
                                "audio_seconds": result.audio_seconds, "size": speaker.avatar.size,
                                "batch": args.batch, "stage_seconds": result.stage_seconds,
                                "stage_fps": fps, "total_seconds": result.total_seconds})
@@ -77,9 +84,14 @@ def run_demo(args: argparse.Namespace, overrides: list[str]) -> int:
     from flashtalker_jax.utils.report import print_table
 
     config = load_config("demo.py:quick" if args.quick else args.config, overrides)
+    if args.landmarker:
+        config.face_landmarker = args.landmarker
     report = demo(args.out, config, text=args.text, audio=args.audio)
-    print_table([{k: report[k] for k in ("psnr_heldout", "ssim_heldout", "mouth_open_corr", "render_fps",
-                                         "total_seconds")}])
+    print(f"demo: spoke with the {report['motion_model']} (no audio model trained)", file=sys.stderr)
+    print_table([{k: report[k] for k in ("psnr_heldout", "ssim_heldout", "mouth_open_corr_flame_params",
+                                         "mouth_open_corr_rendered", "render_fps", "total_seconds")}])
+    if report["rendered_mouth_note"]:
+        print(f"demo: rendered mouth opening {report['rendered_mouth_note']}", file=sys.stderr)
     print(f"demo: {args.out}/demo.mp4, contact_sheet.png, report.json", file=sys.stderr)
     return 0
 
@@ -89,7 +101,8 @@ BENCH_HELP = "Time flashtalker speak: render-stage and whole-pipeline FPS per ba
 
 def bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--avatar", required=True, help="avatar folder (or adapt run folder)")
-    p.add_argument("--a2e", required=True, help="motion run folder")
+    p.add_argument("--a2e", help="motion run folder (default: the bundled motion prior, procedural-head "
+                   "avatars only)")
     p.add_argument("--seconds", type=positive_float, default=60.0, help="clip length")
     p.add_argument("--size", type=positive_int, default=512, help="output side in pixels")
     p.add_argument("--batch", type=count_list, default="1,16", help="batch sizes, comma separated")
@@ -105,10 +118,15 @@ def run_bench(args: argparse.Namespace, overrides: list[str]) -> int:
     from flashtalker_jax.utils.progress import progress
     from flashtalker_jax.utils.report import print_table, write_report
 
-    rows = bench_speak(args.avatar, args.a2e, seconds=args.seconds, size=args.size, batches=args.batch,
+    from flashtalker_jax.pipeline.speaker import motion_run
+
+    a2e, note = motion_run(args.avatar, args.a2e)
+    if note:
+        print(f"bench speak: {note}", file=sys.stderr)
+    rows = bench_speak(args.avatar, a2e, seconds=args.seconds, size=args.size, batches=args.batch,
                        audio=args.audio, backend=args.backend,
                        progress=lambda it: progress(it, desc="bench speak", unit="batch size"))
     print_table(rows)
-    write_report(args.report, {"command": "bench speak", "avatar": args.avatar, "a2e": args.a2e,
+    write_report(args.report, {"command": "bench speak", "avatar": args.avatar, "a2e": str(a2e),
                                "seconds": args.seconds, "rows": rows})
     return rows_exit_code(rows, "bench speak")

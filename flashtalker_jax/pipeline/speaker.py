@@ -1,6 +1,7 @@
 """An avatar and a motion model loaded once, ready to speak any number of audio files.
 
-`load_speaker(avatar, a2e)` wires pipeline/avatar.py (render stage) and pipeline/motion.py
+`load_speaker(avatar, a2e)` (a2e None: the bundled motion prior, procedural-head avatars
+only; `motion_run` says which run is used) wires pipeline/avatar.py (render stage) and pipeline/motion.py
 (motion stage) into pipeline/stream.py; `speaker.speak(audio, out)` runs one file.
 """
 from __future__ import annotations
@@ -33,7 +34,22 @@ class Speaker:
                      show_progress=show_progress)
 
 
-def load_speaker(avatar_dir: str | Path, a2e_run: str | Path, *, pose_from: str | Path | None = None,
+def motion_run(avatar_dir: str | Path, a2e_run: str | Path | None) -> tuple[Path, str | None]:
+    """(the motion run to use, a note saying so when it is the bundled prior). `a2e_run`
+    None: the bundled motion prior (pipeline/bundled.py), and only when the avatar is on the
+    procedural head it was trained for (ConfigError naming --a2e otherwise)."""
+    if a2e_run is not None:
+        return Path(a2e_run), None
+    from flashtalker_jax.pipeline.bundled import BUNDLED_NAME, bundled_run, check_procedural_head, read_bundle
+
+    run = bundled_run()
+    bundle = read_bundle(run)
+    check_procedural_head(avatar_dir, bundle)
+    return run, (f"no --a2e: using the {BUNDLED_NAME} ({bundle['kind']}, {run}) for this procedural-head "
+                 f"avatar (procedural FLAME seed {bundle['flame_seed']})")
+
+
+def load_speaker(avatar_dir: str | Path, a2e_run: str | Path | None, *, pose_from: str | Path | None = None,
                  still: bool = False, batch_size: int = 16, size: int | None = None,
                  backend: str | None = None, fps: float = FPS, seed: int = 0,
                  sample_steps: int | None = None, style: str = ANY_STYLE) -> Speaker:
@@ -41,7 +57,9 @@ def load_speaker(avatar_dir: str | Path, a2e_run: str | Path, *, pose_from: str 
     own, stored in the avatar folder); `still`: hold its first frame's pose instead; `style`:
     the motion run's speaking style (pipeline/motion.style_row). Reads
     only the avatar folder and the motion run (and `pose_from`): they may be copied
-    anywhere, and the training data may be gone."""
+    anywhere, and the training data may be gone. `a2e_run` None: the bundled prior
+    (`motion_run`)."""
+    a2e_run, _ = motion_run(avatar_dir, a2e_run)
     avatar = load_avatar_renderer(avatar_dir, size=size, backend=backend)
     poses = pose_track(pose_from, still=still) if pose_from else replay_poses(avatar.track, still)
     motion_fn = motion_from_run(a2e_run, poses, fps, avatar.n_expr, style=style, seed=seed,
