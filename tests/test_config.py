@@ -149,8 +149,10 @@ def test_shipped_presets_keep_their_numbers():
 def test_demo_nests_each_stage_config():
     demo = load_config("demo")
     assert demo.adapt.task.resolution == 128 and demo.adapt.preset == "cpu"
-    assert demo.a2e.pretrain.task.name == "audio2param" and demo.a2e.pretrain.train.steps == 300
+    assert "a2e" not in demo and demo.face_landmarker == ""   # speech: the bundled motion prior
     assert demo.data.synth.render.width == 128
     quick = load_config("demo.py:quick", ["--config.adapt.train.steps=5"])
     assert quick.adapt.train.steps == 5 and quick.adapt.task.render.backend == "reference"
-    assert quick.a2e.pretrain.task.model.d_model == 16 and quick.a2e.synth.split.val_sentences == 1
+    prior = load_config("motion_prior")
+    assert prior.pretrain.task.name == "audio2param" and prior.pretrain.preset == "bundled"
+    assert not set(prior.data.synth.speech.variants) & {"f3", "m3", "klatt2"}
