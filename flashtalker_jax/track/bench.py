@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m flashtalker_jax.track.bench", description=__doc__.split("\n")[0])
     parser.add_argument("identity")
     parser.add_argument("--out", required=True)
+    parser.add_argument("--embedding", help="mediapipe_landmark_embedding.npz (default: built for the head)")
     parser.add_argument("--landmarker")
     parser.add_argument("--segmenter")
     parser.add_argument("--config", default="track")
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     video = out / "identity.mp4"
     if not video.is_file():
         frames_to_video(identity, video, meta.get("fps", 25.0))
-    report = track_clip(video, out / "tracked", cfg, flame=identity.parent / "flame")
+    report = track_clip(video, out / "tracked", cfg, flame=identity.parent / "flame", embedding=args.embedding)
     scores = compare(identity, out / "tracked")
     row = {**scores, "heldout_%eye": report["heldout_reprojection_pct_eye"], "fit_s": report["seconds"]["fit"]}
     print_table([row])
