@@ -50,8 +50,10 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     f.acceleration_ratio = 4.0        # acceleration penalty / velocity penalty
     f.learning_rates = {"shape": 0.05, "log_focal": 0.01, "rotation": 0.01, "translation": 0.002,
                         "jaw_pose": 0.01, "eyes_pose": 0.01, "expr": 0.05}
-    # Photometric refinement (track/photometric.py): 0 steps turns the stage off.
-    f.photo_steps = 200
+    # Photometric refinement (track/photometric.py), off by default: on a data-synth identity
+    # 200 steps moved the face error 4.59 -> 4.55 mm but raised landmark jitter 1.89 -> 2.53 px
+    # and tripled the fit time (BENCHMARKS.md, "Tracking"). --config.fit.photo_steps=200 runs it.
+    f.photo_steps = 0
     f.photo_size = 128                # render / compare at this square size
     f.photo_batch = 8                 # frames rendered per step (drawn at random)
     f.photo_scale = 0.6               # Gaussian in-plane radius / triangle size
@@ -68,7 +70,6 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     if preset == "quick":
         f.rigid_steps = 100
         f.face_steps = 300
-        f.photo_steps = 30
         c.video.crop_size = 256
     elif preset not in (None, ""):
         raise ValueError(f"unknown preset {preset!r} (known: quick)")

@@ -70,11 +70,14 @@ def test_silent_video_tracks_and_says_it_cannot_train_audio(tmp_path, shared_dat
     video = tmp_path / "silent.mp4"
     _write_video(video, frames)
     out = tmp_path / "silent"
-    assert main(["track", str(video), "--out", str(out), *_args(shared_data), "--config.fit.face_steps=50"]) == 0
+    # The photometric stage (off by default) runs through the job here: a few steps.
+    assert main(["track", str(video), "--out", str(out), *_args(shared_data), "--config.fit.face_steps=50",
+                 "--config.fit.photo_steps=3", "--config.fit.photo_size=64"]) == 0
     report = json.loads((out / "track_report.json").read_text())
     assert report["audio"] is False and "cannot train audio models" in report["audio_note"]
     assert "cannot train audio models" in capsys.readouterr().err
     assert json.loads((out / "transforms.json").read_text())["audio_path"] is None
+    assert len(report["final_loss"]) == 3 and "photometric" in report["final_loss"]
 
 
 @pytest.mark.slow
