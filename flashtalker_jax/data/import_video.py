@@ -84,6 +84,11 @@ def _landmarker(model_path: Path, min_confidence: float):
         raise ModelFileError(model_path, f"cannot load MediaPipe model ({exc})") from exc
 
 
+def largest_face(faces: list[np.ndarray]) -> int:
+    """Index of the face whose landmark bounding box (x, y) has the largest area."""
+    return int(np.argmax([np.prod(f[:, :2].max(0) - f[:, :2].min(0)) for f in faces]))
+
+
 def detect_landmarks(video: Path, model_path: Path, min_confidence: float):
     """Pass 1 -> meta, landmarks (N, 478, 3) source pixels (NaN where no face), blendshapes (N, 52)."""
     import mediapipe as mp
@@ -100,7 +105,7 @@ def detect_landmarks(video: Path, model_path: Path, min_confidence: float):
             if result.face_landmarks:
                 faces = [np.array([(p.x * width, p.y * height, p.z * width) for p in face], np.float32)
                          for face in result.face_landmarks]
-                largest = int(np.argmax([np.prod(f[:, :2].max(0) - f[:, :2].min(0)) for f in faces]))
+                largest = largest_face(faces)
                 points = faces[largest]
                 scores = np.array([c.score for c in result.face_blendshapes[largest]], np.float32)
             else:

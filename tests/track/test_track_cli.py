@@ -101,3 +101,40 @@ def test_corrupt_video_and_bad_options(tmp_path, shared_data, capsys):
     assert main(["track", str(video), "--out", str(tmp_path / "o3"), "--process-id", "2",
                  "--num-processes", "2"]) == 2
     assert "--process-id 2 must be below" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_two_faces_the_largest_is_tracked(tmp_path, shared_data):
+    import imageio_ffmpeg
+    from PIL import Image
+
+    from flashtalker_jax.config import load_config
+    from flashtalker_jax.data.import_video import import_video
+
+    reader = imageio_ffmpeg.read_frames(str(shared_data / CLIP), pix_fmt="rgb24")
+    meta = next(reader)
+    frames = []
+    for _ in range(8):
+        face = Image.fromarray(np.frombuffer(next(reader), np.uint8).reshape(meta["size"][1], meta["size"][0], 3))
+        canvas = Image.new("RGB", (768, 512), (40, 40, 40))
+        canvas.paste(face.resize((224, 224)), (20, 144))      # small face left
+        canvas.paste(face.resize((448, 448)), (300, 32))      # large face right
+        frames.append(np.asarray(canvas))
+    reader.close()
+    video = tmp_path / "two.mp4"
+    _write_video(video, frames)
+    cfg = load_config("track").video
+    cfg.landmarker = str(shared_data / "models/face_landmarker.task")
+    cfg.crop_size = 128
+    report = import_video(video, tmp_path / "two", cfg, require_audio=False)
+    assert report["faces_found"] == 8 and report["audio_seconds"] == 0.0
+    x0, _, side = report["crop_box_xy_side"]
+    assert x0 + side / 2 > 300                                  # the crop is centred on the large face
+
+
+def test_largest_face_rule():
+    from flashtalker_jax.data.import_video import largest_face
+
+    small = np.array([[0.0, 0, 0], [10, 10, 0]])
+    large = np.array([[100.0, 100, 0], [140, 150, 0]])
+    assert largest_face([small, large]) == 1 and largest_face([large, small]) == 0
