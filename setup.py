@@ -16,8 +16,10 @@ packages += [f"flashtalker_jax.kernels.{name}" for name in find_packages("kernel
 
 setup(
     packages=sorted(set(packages)),
-    # bundled/motion_prior: the motion prior shipped with the package (pipeline/bundled.py)
+    # bundled/motion_prior: the motion prior shipped with the package (pipeline/bundled.py);
+    # bundled/procedural_embedding: the procedural head's calibrated MediaPipe embedding (track/bundled.py)
     package_data={"flashtalker_jax": ["data/synth/*.txt", "bundled/motion_prior/*.json",
                                       "bundled/motion_prior/*.npz", "bundled/motion_prior/*.npy",
-                                      "bundled/motion_prior/norms/*.npz"]},
+                                      "bundled/motion_prior/norms/*.npz",
+                                      "bundled/procedural_embedding/*.npz", "bundled/procedural_embedding/*.json"]},
 )

@@ -40,7 +40,8 @@ def run_synth(args: argparse.Namespace, overrides: list[str]) -> int:
     if args.landmarker:
         from flashtalker_jax.track.job import head_stage
 
-        head_stage(Path(args.out), None, None, Path(args.landmarker))
+        print(f"head synth: landmark embedding {head_stage(Path(args.out), None, None, Path(args.landmarker))[3]}",
+              file=sys.stderr)
     seconds = time.perf_counter() - start
     rows = [{"file": p.name, "megabytes": round(p.stat().st_size / 1e6, 3)}
             for p in sorted(folder.iterdir())]

@@ -71,6 +71,18 @@ def compare(identity: Path, tracked: Path) -> dict:
             "expression_rmse": float(np.sqrt(np.mean((truth.flame["expr"][:, :n] - ours.flame["expr"][:, :n]) ** 2)))}
 
 
+def built_embedding(flame_dir: Path, landmarker):
+    """The registration-built embedding of a head (embedding.build_embedding), never the bundled one."""
+    from flashtalker_jax.flame import load_flame_model, load_region_masks
+    from flashtalker_jax.track.canonical import load_canonical_mesh
+    from flashtalker_jax.track.embedding import build_embedding
+
+    model = load_flame_model(flame_dir)
+    masks = load_region_masks(flame_dir, np.asarray(model.v_template))
+    return build_embedding(load_canonical_mesh(landmarker), np.asarray(model.v_template), np.asarray(model.faces),
+                           np.asarray(model.lmk_faces_idx), np.asarray(model.lmk_bary_coords), masks)
+
+
 def main(argv: list[str] | None = None) -> int:
     from flashtalker_jax.config import load_config, split_overrides
     from flashtalker_jax.track.job import track_clip
@@ -80,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m flashtalker_jax.track.bench", description=__doc__.split("\n")[0])
     parser.add_argument("identity")
     parser.add_argument("--out", required=True)
-    parser.add_argument("--embedding", help="mediapipe_landmark_embedding.npz (default: built for the head)")
+    parser.add_argument("--embedding", help="mediapipe_landmark_embedding.npz, or 'built' for one built from "
+                                            "MediaPipe's canonical mesh (default: track's choice)")
     parser.add_argument("--landmarker")
     parser.add_argument("--segmenter")
     parser.add_argument("--config", default="track")
@@ -95,7 +108,11 @@ def main(argv: list[str] | None = None) -> int:
     video = out / "identity.mp4"
     if not video.is_file():
         frames_to_video(identity, video, meta.get("fps", 25.0))
-    report = track_clip(video, out / "tracked", cfg, flame=identity.parent / "flame", embedding=args.embedding)
+    embedding = args.embedding
+    if embedding == "built":
+        embedding = out / "built_embedding.npz"
+        built_embedding(identity.parent / "flame", cfg.video.landmarker).save(embedding)
+    report = track_clip(video, out / "tracked", cfg, flame=identity.parent / "flame", embedding=embedding)
     scores = compare(identity, out / "tracked")
     row = {**scores, "heldout_%eye": report["heldout_reprojection_pct_eye"], "fit_s": report["seconds"]["fit"]}
     print_table([row])

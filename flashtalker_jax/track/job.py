@@ -63,10 +63,13 @@ def import_stage(source: Path, out: Path, cfg) -> dict:
 
 
 def head_stage(out: Path, flame: Path | None, embedding: Path | None, landmarker: Path):
-    """(FlameModel, LandmarkEmbedding, region masks) of the head in OUT/flame."""
+    """(FlameModel, LandmarkEmbedding, region masks, where the embedding came from) of the
+    head in OUT/flame: --embedding, else one kept from an earlier run, else the bundled
+    calibrated one when the head has the procedural topology, else built."""
     from flashtalker_jax.flame import load_flame_model, load_region_masks
     from flashtalker_jax.flame.loader import find_model_file
     from flashtalker_jax.flame.procedural import write_procedural_flame
+    from flashtalker_jax.track.bundled import bundled_embedding
     from flashtalker_jax.track.canonical import load_canonical_mesh
     from flashtalker_jax.track.embedding import build_embedding, load_embedding
 
@@ -79,15 +82,19 @@ def head_stage(out: Path, flame: Path | None, embedding: Path | None, landmarker
     masks = load_region_masks(head, np.asarray(model.v_template))
     n_faces = int(model.faces.shape[0])
     if embedding is not None:
-        emb = load_embedding(embedding, n_faces)
+        emb, source = load_embedding(embedding, n_faces), f"given: {embedding}"
         emb.save(head / EMBEDDING_FILE)
     elif (head / EMBEDDING_FILE).is_file():
-        emb = load_embedding(head / EMBEDDING_FILE, n_faces)
+        emb, source = load_embedding(head / EMBEDDING_FILE, n_faces), f"kept: {head / EMBEDDING_FILE}"
     else:
-        emb = build_embedding(load_canonical_mesh(landmarker), np.asarray(model.v_template), np.asarray(model.faces),
-                              np.asarray(model.lmk_faces_idx), np.asarray(model.lmk_bary_coords), masks)
+        emb, source = bundled_embedding(np.asarray(model.faces)), "bundled: calibrated for the procedural head"
+        if emb is None:
+            emb = build_embedding(load_canonical_mesh(landmarker), np.asarray(model.v_template),
+                                  np.asarray(model.faces), np.asarray(model.lmk_faces_idx),
+                                  np.asarray(model.lmk_bary_coords), masks)
+            source = "built from MediaPipe's canonical mesh"
         emb.save(head / EMBEDDING_FILE)
-    return model, emb, masks
+    return model, emb, masks, source
 
 
 def _fit_key(cfg, obs, emb) -> str:
@@ -161,7 +168,7 @@ def track_clip(source: str | os.PathLike, out: str | os.PathLike, cfg, *, flame=
     imported = import_stage(source, out, cfg)
     seconds["import"] = time.perf_counter() - clock
     clock = time.perf_counter()
-    model, emb, region_masks = head_stage(out, Path(flame) if flame else None, Path(embedding) if embedding else None,
+    model, emb, region_masks, emb_source = head_stage(out, Path(flame) if flame else None, Path(embedding) if embedding else None,
                                Path(cfg.video.landmarker))
     raw, found = read_landmarks(out)
     obs = observe(raw, found, cfg, source)
@@ -189,7 +196,7 @@ def track_clip(source: str | os.PathLike, out: str | os.PathLike, cfg, *, flame=
     report = {
         "source": str(source), "out": str(out.resolve()), "frames": len(found), "fps": imported["fps"],
         "crop_size": size, "crop_box_xy_side": imported["crop_box_xy_side"], "source_size": imported["source_size"],
-        "focal_px": float(np.exp(vars_["log_focal"]) * size),
+        "embedding": emb_source, "focal_px": float(np.exp(vars_["log_focal"]) * size),
         "frames_without_face": int((~obs.found).sum()), "gaps": obs.gaps,
         "untracked_frames": np.nonzero(obs.untracked)[0].tolist(), "scene_cuts": obs.cuts,
         "audio": has_audio,

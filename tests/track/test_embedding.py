@@ -112,11 +112,50 @@ def test_thin_plate_warp_interpolates_and_umeyama_inverts(seed):
     assert s == pytest.approx(1.5) and np.allclose(r, rot) and np.allclose(t, [1, 2, 3])
 
 
-def test_head_synth_writes_the_embedding_beside_the_head(tmp_path, shared_data, embedding):
+def test_head_synth_writes_the_embedding_beside_the_head(tmp_path, shared_data, head):
+    """The procedural head gets the bundled calibrated embedding (track/bundled.py)."""
     from flashtalker_jax.cli.main import main
+    from flashtalker_jax.track.bundled import bundled_embedding
 
     assert main(["head", "synth", "--out", str(tmp_path), "--landmarker",
                  str(shared_data / "models/face_landmarker.task")]) == 0
-    written = E.load_embedding(tmp_path / "flame" / "mediapipe_landmark_embedding.npz", 11112)
-    np.testing.assert_array_equal(written.lmk_face_idx, embedding.lmk_face_idx)
-    np.testing.assert_allclose(written.lmk_b_coords, embedding.lmk_b_coords, atol=1e-6)
+    faces = np.asarray(head[0]["model"]["f"], np.int64)
+    written = E.load_embedding(tmp_path / "flame" / "mediapipe_landmark_embedding.npz", len(faces))
+    shipped = bundled_embedding(faces)
+    np.testing.assert_array_equal(written.lmk_face_idx, shipped.lmk_face_idx)
+    np.testing.assert_array_equal(written.lmk_b_coords, shipped.lmk_b_coords)
+
+
+def test_bundled_embedding_checks(tmp_path, head, embedding):
+    """Shipped: matches its record and differs from the built one (it was calibrated);
+    another topology gets None; a tampered file is refused naming it."""
+    import json
+    import shutil
+
+    from flashtalker_jax.track import bundled
+
+    faces = np.asarray(head[0]["model"]["f"], np.int64)
+    shipped = bundled.bundled_embedding(faces)
+    record = json.loads((bundled.FOLDER / bundled.RECORD).read_text())
+    assert record["embedding_sha256"] == bundled.file_sha256(bundled.FOLDER / bundled.EMBEDDING)
+    assert record["rms_px_after"] < record["rms_px_before"]
+    assert (shipped.lmk_face_idx != embedding.lmk_face_idx).sum() > 50
+    assert bundled.bundled_embedding(faces[:, ::-1]) is None
+    assert bundled.bundled_embedding(faces, tmp_path / "absent") is None
+    copy = tmp_path / "copy"
+    shutil.copytree(bundled.FOLDER, copy)
+    with np.load(copy / bundled.EMBEDDING) as raw:
+        arrays = dict(raw)
+    arrays["lmk_b_coords"] = arrays["lmk_b_coords"][::-1]
+    np.savez(copy / bundled.EMBEDDING, **arrays)
+    with pytest.raises(ModelFileError, match="procedural_embedding|copy.*checksum"):
+        bundled.bundled_embedding(faces, copy)
+
+
+def test_bundled_embedding_ships_in_the_wheel():
+    """The installed distribution (CI installs the wheel) carries the bundle (setup.py package_data)."""
+    import importlib.metadata
+
+    files = {str(f) for f in importlib.metadata.distribution("flashtalker-jax").files}
+    for name in ("mediapipe_landmark_embedding.npz", "bundle.json"):
+        assert f"flashtalker_jax/bundled/procedural_embedding/{name}" in files
