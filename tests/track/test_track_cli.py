@@ -138,3 +138,15 @@ def test_largest_face_rule():
     small = np.array([[0.0, 0, 0], [10, 10, 0]])
     large = np.array([[100.0, 100, 0], [140, 150, 0]])
     assert largest_face([small, large]) == 1 and largest_face([large, small]) == 0
+
+
+def test_a_folder_of_clips_is_split_between_processes(tmp_path, capsys):
+    """Clip i goes to process i mod N: process 1 of 2 touches only the second clip (both are
+    broken here, so each attempt is a named failure and the exit status says so)."""
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for name in ("a.mp4", "b.mp4", "notes.txt"):
+        (videos / name).write_bytes(b"\x00" * 64)
+    code = main(["track", str(videos), "--out", str(tmp_path / "out"), "--process-id", "1", "--num-processes", "2"])
+    err = capsys.readouterr().err
+    assert code == 1 and "b.mp4" in err and "a.mp4" not in err and "notes.txt" not in err
