@@ -74,6 +74,7 @@ def train(cfg, out: Path, work: Path, config_name: str, overrides: list[str]) ->
         shutil.copyfile(run / name, out / name)
     portable_model_json(out / "model.json")
     check = mouth_check({"model": out}, flame_seed=cfg.flame_seed)
+    check["runs"]["model"]["run"] = "(this folder)"   # not the machine's path
     bundle = {"name": bundled.BUNDLED_NAME, "kind": json.loads((out / "model.json").read_text())["kind"],
               "command": f"python launch/train_motion_prior.py --config {config_name} " + " ".join(overrides),
               "config_name": config_name, "overrides": overrides, "config": plain_config(cfg),
