@@ -1,6 +1,7 @@
-"""`flashtalker demo`: every stage's config, nested (CPU-sized: 8 min 9 s wall, 341 CPU
-seconds on 2 shared cores at load 7-8, held-out PSNR 33.8 dB at 128x128; BENCHMARKS.md
-"Demo"). 600 avatar steps, not 800: 800 took 16 min at load ~9.5.
+"""`flashtalker demo`: every stage's config, nested (CPU-sized, 256x256 since 2026-12-07:
+3 min 35 s wall for the demo at load ~7 on 2 shared cores, held-out PSNR 33.66 dB;
+BENCHMARKS.md "Demo"). 600 avatar steps, not 800: 800 took 16 min at load ~9.5 when the
+rasterizer was Pallas interpret mode.
 
 Each stage's block is the full config of its own file (loaded and resized here), so
 overrides reach every field: `--config.speak.text="..."`, `--config.seed=1`,
@@ -22,10 +23,10 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     # config at the demo's frame size.
     c.data = ml_collections.ConfigDict(dict(seconds=24.0))
     c.data.synth = load_config("data_synth")
-    c.data.synth.render.update(width=128, height=128, texture_size=512)
+    c.data.synth.render.update(width=256, height=256, texture_size=512)
     # Avatar adaptation (flashtalker adapt).
     c.adapt = load_config("adapt_flashtalker.py:cpu")
-    c.adapt.task.update(resolution=128, refine_start=-1)
+    c.adapt.task.update(resolution=256, refine_start=-1)
     c.adapt.task.placement.uv_resolution = 64
     c.adapt.train.update(steps=600, checkpoint_every=300, log_every=50)
     # The spoken sentence: an espeak-ng voice variant the identity was not trained on

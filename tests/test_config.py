@@ -148,9 +148,9 @@ def test_shipped_presets_keep_their_numbers():
 
 def test_demo_nests_each_stage_config():
     demo = load_config("demo")
-    assert demo.adapt.task.resolution == 128 and demo.adapt.preset == "cpu"
+    assert demo.adapt.task.resolution == 256 and demo.adapt.preset == "cpu"
     assert "a2e" not in demo and demo.face_landmarker == ""   # speech: the bundled motion prior
-    assert demo.data.synth.render.width == 128
+    assert demo.data.synth.render.width == 256
     quick = load_config("demo.py:quick", ["--config.adapt.train.steps=5"])
     assert quick.adapt.train.steps == 5 and quick.adapt.task.render.backend == "reference"
     prior = load_config("motion_prior")
