@@ -71,11 +71,12 @@ def _fit(head, embedding, truth, steps=None):
 @pytest.mark.slow
 def test_fit_recovers_a_procedural_identity(head, embedding, seed):
     """Issue 16 targets: mean face vertex error <= 1.5 mm after a similarity alignment per
-    frame (measured 0.75 mm), mouth opening (jaw) correlation >= 0.95 (measured 0.9998)."""
+    frame (measured 1.23 mm with the default priors), mouth opening (jaw) correlation
+    >= 0.95 (measured 0.9994); the loss falls 7.3x (the priors keep a floor)."""
     data, model = head
     truth = _truth(seed, 100)
     fitted, losses = _fit(head, embedding, truth)
-    assert losses["face"][-1] < losses["face"][0] / 10
+    assert losses["face"][-1] < losses["face"][0] / 5
     true_mesh, our_mesh = _mesh(model, truth), _mesh(model, fitted)
     face = data["masks"]["face"]
     errors = []
