@@ -9,7 +9,7 @@ Stages, each resumable (a killed run redoes only what was not finished):
   fit       track/fit.py over all frames at once, then track/photometric.py; fit.npz holds
             the result and the hash of everything it depends on, reused only when it matches
   export    flame_param/, canonical_flame_param.npz, transforms*.json (written last),
-            overlay.png, track_report.json
+            head_masks/ (person mask above the tracked neck seam), overlay.png, track_report.json
 """
 from __future__ import annotations
 
@@ -33,13 +33,17 @@ IMPORT_REPORT = "import_report.json"
 
 
 def _link_tree(source: Path, target: Path) -> None:
-    """Hard-link (copy across filesystems) a folder's files into target."""
-    def link(src, dst):
+    """Hard-link (copy across filesystems) a folder's files into target; files already
+    there (an earlier, killed or finished run) are kept."""
+    for path in sorted(source.rglob("*")):
+        dest = target / path.relative_to(source)
+        if path.is_dir() or dest.exists():
+            continue
+        dest.parent.mkdir(parents=True, exist_ok=True)
         try:
-            os.link(src, dst)
+            os.link(path, dest)
         except OSError:
-            shutil.copy2(src, dst)
-    shutil.copytree(source, target, copy_function=link, dirs_exist_ok=True)
+            shutil.copy2(path, dest)
 
 
 def import_stage(source: Path, out: Path, cfg) -> dict:
@@ -154,6 +158,29 @@ def _photometric(out, cfg, model, masks, rig, target, weight, obs, vars_, crop):
     return photometric.refine(vars_, model, masks["face"], rig, target, weight, images, regions, cfg.fit, crop)
 
 
+def write_head_masks(out: Path, model, vars_: dict, masks: dict, cfg, size: int, n_frames: int) -> float:
+    """head_masks/<stem>.png for every frame (track/head_masks.py); returns the mean share of
+    person pixels that are head (a sanity number for the report)."""
+    from PIL import Image
+
+    from flashtalker_jax.track.head_masks import head_mask, ring_pixels, upper_neck_ids
+    from flashtalker_jax.utils.progress import progress
+
+    def pixels(ids):
+        return ring_pixels(model, vars_, np.asarray(ids), cfg.fit, cfg.flame.n_shape, cfg.flame.n_expr, size)
+
+    rings = pixels(masks["boundary"])
+    beyond = pixels(upper_neck_ids(np.asarray(model.v_template), np.asarray(masks["neck"])))[..., 1].max(-1)
+    shares = []
+    for t in progress(range(n_frames), desc="head masks", unit="frame"):
+        stem = f"{vhap.frame_stem(t)}.png"
+        person = np.asarray(Image.open(out / "fg_masks" / stem))
+        mask = head_mask(person, rings[t], float(beyond[t]))
+        vhap.write_png(out / "head_masks" / stem, mask, cfg.video.png_compress_level)
+        shares.append(mask.sum() / max(person.sum(), 1))
+    return float(np.mean(shares))
+
+
 def track_clip(source: str | os.PathLike, out: str | os.PathLike, cfg, *, flame=None, embedding=None) -> dict:
     """Track one clip into `out`; returns the report (also OUT/track_report.json)."""
     from flashtalker_jax.track import fit, metrics
@@ -187,6 +214,7 @@ def track_clip(source: str | os.PathLike, out: str | os.PathLike, cfg, *, flame=
              "source_video": imported.get("video")}
     splits = write_vhap(out, vars_, len(found), size, size, cfg.fit, imported["fps"], obs.untracked,
                         cfg.test_share, has_audio, extra)
+    head_share = write_head_masks(out, model, vars_, region_masks, cfg, size, len(found))
     rig = fit.make_rig(model, emb, cfg.flame.n_shape, cfg.flame.n_expr)
     fitted = fit.reprojection(vars_, rig, cfg.fit, size, size)
     detected = obs.landmarks[:, emb.landmark_indices]
@@ -202,7 +230,7 @@ def track_clip(source: str | os.PathLike, out: str | os.PathLike, cfg, *, flame=
         "audio": has_audio,
         "audio_note": None if has_audio else "no audio: this folder cannot train audio models (adapt-a2e, speak "
                                              "from its audio); tracking and avatar training work",
-        "splits": {k: len(v) for k, v in splits.items()},
+        "splits": {k: len(v) for k, v in splits.items()}, "head_share_of_person": head_share,
         "final_loss": {k: float(v[-1]) for k, v in losses.items()},
         "seconds": seconds, "frames_per_second": {k: len(found) / max(v, 1e-9) for k, v in seconds.items()},
         **metrics.fit_quality(detected, fitted, obs.found, held_out, emb),

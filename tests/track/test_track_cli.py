@@ -44,6 +44,7 @@ def test_track_may_then_inspect_and_resume(tmp_path, shared_data, capsys):
     meta = json.loads((out / "transforms.json").read_text())
     assert len(meta["crop_box_xy_side"]) == 3 and meta["source_size"] == [512, 512]
     assert (out / "overlay.png").is_file() and (out / "flame" / "mediapipe_landmark_embedding.npz").is_file()
+    assert len(list((out / "head_masks").iterdir())) == 125 and 0.3 < report["head_share_of_person"] < 0.95
     assert main(["data", "inspect", str(out)]) == 0
     # A killed run: the export and some masks lost; the rerun keeps the fit (same file).
     fit_stamp = (out / "fit.npz").stat().st_mtime_ns
@@ -53,6 +54,10 @@ def test_track_may_then_inspect_and_resume(tmp_path, shared_data, capsys):
     assert main(["track", str(shared_data / CLIP), "--out", str(out), *_args(shared_data)]) == 0
     assert (out / "fit.npz").stat().st_mtime_ns == fit_stamp
     assert len(list((out / "fg_masks").iterdir())) == 125 and (out / "transforms.json").is_file()
+    # Tracking the finished folder again as an import folder into a new place, twice
+    # (the second time over its own links): the fit is redone there, nothing fails.
+    for _ in range(2):
+        assert main(["track", str(out), "--out", str(tmp_path / "again"), *_args(shared_data)]) == 0
     # A changed fit setting refits.
     assert main(["track", str(shared_data / CLIP), "--out", str(out), *_args(shared_data),
                  "--config.fit.face_steps=120"]) == 0
