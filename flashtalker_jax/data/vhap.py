@@ -84,10 +84,11 @@ def camera_record(K: np.ndarray, c2w_opengl: np.ndarray, width: int, height: int
 
 
 def write_transforms(root: Path, frames: Sequence[dict], splits: Mapping[str, Sequence[int]],
-                     fps: float, audio_path: str | None = AUDIO_FILE) -> None:
-    """transforms.json (all frames) and transforms_{split}.json, frames given in timestep order."""
+                     fps: float, audio_path: str | None = AUDIO_FILE, extra: Mapping | None = None) -> None:
+    """transforms.json (all frames) and transforms_{split}.json, frames given in timestep order;
+    `extra`: more top-level fields (e.g. the tracker's crop box in the source video)."""
     top = {k: frames[0][k] for k in ("fl_x", "fl_y", "cx", "cy", "w", "h", "camera_angle_x", "camera_angle_y")}
-    top.update({"fps": float(fps), "audio_path": audio_path})
+    top.update({"fps": float(fps), "audio_path": audio_path, **(extra or {})})
     by_timestep = {f["timestep_index"]: f for f in frames}
 
     def dump(name: str, chosen: list[dict]) -> None:

@@ -59,21 +59,10 @@ def write_vhap(out: Path, vars_: dict, n_frames: int, width: int, height: int, f
             np.savez(fh, shape=np.asarray(vars_["shape"], np.float32),
                      expr=np.zeros_like(vars_["expr"][0], np.float32))
     splits = split_frames(n_frames, untracked, test_share)
-    vhap.write_transforms(out, records, splits, fps, vhap.AUDIO_FILE if has_audio else None)
-    for name in ["transforms.json"] + [f"transforms_{s}.json" for s in vhap.SPLITS]:
-        _add_top_level(out / name, extra_top)
+    # extra_top (our extension): the crop box in the source video, so later stages can
+    # paste results back into the full frame.
+    vhap.write_transforms(out, records, splits, fps, vhap.AUDIO_FILE if has_audio else None, extra_top)
     return splits
-
-
-def _add_top_level(path: Path, extra: dict) -> None:
-    """Our extension of transforms.json: the crop box in the source video, so later stages
-    can paste results back into the full frame."""
-    import json
-
-    payload = json.loads(path.read_text())
-    payload.update(extra)
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(payload, indent=1))
 
 
 def overlay_grid(out_png: Path, images: list[Path], detected: np.ndarray, fitted: np.ndarray,
