@@ -75,12 +75,11 @@ def built_embedding(flame_dir: Path, landmarker):
     """The registration-built embedding of a head (embedding.build_embedding), never the bundled one."""
     from flashtalker_jax.flame import load_flame_model, load_region_masks
     from flashtalker_jax.track.canonical import load_canonical_mesh
-    from flashtalker_jax.track.embedding import build_embedding
+    from flashtalker_jax.track.embedding import build_for_model
 
     model = load_flame_model(flame_dir)
     masks = load_region_masks(flame_dir, np.asarray(model.v_template))
-    return build_embedding(load_canonical_mesh(landmarker), np.asarray(model.v_template), np.asarray(model.faces),
-                           np.asarray(model.lmk_faces_idx), np.asarray(model.lmk_bary_coords), masks)
+    return build_for_model(load_canonical_mesh(landmarker), model, masks)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -115,7 +115,8 @@ def identity_sequence(identity: Path, work: Path, cfg):
 def main(argv: list[str] | None = None) -> int:
     from flashtalker_jax.config import load_config
     from flashtalker_jax.flame import load_flame_model, load_region_masks
-    from flashtalker_jax.track.bench import built_embedding
+    from flashtalker_jax.track.canonical import load_canonical_mesh
+    from flashtalker_jax.track.embedding import build_for_model
     from flashtalker_jax.utils.report import print_table, write_report
 
     parser = argparse.ArgumentParser(prog="python -m flashtalker_jax.track.calibrate",
@@ -132,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     model = load_flame_model(identities[0].parent / "flame")
     masks = load_region_masks(identities[0].parent / "flame", np.asarray(model.v_template))
     template, faces = np.asarray(model.v_template, np.float64), np.asarray(model.faces, np.int64)
-    start = built_embedding(identities[0].parent / "flame", cfg.video.landmarker)
+    start = build_for_model(load_canonical_mesh(cfg.video.landmarker), model, masks)
     sequences = [identity_sequence(p, Path(args.work) / f"{p.parent.name}_{p.name}", cfg) for p in identities]
     eyes = np.union1d(masks["left_eyeball"], masks["right_eyeball"])
     eyeball_faces = np.nonzero(np.isin(faces, eyes).all(1))[0]

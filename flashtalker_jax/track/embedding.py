@@ -218,3 +218,9 @@ def build_embedding(canonical: CanonicalMesh, v_template: np.ndarray, faces: np.
         bary_rows += b
     return LandmarkEmbedding(np.asarray(face_idx, np.int64), np.stack(bary_rows),
                              np.arange(N_CANONICAL + 10, dtype=np.int64))
+
+
+def build_for_model(canonical: CanonicalMesh, model, masks: dict[str, np.ndarray]) -> LandmarkEmbedding:
+    """build_embedding for a loaded FlameModel (its neutral template, faces and static landmarks)."""
+    return build_embedding(canonical, np.asarray(model.v_template), np.asarray(model.faces),
+                           np.asarray(model.lmk_faces_idx), np.asarray(model.lmk_bary_coords), masks)

@@ -75,7 +75,7 @@ def head_stage(out: Path, flame: Path | None, embedding: Path | None, landmarker
     from flashtalker_jax.flame.procedural import write_procedural_flame
     from flashtalker_jax.track.bundled import bundled_embedding
     from flashtalker_jax.track.canonical import load_canonical_mesh
-    from flashtalker_jax.track.embedding import build_embedding, load_embedding
+    from flashtalker_jax.track.embedding import build_for_model, load_embedding
 
     head = out / "flame"
     if flame is not None and not head.exists():
@@ -93,9 +93,7 @@ def head_stage(out: Path, flame: Path | None, embedding: Path | None, landmarker
     else:
         emb, source = bundled_embedding(np.asarray(model.faces)), "bundled: calibrated for the procedural head"
         if emb is None:
-            emb = build_embedding(load_canonical_mesh(landmarker), np.asarray(model.v_template),
-                                  np.asarray(model.faces), np.asarray(model.lmk_faces_idx),
-                                  np.asarray(model.lmk_bary_coords), masks)
+            emb = build_for_model(load_canonical_mesh(landmarker), model, masks)
             source = "built from MediaPipe's canonical mesh"
         emb.save(head / EMBEDDING_FILE)
     return model, emb, masks, source
