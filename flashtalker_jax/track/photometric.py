@@ -71,16 +71,22 @@ def _params(vars_: dict, idx: jax.Array) -> FlameParams:
                        eyes_pose=vars_["eyes_pose"][idx], translation=vars_["translation"][idx])
 
 
-def photometric_loss(vars_, colours, model, faces, idx, images, regions, cfg, size, crop):
-    """Mean L1 over the region pixels of frames idx; images uint8 (T, s, s, 3), regions (T, s, s)."""
+def render_frames(vars_, colours, model, faces, idx, cfg, size, crop):
+    """RenderOutput of frames idx at size x size: the flat face Gaussians on the posed mesh,
+    seen by the clip's camera (its crop-pixel intrinsics scaled to `size`), on black."""
     verts = flame_forward(model, _params(vars_, idx)).vertices
     means, quats, scales = gaussians_on_mesh(verts, faces, cfg.photo_scale)
     K, w2c = fit.camera_matrices(vars_["log_focal"], crop, crop, cfg.camera_distance)
     K = K * jnp.array([[size / crop], [size / crop], [1.0]])
     b = idx.shape[0]
-    out = rasterize(means, quats, scales, jnp.full(means.shape[:2], cfg.photo_opacity),
-                    jnp.broadcast_to(jax.nn.sigmoid(colours), means.shape), jnp.broadcast_to(w2c, (b, 4, 4)),
-                    jnp.broadcast_to(K, (b, 3, 3)), size, size, background=jnp.zeros((b, 3)))
+    return rasterize(means, quats, scales, jnp.full(means.shape[:2], cfg.photo_opacity),
+                     jnp.broadcast_to(jax.nn.sigmoid(colours), means.shape), jnp.broadcast_to(w2c, (b, 4, 4)),
+                     jnp.broadcast_to(K, (b, 3, 3)), size, size, background=jnp.zeros((b, 3)))
+
+
+def photometric_loss(vars_, colours, model, faces, idx, images, regions, cfg, size, crop):
+    """Mean L1 over the region pixels of frames idx; images uint8 (T, s, s, 3), regions (T, s, s)."""
+    out = render_frames(vars_, colours, model, faces, idx, cfg, size, crop)
     target = images[idx].astype(jnp.float32) / 255
     region = regions[idx][..., None]
     return (jnp.abs(out.rgb - target) * region).sum() / jnp.maximum(3 * region.sum(), 1.0)

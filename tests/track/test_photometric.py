@@ -1,6 +1,7 @@
-"""The photometric term: zero for the frames the head itself rendered, larger when the head
-moves, and its gradient pulls a shifted head back (the rasterizer and FLAME have their own
-parity tests; this checks how the stage wires them)."""
+"""The photometric term: zero for the frames the head itself rendered (render_frames, the
+loss's own renderer), larger when the head moves, and its gradient pulls a shifted head
+back (the rasterizer and FLAME have their own parity tests; this checks how the stage
+wires them)."""
 from __future__ import annotations
 
 import jax
@@ -8,8 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from flashtalker_jax.config import load_config
-from flashtalker_jax.render.rasterize import rasterize
-from flashtalker_jax.track import fit, photometric
+from flashtalker_jax.track import photometric
 
 SIZE, CROP = 48, 512
 
@@ -27,24 +27,10 @@ def _scene(head):
     return cfg, model.truncated(10, 10), faces, vars_, colours
 
 
-def _render(cfg, model, faces, vars_, colours, idx):
-    from flashtalker_jax.flame.lbs import flame_forward
-
-    verts = flame_forward(model, photometric._params(vars_, idx)).vertices
-    means, quats, scales = photometric.gaussians_on_mesh(verts, faces, cfg.photo_scale)
-    K, w2c = fit.camera_matrices(vars_["log_focal"], CROP, CROP, cfg.camera_distance)
-    K = K * jnp.array([[SIZE / CROP], [SIZE / CROP], [1.0]])
-    b = idx.shape[0]
-    out = rasterize(means, quats, scales, jnp.full(means.shape[:2], cfg.photo_opacity),
-                    jnp.broadcast_to(jax.nn.sigmoid(colours), means.shape), jnp.broadcast_to(w2c, (b, 4, 4)),
-                    jnp.broadcast_to(K, (b, 3, 3)), SIZE, SIZE, background=jnp.zeros((b, 3)))
-    return out.rgb, out.alpha
-
-
 def test_photometric_loss_zero_at_truth_and_pulls_back(head):
     cfg, model, faces, vars_, colours = _scene(head)
     idx = jnp.arange(2)
-    rgb, alpha = _render(cfg, model, faces, vars_, colours, idx)
+    rgb, alpha = photometric.render_frames(vars_, colours, model, faces, idx, cfg, SIZE, CROP)[:2]
     images = jnp.round(jnp.clip(rgb, 0, 1) * 255).astype(jnp.uint8)
     regions = (alpha > 0.5).astype(jnp.float32)
     assert float(regions.mean()) > 0.05
