@@ -54,7 +54,7 @@ def run_track(args: argparse.Namespace, overrides: list[str]) -> int:
     if args.segmenter:
         config.video.segmenter = args.segmenter
     clips = clip_list(args.video)
-    many = len(clips) > 1 or len(args.video) > 1 or Path(args.video[0]).is_dir() and clips != [Path(args.video[0])]
+    many = clips != [Path(args.video[0])]   # several sources, or a folder of videos
     mine = [c for i, c in enumerate(clips) if i % args.num_processes == args.process_id]
     rows, reports, failed = [], [], 0
     for clip in mine:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from flashtalker_jax.errors import InputFileError
-from flashtalker_jax.track.embedding import LandmarkEmbedding
+from flashtalker_jax.track.embedding import IBUG51_MEDIAPIPE, LandmarkEmbedding
 
 # MediaPipe's FACEMESH_FACE_OVAL points: on the silhouette, not fixed to the skin.
 FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378,
@@ -94,8 +94,6 @@ def observe(landmarks: np.ndarray, found: np.ndarray, cfg, source: Path) -> Obse
 
 def landmark_weights(embedding: LandmarkEmbedding, found: np.ndarray, fit_cfg) -> tuple[np.ndarray, np.ndarray]:
     """(T, L) fit weights in embedding order, and the (L,) held-out mask (weight 0, scored later)."""
-    from flashtalker_jax.track.embedding import IBUG51_MEDIAPIPE
-
     ids = embedding.landmark_indices
     per_point = np.ones(len(ids))
     per_point[np.isin(ids, FACE_OVAL)] = fit_cfg.contour_weight
