@@ -52,22 +52,35 @@ def stage_key(*settings) -> str:
     return hashlib.sha256(json.dumps(plain, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def claim_stage(out: Path, name: str, key: str, folders: tuple[Path, ...]) -> None:
-    """Keep `folders` when they were made under `key`; otherwise move them to
-    out/replaced/<folder>-<time> (never deleted) and record `key` for the new run."""
+def _stage_keys(out: Path) -> dict:
     keys_path = out / STAGE_KEYS
-    keys = json.loads(keys_path.read_text()) if keys_path.is_file() else {}
-    if keys.get(name) == key:
-        return
+    return json.loads(keys_path.read_text()) if keys_path.is_file() else {}
+
+
+def _write_stage_keys(out: Path, keys: dict) -> None:
+    with atomic_path(out / STAGE_KEYS) as tmp:
+        Path(tmp).write_text(json.dumps(keys, indent=1))
+
+
+def _move_aside(out: Path, folders: tuple[Path, ...]) -> None:
+    """Existing `folders` to out/replaced/<folder>-<time> (never deleted)."""
     stamp = time.strftime("%Y%m%dT%H%M%S")
     for folder in folders:
         if folder.exists():
             aside = out / "replaced" / f"{folder.name}-{stamp}"
             aside.parent.mkdir(parents=True, exist_ok=True)
             folder.rename(aside)
+
+
+def claim_stage(out: Path, name: str, key: str, folders: tuple[Path, ...]) -> None:
+    """Keep `folders` when they were made under `key`; otherwise move them to
+    out/replaced/<folder>-<time> (never deleted) and record `key` for the new run."""
+    keys = _stage_keys(out)
+    if keys.get(name) == key:
+        return
+    _move_aside(out, folders)
     out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(keys_path) as tmp:
-        Path(tmp).write_text(json.dumps({**keys, name: key}, indent=1))
+    _write_stage_keys(out, {**keys, name: key})
 
 
 def data_key(cfg: ml_collections.ConfigDict) -> str:
@@ -114,18 +127,11 @@ def _current_avatar(folder: Path) -> bool:
 
 def retire_stage(out: Path, name: str, folders: tuple[Path, ...]) -> None:
     """A stage the demo no longer has: its folders move to out/replaced/ and its key goes."""
-    keys_path = out / STAGE_KEYS
-    keys = json.loads(keys_path.read_text()) if keys_path.is_file() else {}
-    stamp = time.strftime("%Y%m%dT%H%M%S")
-    for folder in folders:
-        if folder.exists():
-            aside = out / "replaced" / f"{folder.name}-{stamp}"
-            aside.parent.mkdir(parents=True, exist_ok=True)
-            folder.rename(aside)
+    keys = _stage_keys(out)
+    _move_aside(out, folders)
     if name in keys:
         del keys[name]
-        with atomic_path(keys_path) as tmp:
-            Path(tmp).write_text(json.dumps(keys, indent=1))
+        _write_stage_keys(out, keys)
 
 
 def make_speech(out: Path, ident: Path, cfg: ml_collections.ConfigDict, text: str):
