@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import portpicker
 import pytest
 
 from flashtalker_jax.utils.child import child_env
+from processes import run_together
 
 WORKER = Path(__file__).with_name("checkpoint_agreement_worker.py")
 
@@ -25,18 +24,8 @@ WORKER = Path(__file__).with_name("checkpoint_agreement_worker.py")
 def run_processes(out: Path, count: int = 2, seconds: float = 60) -> list[dict]:
     env = child_env({k: v for k, v in os.environ.items() if k != "XLA_FLAGS"} | {"JAX_PLATFORMS": "cpu"})
     address = f"localhost:{portpicker.pick_unused_port()}"
-    procs = [subprocess.Popen([sys.executable, str(WORKER), str(out), address, str(count), str(i)], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(count)]
-    deadline = time.monotonic() + seconds  # one bound for all: a process whose peer went elsewhere waits forever
-    try:
-        logs = [p.communicate(timeout=max(1.0, deadline - time.monotonic()))[0] for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-    for p, log in zip(procs, logs):
-        assert p.returncode == 0, log[-3000:]
+    run_together([[sys.executable, str(WORKER), str(out), address, str(count), str(i)] for i in range(count)],
+                 env, seconds)
     return [json.loads((out / f"result_{i}.json").read_text()) for i in range(count)]
 
 

@@ -16,7 +16,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import jax
@@ -30,6 +29,7 @@ from flashtalker_jax.train.optim import make_optimizer
 from flashtalker_jax.train.state import abstract_state, params_as_numpy
 from flashtalker_jax.train.tasks import get_task
 from flashtalker_jax.utils.child import child_env
+from processes import run_together
 from train_worker import run, small_config
 
 WORKER = Path(__file__).with_name("train_worker.py")
@@ -84,19 +84,8 @@ def test_eight_devices_match_one_and_restore_on_one(tmp_path, baseline):
 @pytest.mark.multiprocess
 def test_two_processes_agree_and_their_checkpoint_restores_in_one(tmp_path, baseline):
     address = f"localhost:{portpicker.pick_unused_port()}"
-    procs = [subprocess.Popen([sys.executable, str(WORKER), "multiproc", str(tmp_path), address, "2", str(i)],
-                              env=worker_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-             for i in range(2)]
-    deadline = time.monotonic() + 240  # one bound for both: a process whose peer died waits forever
-    try:
-        logs = [p.communicate(timeout=max(1.0, deadline - time.monotonic()))[0] for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-    for p, log in zip(procs, logs):
-        assert p.returncode == 0, log[-3000:]
+    run_together([[sys.executable, str(WORKER), "multiproc", str(tmp_path), address, "2", str(i)] for i in range(2)],
+                 worker_env(), 240)
     first, second = (dict(np.load(tmp_path / f"params_{i}.npz")) for i in range(2))
     assert_close(second, first, atol=0)  # both processes hold the same replicated params
     assert_close(first, baseline[1])
