@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from flashtalker_jax.composite.schedule import pingpong_indices
 from flashtalker_jax.motion import diffusion
 from flashtalker_jax.motion.a2e_prior import make_window_sampler
 from flashtalker_jax.motion.layers import jit_apply
@@ -97,8 +98,7 @@ def to_flame_params(motion: np.ndarray, pose_track: dict[str, np.ndarray], shape
     motion (T, E + 3); pose_track: rotation, neck_pose, eyes_pose, translation (N, k)."""
     t = motion.shape[0]
     n = next(iter(pose_track.values())).shape[0]
-    phase = np.arange(start, start + t) % max(2 * n - 2, 1)
-    idx = np.where(phase < n, phase, 2 * n - 2 - phase)
+    idx = pingpong_indices(start, t, n)   # the body loop (composite/body.py) uses the same frames
     out = {k: np.asarray(v)[idx] for k, v in pose_track.items()
            if k in ("rotation", "neck_pose", "eyes_pose", "translation")}
     out.update(expr=motion[:, :-3], jaw_pose=motion[:, -3:], shape=np.broadcast_to(shape, (t, shape.shape[0])))
