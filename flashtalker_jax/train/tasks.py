@@ -22,6 +22,7 @@ TASKS: dict[str, str] = {
     "avatar_adapt": "flashtalker_jax.avatar.adapt:make_task",
     "a2e_prior": "flashtalker_jax.motion.tasks:make_task",
     "audio2param": "flashtalker_jax.motion.tasks:make_task",
+    "body_inpainter": "flashtalker_jax.composite.train_inpainter:make_task",
 }
 
 

@@ -1,0 +1,1 @@
+"""Compositing rendered heads into full source frames: the body inpainter (GGTalker), frame schedule, paste-back."""
