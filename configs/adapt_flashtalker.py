@@ -22,6 +22,8 @@ def avatar_task() -> ml_collections.ConfigDict:
     t.eval_splits = ("test", "val")
     t.eval_max_frames = 0            # evaluate the first k held-out frames (0 = all)
     t.use_mask = True                # composite ground truth on `background` with its mask
+    t.mask_source = "fg"             # "fg": fg_masks/ (person); "head": head_masks/ of `track`
+    t.render_over_frame = False      # real footage: head over the frame itself (adapt_real.py)
     t.background = (1.0, 1.0, 1.0)
     t.init_colors_from_frame = True  # template colours from the first training frame
     t.refine_start = 2000            # step where joint FLAME/camera refinement starts (-1: never)
@@ -67,6 +69,7 @@ def avatar_task() -> ml_collections.ConfigDict:
     t.loss.lip_anchor = 1e-3         # lip-guided supervision (avatar/losses.py)
     t.loss.lip_silhouette = 0.02
     t.loss.refine = 1e-2             # keeps refined FLAME params near the tracked ones
+    t.loss.alpha = 0.0               # |alpha - mask| (render_over_frame needs it; 0 = off)
     t.loss.perceptual = 0.0          # LPIPS weight (0 = off); needs perceptual_weights
     t.loss.perceptual_net = "alex"   # "alex" or "vgg": the network perceptual_weights holds
     t.loss.perceptual_weights = ""   # LPIPS file: lin layers (+ backbone unless the next is set)

@@ -12,7 +12,9 @@ rasterizer renders them with an extra lip channel) draws them, and the loss is
   + w_perceptual LPIPS                                     (optional, user weights)
 (see losses.py). With `densify.enabled` (per-face placement) the loss also feeds
 binding-aware densification and pruning (densify.py, `_densifying_loss_fn`). Ground truth is composited on `background` with the tracked foreground
-mask when `use_mask` is on, as the render is.
+mask when `use_mask` is on, as the render is. Real footage (`render_over_frame`, configs/
+adapt_real.py) instead draws the head over the frame itself and compares with the frame,
+plus w_alpha |alpha - head mask| (the mask of `mask_source`: "head" = head_masks/).
 
 The trained model is written as an avatar folder (`export_avatar`, format in export.py);
 `load_avatar` reads it back with its refinement tables, renderer.load_renderer without.
@@ -34,10 +36,10 @@ from flashtalker_jax.avatar.adapt_model import REFINED_KEYS, AdaptModel, FrameRe
 from flashtalker_jax.avatar.avatar import ViewProbe
 from flashtalker_jax.avatar.binding import bound_anchors
 from flashtalker_jax.avatar.frames import (audio_frame_features, composite_target, load_frames,
-                                           split_indices)
+                                           over_frame, split_indices)
 from flashtalker_jax.avatar.renderer import (AvatarRenderer, AvatarSpec, RenderResult,
                                              RenderSettings, build_spec, gaussian_avatar, render)
-from flashtalker_jax.errors import ModelFileError
+from flashtalker_jax.errors import ConfigError, ModelFileError
 from flashtalker_jax.flame.lbs import flame_forward
 from flashtalker_jax.flame.loader import find_model_file
 from flashtalker_jax.flame.model import FlameParams
@@ -139,9 +141,21 @@ def _loss_terms_fn(task_cfg):
     background, size = settings.background, settings.size
     perceptual = losses.make_perceptual_loss(w)
 
+    over_real_frame = task_cfg.get("render_over_frame", False)
+    if over_real_frame and any(background):
+        raise ConfigError("task.render_over_frame draws the head over the frame itself: set "
+                          "task.background=(0.0, 0.0, 0.0) so the render is the head alone")
+
     def terms(model: AdaptModel, batch):
-        (rgb, lip, g, out, overflow), params, viewmat = render_training_frames(model, batch, settings)
-        target = composite_target(batch, background) if task_cfg.use_mask else batch["image"] / 255.0
+        result, params, viewmat = render_training_frames(model, batch, settings)
+        rgb, lip, g, out, overflow = result[:5]
+        if over_real_frame:
+            # Real footage: torso and background are the frame's, the head the avatar's.
+            rgb, target = over_frame(rgb, result.alpha, batch), batch["image"] / 255.0
+        elif task_cfg.use_mask:
+            target = composite_target(batch, background)
+        else:
+            target = batch["image"] / 255.0
         photo, metrics = losses.photometric_loss(rgb, target, w.l1, w.ssim)
         active = model.avatar.active[...]
         limit = losses.scale_limits(model.avatar.init_scale[...], w.scale_threshold,
@@ -150,6 +164,11 @@ def _loss_terms_fn(task_cfg):
                                                       w.position_threshold, limit)
         lip_anchor = losses.lip_anchor_loss(g.local_means, model.is_lip[...] & active)
         total = photo + w.position * position + w.scale * scale + w.lip_anchor * lip_anchor
+        if w.get("alpha", 0.0) > 0:
+            # The head's coverage should be its mask: over a real frame the photometric
+            # term alone cannot see a head that lets the (identical) frame show through.
+            metrics["alpha"] = jnp.mean(jnp.abs(result.alpha - batch["mask"].astype(jnp.float32) / 255.0))
+            total = total + w.alpha * metrics["alpha"]
         if w.lip_silhouette > 0:
             region = losses.lip_region_target(out.landmarks, viewmat, batch["K"], size, size)
             lip_sil = losses.lip_silhouette_loss(lip, region)
@@ -180,7 +199,10 @@ def initial_colors(spec: AvatarSpec, frame: dict, task_cfg) -> np.ndarray:
     anchors = bound_anchors(out.vertices, spec.flame.faces, jnp.asarray(spec.placement.face_ids),
                             jnp.asarray(spec.placement.barycentrics))
     pix = np.asarray(losses.project_points(anchors, batch["viewmat"], batch["K"]))[0]
-    image = np.asarray(composite_target(batch, tuple(task_cfg.background)))[0]
+    if task_cfg.get("render_over_frame", False):
+        image = np.asarray(batch["image"][0], np.float32) / 255.0  # the frame itself
+    else:
+        image = np.asarray(composite_target(batch, tuple(task_cfg.background)))[0]
     h, w = image.shape[:2]
     cols = np.clip(np.floor(pix[:, 0]), 0, w - 1).astype(int)
     rows = np.clip(np.floor(pix[:, 1]), 0, h - 1).astype(int)
@@ -195,7 +217,7 @@ def prepare(task_cfg) -> tuple[AvatarSpec, dict[str, np.ndarray]]:
     seq = read_vhap(data_dir)
     train = split_indices(seq, tuple(task_cfg.train_splits))
     audio = audio_frame_features(seq) if task_cfg.avatar.use_audio else None
-    frames = load_frames(seq, train, task_cfg.resolution, audio)
+    frames = load_frames(seq, train, task_cfg.resolution, audio, task_cfg.get("mask_source", "fg"))
     spec = build_spec(task_cfg, resolve_flame_dir(task_cfg, data_dir), seq.shape, seq.static_offset,
                       n_frames=len(train), n_cameras=int(seq.cameras.max()) + 1,
                       audio=frames.get("audio"))

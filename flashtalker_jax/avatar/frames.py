@@ -8,7 +8,8 @@ numpy arrays with a leading frame axis:
   OpenCV, K (N, 3, 3) pixels, camera (N,) int32, slot (N,) int32 (row in adaptation's
   refinement table), flame_<key> (N, k) tracked params (FRAME_KEYS), and audio (N, A)
   when audio features are on.
-`composite_target` puts a frame on the avatar's background with its foreground mask.
+`composite_target` puts a frame on the avatar's background with its mask; `over_frame`
+puts a render over the frame itself (real footage, `task.render_over_frame`).
 """
 from __future__ import annotations
 
@@ -39,14 +40,22 @@ def audio_frame_features(seq: VhapSequence) -> np.ndarray:
     return rows.reshape(rows.shape[0] // 2, -1)
 
 
+MASK_SOURCES = ("fg", "head")
+
+
 def load_frames(seq: VhapSequence, indices: np.ndarray, resolution: int,
-                audio: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """Arrays of the frames `indices` (module docstring); `slot` numbers them 0..N-1."""
+                audio: np.ndarray | None = None, mask_source: str = "fg") -> dict[str, np.ndarray]:
+    """Arrays of the frames `indices` (module docstring); `slot` numbers them 0..N-1.
+    `mask_source`: "fg" the foreground (person) masks, "head" the head-and-neck masks of
+    `flashtalker track` (real footage: the torso is not the head model's to draw)."""
     if seq.width != seq.height:
         raise InputFileError(seq.root, f"frames are {seq.width}x{seq.height}; adaptation expects "
                                        "square frames", "crop the frames to a square first")
+    if mask_source not in MASK_SOURCES:
+        raise ValueError(f"mask_source must be one of {MASK_SOURCES}, got {mask_source!r}")
+    load_mask = seq.load_head_mask if mask_source == "head" else seq.load_mask
     images = np.stack([_resize(seq.load_image(i), resolution) for i in indices])
-    masks = np.stack([_resize(seq.load_mask(i), resolution) for i in indices])
+    masks = np.stack([_resize(load_mask(i), resolution) for i in indices])
     K = seq.K[indices].astype(np.float32).copy()
     K[:, :2] *= resolution / seq.width
     out = {"image": images, "mask": masks, "viewmat": seq.w2c[indices].astype(np.float32),
@@ -70,6 +79,14 @@ def split_indices(seq: VhapSequence, names: tuple[str, ...]) -> np.ndarray:
             return np.asarray(seq.splits[name])
     raise InputFileError(seq.root, f"no non-empty transforms_{{{','.join(names)}}}.json split",
                          "write the split files (flashtalker data synth does)")
+
+
+def over_frame(rgb_on_black: jax.Array, alpha: jax.Array, batch) -> jax.Array:
+    """The rendered head (B, h, w, 3), drawn on black with coverage alpha (B, h, w), over
+    the batch's own frames: what a real-footage avatar is compared with (the torso and
+    background are the frame's, the head the avatar's)."""
+    frame = batch["image"].astype(jnp.float32) / 255.0
+    return rgb_on_black + (1.0 - alpha[..., None]) * frame
 
 
 def composite_target(batch, background) -> jax.Array:

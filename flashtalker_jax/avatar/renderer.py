@@ -171,15 +171,18 @@ jax.tree_util.register_dataclass(AvatarRenderer, data_fields=["model"], meta_fie
 
 
 class RenderResult(NamedTuple):
-    """rgb (B, S, S, 3); lip (B, S, S) coverage of lip Gaussians; the Gaussians and the FLAME
-    output behind them; overflow (B,) = intersections needed - buffer slots (> 0 cannot
-    reach the caller: rasterize re-runs eagerly or raises BufferOverflowError under jit, as
-    it does for a "tiles" per-tile list longer than render.per_tile)."""
+    """rgb (B, S, S, 3) on settings.background; lip (B, S, S) coverage of lip Gaussians; the
+    Gaussians and the FLAME output behind them; overflow (B,) = intersections needed -
+    buffer slots (> 0 cannot reach the caller: rasterize re-runs eagerly or raises
+    BufferOverflowError under jit, as it does for a "tiles" per-tile list longer than
+    render.per_tile); alpha (B, S, S) the head's coverage (1 - transmittance), what puts
+    the head over a real frame."""
     rgb: jax.Array
     lip: jax.Array
     gaussians: Gaussians
     flame: FlameOutput
     overflow: jax.Array
+    alpha: jax.Array
 
 
 def render(renderer: AvatarRenderer, params: FlameParams, viewmat: jax.Array, K: jax.Array,
@@ -205,7 +208,7 @@ def render(renderer: AvatarRenderer, params: FlameParams, viewmat: jax.Array, K:
                       colors, viewmat, K, s.size, s.size, background=background, backend=s.backend,
                       capacity=capacity, per_tile=s.per_tile, tile_chunk=s.tile_chunk)
     return RenderResult(image.rgb[..., :3], image.rgb[..., 3], gaussians, out,
-                        image.n_intersections - capacity)
+                        image.n_intersections - capacity, image.alpha)
 
 
 def load_renderer(avatar_dir, overrides: tuple[str, ...] = (), *, size: int | None = None,

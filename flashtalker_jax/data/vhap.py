@@ -12,6 +12,8 @@ Layout (what VHAP's `export_as_nerf_dataset` writes, plus our audio files):
         camera_index, transform_matrix (camera-to-world, OpenGL axes), fl_x, fl_y, cx,
         cy, w, h; top level: the same intrinsics, fps and audio_path (our extension)
     audio.wav (16 kHz), phonemes.json [{phoneme, start, end}] (synthetic data only)
+    head_masks/00000_00.png        head-and-neck mask (`flashtalker track`; read by
+                                   load_head_mask for real-footage avatars)
 
 `read_vhap_index` reads the folder's metadata only (frames, timesteps, cameras, fps, audio
 path, FLAME parameter paths, splits; no images, parameters or audio): every reader of the
@@ -46,6 +48,7 @@ SPLITS = ("train", "val", "test")
 OPENGL_TO_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])
 AUDIO_FILE = "audio.wav"  # the audio when transforms.json names none
 CANONICAL_FILE = "canonical_flame_param.npz"
+HEAD_MASK_DIR = "head_masks"  # head-and-neck masks of `flashtalker track` (not a VHAP file)
 MAX_SHAPE = 300  # shape components of every FLAME release (flame.loader.N_SHAPE_FILE)
 
 
@@ -284,6 +287,16 @@ class VhapSequence(VhapIndex):
         path = self.mask_paths[index]
         if path is None:
             return np.full((self.height, self.width), 255, np.uint8)
+        return _read_image(path, self.width, self.height, "L")
+
+    def load_head_mask(self, index: int) -> np.ndarray:
+        """(H, W) uint8 head-and-neck mask (head_masks/, written by `flashtalker track`: the
+        person above the tracked neck seam), named like the frame's image."""
+        path = self.root / HEAD_MASK_DIR / self.image_paths[index].name
+        if not path.is_file():
+            raise InputFileError(path, "head mask missing (a real-footage avatar trains on the head "
+                                       "region only)", "re-run `flashtalker track` on the video, which "
+                                       "writes head_masks/, or use --config.task.mask_source=fg")
         return _read_image(path, self.width, self.height, "L")
 
     def frame_params(self, index: int) -> dict[str, np.ndarray]:

@@ -174,7 +174,7 @@ def write_head_masks(out: Path, model, vars_: dict, masks: dict, cfg, size: int,
         stem = f"{vhap.frame_stem(t)}.png"
         person = np.asarray(Image.open(out / "fg_masks" / stem))
         mask = head_mask(person, rings[t], float(beyond[t]))
-        vhap.write_png(out / "head_masks" / stem, mask, cfg.video.png_compress_level)
+        vhap.write_png(out / vhap.HEAD_MASK_DIR / stem, mask, cfg.video.png_compress_level)
         shares.append(mask.sum() / max(person.sum(), 1))
     return float(np.mean(shares))
 
