@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from flashtalker_jax.composite.schedule import pingpong_indices
 from flashtalker_jax.data import vhap
 from flashtalker_jax.errors import InputFileError, ModelFileError
 from flashtalker_jax.utils.files import atomic_path, read_npz
@@ -71,6 +72,26 @@ class BodyLoop:
 
     def __len__(self) -> int:
         return len(self.frame_indices)
+
+    def schedule(self, start: int, count: int) -> np.ndarray:
+        """Loop frames of output frames [start, start + count) (ping-pong, the schedule
+        to_flame_params replays the head pose with: give it pose_track_for_loop's track)."""
+        return pingpong_indices(start, count, len(self))
+
+
+def pose_track_for_loop(track: dict[str, np.ndarray], frame_indices: np.ndarray) -> dict[str, np.ndarray]:
+    """The avatar's replay pose track (avatar/export track.npz: per-frame arrays + timesteps)
+    cut to the body loop's frames, in loop order. Replaying it with to_flame_params picks,
+    at every output frame, the pose of the very frame the body loop shows there (both use
+    pingpong_indices over the same N frames), so the head sits on its own neck."""
+    timesteps = np.asarray(track["timesteps"])
+    row_of = {int(t): i for i, t in enumerate(timesteps)}
+    missing = [int(t) for t in frame_indices if int(t) not in row_of]
+    if missing:
+        raise ModelFileError("track.npz", f"the body loop's frames {missing[:5]} are not in the replay pose track",
+                             "the body loop and the avatar come from different trackings: " + REBUILD)
+    rows = np.array([row_of[int(t)] for t in frame_indices], np.int64)
+    return {k: np.asarray(v)[rows] for k, v in track.items()}
 
 
 # ----------------------------------------------------------------------------- choosing

@@ -178,3 +178,22 @@ def test_missing_files(written, tmp_path):
     (folder / "body.json").unlink()
     with pytest.raises(ModelFileError, match="body.json.*not found"):
         read_body_loop(folder)
+
+
+def test_pose_track_for_loop_matches_the_body_frames(written):
+    """to_flame_params over the loop's pose track and BodyLoop.schedule pick the same
+    recorded timestep at every output frame."""
+    from flashtalker_jax.composite.body import pose_track_for_loop
+    from flashtalker_jax.motion.inference import to_flame_params
+
+    loop = read_body_loop(written)
+    timesteps = np.arange(FRAMES)
+    track = {"rotation": np.stack([timesteps, 0 * timesteps, 0 * timesteps], 1).astype(np.float32),
+             "translation": np.zeros((FRAMES, 3), np.float32), "timesteps": timesteps}
+    cut = pose_track_for_loop(track, loop.frame_indices)
+    np.testing.assert_array_equal(cut["timesteps"], [1, 2, 3])
+    params = to_flame_params(np.zeros((9, 13), np.float32), {k: v for k, v in cut.items() if k != "timesteps"},
+                             np.zeros(4, np.float32), start=2)
+    np.testing.assert_array_equal(params["rotation"][:, 0], loop.frame_indices[loop.schedule(2, 9)])
+    with pytest.raises(ModelFileError, match="not in the replay pose track"):
+        pose_track_for_loop({**track, "timesteps": timesteps + 10}, loop.frame_indices)
