@@ -50,8 +50,6 @@ CROP_VIDEO = "crop.mp4"
 SOURCE_VIDEO = "source.mp4"
 LOOP_ARRAYS = "loop.npz"
 MANIFEST = "body.json"
-# head_masks/<image name>: written by `flashtalker track` (track/job.py write_head_masks).
-HEAD_MASKS = "head_masks"
 REBUILD = "rebuild the body loop from the tracked VHAP folder (composite.body.write_body_loop)"
 LOOP_KEYS = ("frame_indices", "head_masks", "crop_size", "box", "source_size", "fps")
 
@@ -223,7 +221,7 @@ def write_body_loop(vhap_dir: str | os.PathLike, out_dir: str | os.PathLike, loo
     # Resolve the video before any encoding: a missing one fails fast, not after the crops.
     video = resolve_source_video(vhap_dir, meta.get("source_video"), source_video) if paste else None
     timesteps = index.timesteps[rows]
-    masks = np.stack([_read_png(vhap_dir / HEAD_MASKS / index.image_paths[r].name, "L", size) > 127 for r in rows])
+    masks = np.stack([_read_png(vhap_dir / vhap.HEAD_MASK_DIR / index.image_paths[r].name, "L", size) > 127 for r in rows])
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / MANIFEST).unlink(missing_ok=True)          # incomplete until rewritten last
     with mp4_writer(out_dir / CROP_VIDEO, size, size, index.fps, crf=crf) as write:
