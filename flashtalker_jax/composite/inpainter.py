@@ -269,10 +269,16 @@ def _read_config(path: Path) -> dict:
     return meta
 
 
-def _restore_params(net: BodyInpainter, arrays: dict[str, np.ndarray], path: Path) -> None:
-    """Put every saved array into `net`; ModelFileError naming params.npz for a missing,
-    extra or wrongly shaped parameter."""
-    expected = {k: v.shape for k, v in flat_params(net).items()}
+def _params_into(model_cfg: dict, arrays: dict[str, np.ndarray], path: Path) -> BodyInpainter:
+    """The net of `model_cfg` holding the saved arrays; ModelFileError naming params.npz for
+    a missing, extra or wrongly shaped parameter. The net is built abstractly (eval_shape)
+    and filled, never initialised: eager initialisation compiles every initializer
+    shape by shape (seconds on CPU) only to be overwritten."""
+    from flashtalker_jax.train.state import key_path_str
+
+    abstract = nnx.eval_shape(lambda: make_inpainter(model_cfg, nnx.Rngs(0)))
+    graphdef, state = nnx.split(abstract)
+    expected = {key_path_str(p): v.shape for p, v in jax.tree_util.tree_flatten_with_path(state)[0]}
     missing, extra = sorted(set(expected) - set(arrays)), sorted(set(arrays) - set(expected))
     if missing or extra:
         raise ModelFileError(path, f"parameters do not match the model of config.json (missing {missing}, "
@@ -282,11 +288,8 @@ def _restore_params(net: BodyInpainter, arrays: dict[str, np.ndarray], path: Pat
         raise ModelFileError(path, "parameter shapes differ from the model of config.json: "
                              + ", ".join(f"{k} {got} (expected {want})" for k, (got, want) in wrong.items()),
                              RETRAIN)
-    from flashtalker_jax.train.state import key_path_str
-
-    state = nnx.state(net, nnx.Param)
-    loaded = jax.tree_util.tree_map_with_path(lambda p, v: jnp.asarray(arrays[key_path_str(p)], v.dtype), state)
-    nnx.update(net, loaded)
+    filled = jax.tree_util.tree_map_with_path(lambda p, v: jnp.asarray(arrays[key_path_str(p)], v.dtype), state)
+    return nnx.merge(graphdef, filled)
 
 
 def load_inpainter(folder) -> tuple[BodyInpainter, ml_collections.ConfigDict]:
@@ -302,6 +305,4 @@ def load_inpainter(folder) -> tuple[BodyInpainter, ml_collections.ConfigDict]:
         raise ModelFileError(params_path, "sha256 differs from the one config.json recorded (damaged or "
                              "replaced file)", RETRAIN)
     arrays = read_npz(params_path, "inpainter parameters", RETRAIN)
-    net = make_inpainter(meta["model"], nnx.Rngs(0))
-    _restore_params(net, arrays, params_path)
-    return net, ml_collections.ConfigDict(meta["task"])
+    return _params_into(meta["model"], arrays, params_path), ml_collections.ConfigDict(meta["task"])

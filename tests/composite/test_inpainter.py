@@ -18,11 +18,12 @@ from scipy import ndimage
 
 from flashtalker_jax.composite.inpainter import (BodyInpainter, base_image, composite, dilate, flat_params,
                                                  load_inpainter, make_inpainter, remove_region, save_inpainter)
-from flashtalker_jax.composite.train_inpainter import (ARRAY_KEYS, SeamPatches, evaluate, seam_centres,
-                                                       train_inpainter)
+from flashtalker_jax.composite.train_inpainter import (ARRAY_KEYS, SeamPatches, evaluate, make_task_from_arrays,
+                                                       seam_centres, train_inpainter)
 from flashtalker_jax.config import load_config
 from flashtalker_jax.errors import InputFileError, ModelFileError
 from flashtalker_jax.train.tasks import get_task
+from flashtalker_jax.train.trainer import fit
 
 SIZE = 64
 
@@ -51,9 +52,14 @@ def unit(arrays, rows=slice(None)):
     return {k: jnp.asarray(arrays[k][rows], jnp.float32) / 255.0 for k in ARRAY_KEYS}
 
 
-def perturbed_net(seed: int, depth: int = 2) -> BodyInpainter:
+# Every net of this file has the quick preset's size (width 8, depth 2): eager
+# initialisation compiles each parameter shape once (seconds on CPU), then reuses it.
+QUICK = dict(base_channels=8, depth=2)
+
+
+def perturbed_net(seed: int) -> BodyInpainter:
     """A net whose last layer is not zero, so its output differs from the base image."""
-    net = BodyInpainter(base_channels=4, depth=depth, rngs=nnx.Rngs(seed))
+    net = BodyInpainter(**QUICK, rngs=nnx.Rngs(seed))
     kernel = net.out.kernel
     kernel[...] = 0.3 * jax.random.normal(jax.random.key(seed + 1), kernel.shape)
     return net
@@ -107,7 +113,7 @@ def test_composite_shapes_and_untouched_pixels_equal_the_frame_exactly():
 
 def test_zero_last_layer_gives_the_base_image():
     x = unit(synthetic_identity(2, seed=4))
-    net = BodyInpainter(base_channels=4, depth=3, norm_groups=2, rngs=nnx.Rngs(0))   # GroupNorm variant too
+    net = BodyInpainter(**QUICK, norm_groups=2, rngs=nnx.Rngs(0))   # the GroupNorm variant too
     keep = 1.0 - remove_region(x["head_alpha"], x["head_mask"], 2)
     masked = x["frame"] * keep[..., None]
     out = net(x["head_rgb"], x["head_alpha"], masked, keep)
@@ -118,9 +124,9 @@ def test_zero_last_layer_gives_the_base_image():
 
 
 def test_frame_size_not_divisible_by_two_to_the_depth_is_a_value_error():
-    net = BodyInpainter(base_channels=4, depth=3, rngs=nnx.Rngs(0))
-    rgb, alpha = jnp.zeros((1, 36, 40, 3)), jnp.zeros((1, 36, 40))
-    with pytest.raises(ValueError, match="multiples of 8"):
+    net = BodyInpainter(**QUICK, rngs=nnx.Rngs(0))
+    rgb, alpha = jnp.zeros((1, 36, 42, 3)), jnp.zeros((1, 36, 42))
+    with pytest.raises(ValueError, match="multiples of 4"):
         composite(net, rgb, alpha, rgb, alpha)
 
 
@@ -195,6 +201,28 @@ def test_saved_folder_round_trips_to_identical_outputs(trained, tmp_path):
     np.testing.assert_array_equal(*outputs)
     for key, value in flat_params(net).items():
         np.testing.assert_array_equal(flat_params(copy)[key], value)
+
+
+class Interrupted(Exception):
+    """Raised by the after_step hook to cut a run short, as a killed job would be."""
+
+
+def test_interrupted_run_resumes_to_the_same_parameters(trained, tmp_path):
+    arrays, _, result = trained
+    cfg = load_config("inpainter.py:quick")      # checkpoints every 10 steps, synchronously
+
+    def stop_after_the_checkpoint(step, state):
+        if step == 13:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        fit(make_task_from_arrays(cfg.task, arrays), cfg, tmp_path, after_step=stop_after_the_checkpoint)
+    resumed = train_inpainter(arrays, cfg, tmp_path, resume=True)
+    assert resumed["status"] == "completed" and resumed["steps"] == 20
+    want = flat_params(load_inpainter(result["inpainter"])[0])
+    got = flat_params(load_inpainter(resumed["inpainter"])[0])
+    for key, value in want.items():   # same batches and steps replayed from step 10: bit-identical on CPU
+        np.testing.assert_array_equal(got[key], value, err_msg=key)
 
 
 def _folder(tmp_path):
