@@ -34,8 +34,8 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from flashtalker_jax.composite.inpainter import (composite, dilate, load_inpainter, make_inpainter,  # noqa: F401
-                                                 remove_region, save_inpainter, seam_l1)
+from flashtalker_jax.composite.inpainter import (composite, dilate, make_inpainter, remove_region, save_inpainter,
+                                                 seam_l1)
 from flashtalker_jax.errors import ConfigError, InputFileError
 from flashtalker_jax.metrics.image import ssim
 from flashtalker_jax.train.tasks import Task

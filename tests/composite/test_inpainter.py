@@ -135,14 +135,19 @@ def test_frame_size_not_divisible_by_two_to_the_depth_is_a_value_error():
 def test_seam_patches_are_deterministic_resumable_and_split_over_processes():
     arrays = synthetic_identity(6, seed=5)
     centres = seam_centres(arrays, band=6, seed=0)
-    make = lambda i=0, n=1: SeamPatches(arrays, centres, 32, (2, 6), 4, seed=7, process_index=i, process_count=n)  # noqa: E731
-    full = make()
-    batches = [next(full) for _ in range(3)]
+
+    def make(process_index=0, process_count=1):
+        return SeamPatches(arrays, centres, 32, (2, 6), 4, 7, process_index, process_count)
+
+    full, batches = make(), []
+    for step in range(3):
+        if step == 2:   # the state a checkpoint after two steps holds, through its JSON file
+            saved = json.loads(json.dumps(full.get_state()))
+        batches.append(next(full))
     assert batches[0]["frame"].shape == (4, 32, 32, 3) and batches[0]["head_mask"].shape == (4, 32, 32)
     assert batches[0]["radius"].dtype == np.int32 and set(batches[0]["radius"]) <= set(range(2, 7))
     resumed = make()
-    resumed.set_state(json.loads(json.dumps({"step": 2})))    # as the checkpoint's JSON round trip
-    assert full.get_state() == {"step": 3}
+    resumed.set_state(saved)
     replayed = next(resumed)
     halves = [next(make(i, 2)) for i in range(2)]             # two processes, the same global batch
     for key in batches[0]:
