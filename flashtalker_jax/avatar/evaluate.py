@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from flashtalker_jax.avatar import losses
-from flashtalker_jax.avatar.frames import (audio_frame_features, composite_target, load_frames,
+from flashtalker_jax.avatar.frames import (audio_frame_features, composite_target, load_frames, over_frame,
                                            split_indices)
 from flashtalker_jax.avatar.renderer import AvatarModel, AvatarRenderer, RenderSettings, render
 from flashtalker_jax.flame.model import FlameParams
@@ -50,7 +50,8 @@ def evaluate_avatar(model: AvatarModel, task_cfg, data_dir, *, png_path=None, fr
     audio = audio_frame_features(seq) if model.audio_dim else None
     settings = RenderSettings.from_config(task_cfg)
     size = settings.size
-    frames = load_frames(seq, indices, size, audio)
+    frames = load_frames(seq, indices, size, audio, task_cfg.get("mask_source", "fg"))
+    over_real_frame = task_cfg.get("render_over_frame", False)
     n_expr = model.flame.expr_dirs.shape[-1]
 
     @jax.jit
@@ -58,13 +59,16 @@ def evaluate_avatar(model: AvatarModel, task_cfg, data_dir, *, png_path=None, fr
         params = FlameParams.from_track(batch, prefix="flame_", n_expr=n_expr)
         result = render(AvatarRenderer(model, settings), params, batch["viewmat"], batch["K"],
                         batch.get("audio"))
-        return result.rgb, result.flame.landmarks
+        return result.rgb, result.alpha, result.flame.landmarks
 
     rows = []
     for i in progress(range(len(indices)), desc="eval", unit="frame"):
         batch = {k: jnp.asarray(v[i:i + 1]) for k, v in frames.items()}
-        rgb, landmarks = one(model, batch)
-        target = composite_target(batch, tuple(task_cfg.background))
+        rgb, alpha, landmarks = one(model, batch)
+        if over_real_frame:   # as trained: the head over the frame itself
+            rgb, target = over_frame(rgb, alpha, batch), batch["image"] / 255.0
+        else:
+            target = composite_target(batch, tuple(task_cfg.background))
         r0, r1, c0, c1 = mouth_box(landmarks, batch["viewmat"], batch["K"], size, mouth_margin)
         rows.append({"psnr": float(psnr(rgb, target, 1.0)[0]), "ssim": float(ssim(rgb, target, 1.0)[0]),
                      "l1": float(jnp.mean(jnp.abs(rgb - target))),
@@ -72,8 +76,11 @@ def evaluate_avatar(model: AvatarModel, task_cfg, data_dir, *, png_path=None, fr
         if png_path is not None and i == frame_for_png:
             save_side_by_side(png_path, np.asarray(target[0]), np.asarray(rgb[0]), error_gain)
     summary = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+    pixels = ("the head rendered over the ground-truth frame by its alpha: every pixel the head does not cover "
+              "is ground truth (use `flashtalker eval --setting self` for the head box and neck ring)"
+              if over_real_frame else "all rendered, ground truth on the avatar's background with its mask")
     return {**summary, "frames": len(rows), "split_frames": [int(i) for i in indices],
-            "per_frame": rows}
+            "pixels": pixels, "per_frame": rows}
 
 
 def save_side_by_side(path, target: np.ndarray, render_rgb: np.ndarray, error_gain: float) -> Path:

@@ -51,11 +51,8 @@ def load_frames(seq: VhapSequence, indices: np.ndarray, resolution: int,
     if seq.width != seq.height:
         raise InputFileError(seq.root, f"frames are {seq.width}x{seq.height}; adaptation expects "
                                        "square frames", "crop the frames to a square first")
-    if mask_source not in MASK_SOURCES:
-        raise ValueError(f"mask_source must be one of {MASK_SOURCES}, got {mask_source!r}")
-    load_mask = seq.load_head_mask if mask_source == "head" else seq.load_mask
     images = np.stack([_resize(seq.load_image(i), resolution) for i in indices])
-    masks = np.stack([_resize(load_mask(i), resolution) for i in indices])
+    masks = load_masks(seq, indices, resolution, mask_source)
     K = seq.K[indices].astype(np.float32).copy()
     K[:, :2] *= resolution / seq.width
     out = {"image": images, "mask": masks, "viewmat": seq.w2c[indices].astype(np.float32),
@@ -70,6 +67,14 @@ def load_frames(seq: VhapSequence, indices: np.ndarray, resolution: int,
                                            f"{steps.max()} is listed")
         out["audio"] = audio[steps].astype(np.float32)
     return out
+
+
+def load_masks(seq: VhapSequence, indices: np.ndarray, resolution: int, source: str = "fg") -> np.ndarray:
+    """(N, h, w) uint8 masks of the frames `indices`: "fg" person, "head" head-and-neck."""
+    if source not in MASK_SOURCES:
+        raise ValueError(f"mask_source must be one of {MASK_SOURCES}, got {source!r}")
+    load_mask = seq.load_head_mask if source == "head" else seq.load_mask
+    return np.stack([_resize(load_mask(i), resolution) for i in indices])
 
 
 def split_indices(seq: VhapSequence, names: tuple[str, ...]) -> np.ndarray:

@@ -65,6 +65,13 @@ def run_eval(args: argparse.Namespace, overrides: list[str]) -> int:
                       out_dir=out, overrides=tuple(overrides))
     write_report(args.report, report)
     print(report["table"], flush=True)
+    if report.get("regions"):
+        from flashtalker_jax.utils.report import print_table
+
+        print_table([{"driving": name, "region": region, **{k: round(v, 4) if isinstance(v, float) else v
+                                                            for k, v in scores.items()}}
+                     for name, by_region in report["regions"].items() for region, scores in by_region.items()])
+        print(f"eval: pixels: {report['compositing']['pixels']} ({report['compositing']['method']})", file=sys.stderr)
     print(f"eval: report {args.report}; frames grid {report['pngs']['grid']}; "
           f"curves {report['pngs']['curves']}", file=sys.stderr)
     return 0

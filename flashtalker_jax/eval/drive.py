@@ -42,6 +42,8 @@ class Reference:
     track: dict
     timesteps: np.ndarray
     fps: float
+    head_masks: np.ndarray | None = None    # (T, S, S) bool, real-footage avatars only
+    person_masks: np.ndarray | None = None  # (T, S, S) bool, real-footage avatars only
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,27 +67,39 @@ def heldout_indices(seq, splits: tuple[str, ...], max_frames: int = 0) -> np.nda
 
 def pingpong(n_frames: int, n: int) -> np.ndarray:
     """Row of each of n_frames frames when n rows are played forward, backward, forward...
-    (the rule of motion.inference.to_flame_params)."""
-    phase = np.arange(n_frames) % max(2 * n - 2, 1)
-    return np.where(phase < n, phase, 2 * n - 2 - phase)
+    (composite/schedule.py, the rule of speak's pose replay and body loop)."""
+    from flashtalker_jax.composite.schedule import pingpong_indices
+
+    return pingpong_indices(0, n_frames, n)
 
 
 def load_reference(seq, indices: np.ndarray, size: int, task_cfg, audio_dim: int) -> Reference:
-    """The frames `indices` of a VHAP sequence, as the avatar was trained to see them."""
-    from flashtalker_jax.avatar.frames import audio_frame_features, composite_target, load_frames
+    """The frames `indices` of a VHAP sequence, as the avatar was trained to see them; for
+    an avatar trained on real footage (composite/real.py) the frames themselves, with their
+    head and person masks (what the compositor and the region scores need)."""
+    from flashtalker_jax.avatar.frames import audio_frame_features, composite_target, load_frames, load_masks
+    from flashtalker_jax.composite.real import is_real_avatar
 
     unique, inverse = np.unique(indices, return_inverse=True)  # cross replays frames
     audio = audio_frame_features(seq) if audio_dim else None
-    frames = load_frames(seq, unique, size, audio)
-    background = tuple(task_cfg.background)
-    gt = np.stack([np.asarray(composite_target({"image": frames["image"][i:i + 1],
-                                                "mask": frames["mask"][i:i + 1]}, background))[0]
-                   for i in range(len(unique))])
+    real = is_real_avatar(task_cfg)
+    frames = load_frames(seq, unique, size, audio, "head" if real else task_cfg.get("mask_source", "fg"))
+    head = person = None
+    if real:
+        gt = frames["image"].astype(np.float32) / 255.0
+        head = (frames["mask"] > 127)[inverse]
+        person = (load_masks(seq, unique, size, "fg") > 127)[inverse]
+    else:
+        background = tuple(task_cfg.background)
+        gt = np.stack([np.asarray(composite_target({"image": frames["image"][i:i + 1],
+                                                    "mask": frames["mask"][i:i + 1]}, background))[0]
+                       for i in range(len(unique))])
     track = {k: frames[f"flame_{k}"] for k in DRIVE_KEYS}
     if audio_dim:
         track["audio"] = frames["audio"]
     return Reference(Path(seq.root), gt[inverse], frames["viewmat"][inverse], frames["K"][inverse],
-                     {k: v[inverse] for k, v in track.items()}, seq.timesteps[indices], float(seq.fps))
+                     {k: v[inverse] for k, v in track.items()}, seq.timesteps[indices], float(seq.fps),
+                     head, person)
 
 
 def stored_reference(avatar_dir, n_frames: int, size: int, fps: float) -> Reference:

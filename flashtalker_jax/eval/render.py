@@ -33,11 +33,13 @@ DRIVE_KEYS = ("expr", "jaw_pose", "rotation", "neck_pose", "eyes_pose", "transla
 class Rendered:
     """Per frame: rgb (T, S, S, 3) float in [0, 1]; landmarks (T, L, 2) projected FLAME
     landmarks in pixels (smplx order: 51 static, then 17 contour); landmarks3d (T, L, 3)
-    world; mouth_mm (T,) inner-lip opening."""
+    world; mouth_mm (T,) inner-lip opening; alpha (T, S, S) the head's coverage (a
+    real-footage avatar's rgb is the head on black, put over the frame by composite/)."""
     rgb: np.ndarray
     landmarks: np.ndarray
     landmarks3d: np.ndarray
     mouth_mm: np.ndarray
+    alpha: np.ndarray
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,25 +130,30 @@ def load_eval_renderer(avatar_dir: str | Path, batch_size: int = 4,
     avatar_dir = resolve_avatar_dir(avatar_dir)
     renderer, task_cfg = load_renderer(avatar_dir, tuple(overrides))
 
+    def from_track(renderer, batch, neutral=()):
+        # A track with fewer expression components (e.g. `flashtalker track` fits 50 of the
+        # head's 100): the rest are zero, as in adaptation (adapt.render_training_frames).
+        n_expr = renderer.model.flame.expr_dirs.shape[-1]
+        return FlameParams.from_track(batch, n_expr=n_expr, neutral=neutral)
+
     @jax.jit
     def points(renderer, batch):
-        out = flame_forward(renderer.model.flame.model(), FlameParams.from_track(batch))
+        out = flame_forward(renderer.model.flame.model(), from_track(renderer, batch))
         return jax.vmap(project_points)(out.landmarks, batch["viewmat"], batch["K"]), out.landmarks
 
     @jax.jit
     def frames(renderer, batch):
-        result = render(renderer, FlameParams.from_track(batch), batch["viewmat"], batch["K"],
+        result = render(renderer, from_track(renderer, batch), batch["viewmat"], batch["K"],
                         batch.get("audio"))
         out = result.flame
         landmarks = jax.vmap(project_points)(out.landmarks, batch["viewmat"], batch["K"])
         return (jnp.clip(result.rgb, 0.0, 1.0), landmarks, out.landmarks,
-                mouth_opening(out.landmarks) * MM_PER_M)
+                mouth_opening(out.landmarks) * MM_PER_M, result.alpha)
 
     @jax.jit
     def mesh(renderer, batch):
         # Lip metrics compare expression and jaw alone: the head pose is the rest pose.
-        params = FlameParams.from_track(batch, neutral=("rotation", "neck_pose", "eyes_pose",
-                                                        "translation"))
+        params = from_track(renderer, batch, neutral=("rotation", "neck_pose", "eyes_pose", "translation"))
         out = flame_forward(renderer.model.flame.model(), params)
         return out.vertices, mouth_opening(out.landmarks) * MM_PER_M
 

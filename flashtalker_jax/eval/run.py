@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from flashtalker_jax.composite.real import is_real_avatar
 from flashtalker_jax.errors import ConfigError, InputFileError
 from flashtalker_jax.eval import drive, plots, scores
 from flashtalker_jax.eval.render import DRIVE_KEYS, EvalRenderer, load_eval_renderer
@@ -42,6 +43,12 @@ TABLE_COLUMNS = {
     "cross": ["psnr", "lmd_mouth", "stability", "stability_flame", "lve_max_l2_mm",
               "mesh_opening_pearson", "mesh_opening_lag", "speech_opening_gap_mm",
               "speech_jaw_open_gap", "fid", "fvd", "lse_c", "lse_d"],
+}
+PIXELS_FROM = {
+    "self": "torso/background from the ground-truth frame outside the dilated head mask; the head and the seam "
+            "(the removed region) are rendered and inpainted: score the head box and the neck ring",
+    "cross": "torso/background from the identity's recorded frames (replayed) outside the dilated head mask; "
+             "the head and the seam are rendered and inpainted",
 }
 NO_GT_FRAMES = ("unavailable: cross-reenactment has no ground-truth frames (the identity never "
                 "said this audio)")
@@ -86,6 +93,8 @@ class Context:
     landmarker: Path | None
     mesh_ids: tuple
     base_reasons: dict
+    compositor: object = None   # composite/real.Compositor: real-footage avatars, frames given
+    own_heads: object = None    # (T, S, S) bool: the reference frames' heads as the avatar draws them
 
 
 def score_driving(renderer: EvalRenderer, ctx: Context, driving: drive.Driving,
@@ -99,6 +108,11 @@ def score_driving(renderer: EvalRenderer, ctx: Context, driving: drive.Driving,
     ref, setting = ctx.ref, ctx.setting
     rendered = renderer.render(driving.track, ref.viewmat, ref.K, desc=driving.name,
                                show_progress=show_progress)
+    if ctx.compositor is not None:
+        from flashtalker_jax.composite.real import composite_frames
+
+        rendered = dataclasses.replace(rendered, rgb=composite_frames(ctx.compositor, rendered.rgb, rendered.alpha,
+                                                                      ref.gt, ctx.own_heads))
     values, reasons = {}, dict(ctx.base_reasons)
 
     def add(result):
@@ -113,6 +127,9 @@ def score_driving(renderer: EvalRenderer, ctx: Context, driving: drive.Driving,
                                                                  ctx.lpips_models)
         add((img_values, img_reasons))
         curves.update(per_frame)
+    regions = None
+    if setting == "self" and ctx.compositor is not None:
+        regions = region_table(rendered.rgb, ref, ctx.lpips_models)
     if is_reference:
         reasons.update({k: BY_CONSTRUCTION for k in FLAME_PAIR_METRICS + MESH_METRICS})
     else:
@@ -137,7 +154,32 @@ def score_driving(renderer: EvalRenderer, ctx: Context, driving: drive.Driving,
         vertices, opening = renderer.expression_mesh(driving.track)
         add(scores.mesh_scores(vertices, gt_vertices, opening, gt_opening, *ctx.mesh_ids))
         curves["ground_truth_mouth_mm"] = gt_opening
-    return {"values": values, "reasons": reasons, "rgb": rendered.rgb, "curves": curves}
+    return {"values": values, "reasons": reasons, "rgb": rendered.rgb, "curves": curves, "regions": regions}
+
+
+# Region sizes at the crop size S (512 for `flashtalker track`), scaled for other sizes.
+HEAD_BOX_MARGIN_AT_512 = 8
+NECK_RING_RADIUS_AT_512 = 16
+
+
+def region_table(rgb: np.ndarray, ref: drive.Reference, lpips_models: dict) -> dict:
+    """PSNR/SSIM(/LPIPS) over the whole frame, the head box and the neck ring (metrics/
+    regions.py): the whole-frame score of a composite contains ground-truth pixels, the
+    head box and the neck ring are where the avatar and the inpainter drew."""
+    import functools
+
+    from flashtalker_jax.metrics.regions import evaluation_regions, region_scores
+
+    scale = rgb.shape[1] / 512
+    masks = evaluation_regions(ref.head_masks, ref.person_masks, max(1, round(HEAD_BOX_MARGIN_AT_512 * scale)),
+                               max(1, round(NECK_RING_RADIUS_AT_512 * scale)))
+    masks = {"whole_frame": np.ones(rgb.shape[:3], bool), **masks}
+    lpips_fn = None
+    if lpips_models:
+        from flashtalker_jax.metrics.lpips import lpips_distance
+
+        lpips_fn = functools.partial(lpips_distance, next(iter(lpips_models.values())), normalize=True)
+    return region_scores(rgb, ref.gt, masks, lpips_fn)
 
 
 def make_context(renderer: EvalRenderer, ref: drive.Reference, setting: str, landmarker, lpips_models,
@@ -219,6 +261,14 @@ def evaluate(avatar, data, setting: str, *, a2e=None, sources=(), lpips_weights=
                                                       seed=seed, sample_steps=sample_steps)
     ref, drivings = _drivings(renderer, seq, fps, setting, motion_fn_for, sources, max_frames)
     ctx = make_context(renderer, ref, setting, landmarker, lpips_models, lpips_reasons)
+    compositing = None
+    if is_real_avatar(renderer.task_cfg) and ref.gt is not None:
+        from flashtalker_jax.composite.real import load_compositor
+
+        own = renderer.render(ref.track, ref.viewmat, ref.K, desc="own heads", show_progress=show_progress).alpha
+        ctx = dataclasses.replace(ctx, compositor=load_compositor(renderer.avatar_dir), own_heads=own > 0.5)
+        compositing = {"method": ctx.compositor.method, "removed_region_dilation_px": ctx.compositor.radius,
+                       "pixels": PIXELS_FROM[setting]}
     results = {d.name: score_driving(renderer, ctx, d, show_progress) for d in drivings}
     rows = {name: row_entries(r["values"], r["reasons"]) for name, r in results.items()}
     report = {"setting": setting, "avatar": str(renderer.avatar_dir),
@@ -228,6 +278,10 @@ def evaluate(avatar, data, setting: str, *, a2e=None, sources=(), lpips_weights=
               "landmarker": str(landmarker) if landmarker else None,
               "table": metric_table(rows, TABLE_COLUMNS[setting]), "rows": rows,
               "per_frame": {name: r["curves"] for name, r in results.items()}}
+    if compositing is not None:
+        report["compositing"] = compositing
+        if setting == "self":
+            report["regions"] = {name: r["regions"] for name, r in results.items()}
     if out_dir is not None:
         report["pngs"] = save_pngs(Path(out_dir), ref, ctx.ref_points[0], results, setting, grid_frames)
     return report
