@@ -26,6 +26,23 @@ def register(subparsers) -> None:
                        "are moved aside, not deleted")
     adapt.set_defaults(func=run_adapt, takes_overrides=True)
 
+    body = subparsers.add_parser(
+        "adapt-body", help="a real-footage avatar in the person's own frame: train its body inpainter and "
+                           "store its body loop (torso/background frames) in the avatar folder",
+        description="For an avatar of `flashtalker adapt --config adapt_real.py`: render its training frames, "
+                    "train GGTalker's body inpainter on them (run folder OUT, resumable), copy it into "
+                    "AVATAR/inpainter and write AVATAR/body (the frames speak replays); the report has the "
+                    "held-out seam error. Presets: --config adapt_body.py:cpu; overrides --config.train.steps=N.")
+    body.add_argument("--avatar", required=True, help="avatar folder (RUN or RUN/avatar) trained on real footage")
+    body.add_argument("--data", required=True, help="the tracked VHAP folder it was trained on")
+    body.add_argument("--out", required=True, help="run folder of the inpainter training (checkpoints, metrics)")
+    body.add_argument("--config", default="adapt_body", help="config file[:preset] (default configs/adapt_body.py)")
+    body.add_argument("--source-video", help="the tracked video, for sources larger than the crop (default: "
+                      "transforms.json's source_video)")
+    body.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    body.add_argument("--report", help="JSON report path")
+    body.set_defaults(func=run_adapt_body, takes_overrides=True)
+
     evaluate = subparsers.add_parser(
         "eval-avatar", help="PSNR/SSIM/L1/mouth PSNR of an avatar on held-out frames, with a PNG",
         description="Render the held-out frames of DATA from their tracked FLAME parameters and "
@@ -55,6 +72,28 @@ def run_adapt(args: argparse.Namespace, overrides: list[str]) -> int:
         print(f"adapt: preempted at step {summary['steps']}; rerun with --resume", file=sys.stderr)
         return PREEMPTED_EXIT_CODE
     print_table([{"steps": summary["steps"], "seconds": summary["seconds"], "avatar": str(summary["avatar"])}])
+    return 0
+
+
+def run_adapt_body(args: argparse.Namespace, overrides: list[str]) -> int:
+    from flashtalker_jax.config import load_config
+
+    config = load_config(args.config, overrides)
+
+    from flashtalker_jax.composite.job import adapt_body
+    from flashtalker_jax.train.trainer import PREEMPTED_EXIT_CODE
+    from flashtalker_jax.utils.report import print_table, write_report
+
+    report = adapt_body(args.avatar, args.data, config, args.out, source_video=args.source_video,
+                        resume=args.resume)
+    write_report(args.report, report)
+    if report["status"] == "preempted":
+        print("adapt-body: preempted; rerun with --resume", file=sys.stderr)
+        return PREEMPTED_EXIT_CODE
+    print_table([{"model": name, "heldout_seam_l1": round(v["seam_l1"], 5), "heldout_l1": round(v["l1"], 5)}
+                 for name, v in report["heldout_seam"].items()])
+    print(f"adapt-body: {report['avatar']}/inpainter and /body written "
+          f"({report['body_loop']['frames']} loop frames)", file=sys.stderr)
     return 0
 
 

@@ -206,8 +206,10 @@ def _sha256(path: Path) -> str:
 
 
 def write_body_loop(vhap_dir: str | os.PathLike, out_dir: str | os.PathLike, loop_frames: int, crf: int,
-                    source_video: str | os.PathLike | None = None) -> dict:
-    """Write the body loop of a tracked VHAP folder into `out_dir`; returns body.json's content."""
+                    source_video: str | os.PathLike | None = None, head_masks: np.ndarray | None = None) -> dict:
+    """Write the body loop of a tracked VHAP folder into `out_dir`; returns body.json's content.
+    `head_masks` (N, S, S) bool for the loop's frames (loop_rows order) replaces the tracked
+    head_masks/: adapt-body stores the frames' own head as the avatar draws it there."""
     vhap_dir, out_dir = Path(vhap_dir), Path(out_dir)
     index = vhap.read_vhap_index(vhap_dir)
     meta = json.loads((vhap_dir / "transforms.json").read_text())   # parsed fine just above
@@ -221,7 +223,13 @@ def write_body_loop(vhap_dir: str | os.PathLike, out_dir: str | os.PathLike, loo
     # Resolve the video before any encoding: a missing one fails fast, not after the crops.
     video = resolve_source_video(vhap_dir, meta.get("source_video"), source_video) if paste else None
     timesteps = index.timesteps[rows]
-    masks = np.stack([_read_png(vhap_dir / vhap.HEAD_MASK_DIR / index.image_paths[r].name, "L", size) > 127 for r in rows])
+    if head_masks is None:
+        masks = np.stack([_read_png(vhap_dir / vhap.HEAD_MASK_DIR / index.image_paths[r].name, "L", size) > 127
+                          for r in rows])
+    else:
+        masks = np.asarray(head_masks, bool)
+        if masks.shape != (len(rows), size, size):
+            raise ValueError(f"head_masks must be {(len(rows), size, size)} for this loop, got {masks.shape}")
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / MANIFEST).unlink(missing_ok=True)          # incomplete until rewritten last
     with mp4_writer(out_dir / CROP_VIDEO, size, size, index.fps, crf=crf) as write:
