@@ -20,6 +20,9 @@ def register(subparsers) -> None:
                       "(default: the identity's pose track stored in the avatar folder)")
     pose.add_argument("--still", action="store_true", help="hold the first tracked head pose")
     p.add_argument("--out", required=True, help="output mp4 (written only when every stage succeeded)")
+    p.add_argument("--head-only", action="store_true", help="an avatar trained on real footage: the head "
+                   "alone on black at the avatar's size (default: the person's own full frame, torso and "
+                   "background from its body loop, joined by its body inpainter; see `flashtalker adapt-body`)")
     p.add_argument("--save-params", help="also write an npz of the per-frame FLAME parameters "
                    "and mouth_opening_mm")
     p.add_argument("--report", help="JSON report of frames and per-stage timings")
@@ -38,6 +41,9 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("demo", help="the whole project on a procedural identity, no downloads: "
                               "synthesise, adapt an avatar, speak with the bundled motion prior -> demo.mp4")
+    p.add_argument("--video", help="run the real-person chain on this clip instead (track, adapt over the frame, "
+                   "body inpainter, speak in the person's full frame, evaluate the held-out frames; configs/"
+                   "demo_real.py): OUT/demo.mp4, still.png, report.json")
     p.add_argument("--out", default="flashtalker_demo", help="output folder (re-running reuses it)")
     what = p.add_mutually_exclusive_group()
     what.add_argument("--text", help="sentence to speak (espeak-ng, a voice the identity was not trained on)")
@@ -46,8 +52,8 @@ def register(subparsers) -> None:
                    "the rendered frames (report mouth_open_corr_rendered; = --config.face_landmarker)")
     size = p.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="CI size, tiny and fast (= --config demo.py:quick)")
-    size.add_argument("--config", default="demo", help="config file[:preset] (default configs/demo.py); "
-                      "each stage's config is nested in it: --config.adapt.train.steps=300")
+    size.add_argument("--config", help="config file[:preset] (default configs/demo.py, with --video "
+                      "configs/demo_real.py); each stage's config is nested in it: --config.adapt.train.steps=300")
     p.set_defaults(func=run_demo, takes_overrides=True)
 
 
@@ -61,7 +67,11 @@ def run_speak(args: argparse.Namespace, overrides: list[str]) -> int:
         print(f"speak: {note}", file=sys.stderr)
     speaker = load_speaker(args.avatar, a2e, pose_from=args.pose_from, still=args.still,
                            batch_size=args.batch, size=args.size, backend=args.backend, fps=args.fps or FPS,
-                           seed=args.seed, sample_steps=args.sample_steps, style=args.style)
+                           seed=args.seed, sample_steps=args.sample_steps, style=args.style,
+                           head_only=args.head_only)
+    if speaker.compositing:
+        print(f"speak: full frame {speaker.width}x{speaker.height}; torso and background from the "
+              f"identity's recorded frames (body loop), head joined by the {speaker.compositing}", file=sys.stderr)
     result = speaker.speak(args.audio, args.out, save_params=args.save_params,
                            show_progress=not args.quiet)
     fps = result.stage_fps()
@@ -72,6 +82,9 @@ def run_speak(args: argparse.Namespace, overrides: list[str]) -> int:
     write_report(args.report, {"out": str(result.out), "a2e": str(a2e), "bundled_motion_prior": note is not None,
                                "frames": result.frames,
                                "audio_seconds": result.audio_seconds, "size": speaker.avatar.size,
+                               "width": speaker.width, "height": speaker.height,
+                               "compositing": speaker.compositing or "none (head only)",
+                               "first_frame_seconds": result.first_frame_seconds,
                                "batch": args.batch, "stage_seconds": result.stage_seconds,
                                "stage_fps": fps, "total_seconds": result.total_seconds})
     print(result.summary(), file=sys.stderr)
@@ -83,7 +96,10 @@ def run_demo(args: argparse.Namespace, overrides: list[str]) -> int:
     from flashtalker_jax.pipeline.demo import run_demo as demo
     from flashtalker_jax.utils.report import print_table
 
-    config = load_config("demo.py:quick" if args.quick else args.config, overrides)
+    default = "demo_real" if args.video else "demo"
+    config = load_config(f"{default}.py:quick" if args.quick else args.config or default, overrides)
+    if args.video:
+        return run_demo_video(args, config)
     if args.landmarker:
         config.face_landmarker = args.landmarker
     report = demo(args.out, config, text=args.text, audio=args.audio)
@@ -93,6 +109,21 @@ def run_demo(args: argparse.Namespace, overrides: list[str]) -> int:
     if report["rendered_mouth_note"]:
         print(f"demo: rendered mouth opening {report['rendered_mouth_note']}", file=sys.stderr)
     print(f"demo: {args.out}/demo.mp4, contact_sheet.png, report.json", file=sys.stderr)
+    return 0
+
+
+def run_demo_video(args: argparse.Namespace, config) -> int:
+    from flashtalker_jax.pipeline.demo_real import run_demo_real
+    from flashtalker_jax.utils.report import print_table
+
+    if args.landmarker:
+        config.track.video.landmarker = args.landmarker
+    report = run_demo_real(args.video, args.out, config, text=args.text, audio=args.audio)
+    print_table([{"region": name, **{k: round(v, 4) if isinstance(v, float) else v for k, v in scores.items()}}
+                 for name, scores in report["regions"].items()])
+    print(f"demo: pixels: {report['compositing']['pixels']} ({report['compositing']['method']})", file=sys.stderr)
+    print(f"demo: {args.out}/demo.mp4 ({report['output_size'][0]}x{report['output_size'][1]}), still.png, "
+          f"report.json; {report['seconds']['total']:.0f} s", file=sys.stderr)
     return 0
 
 

@@ -21,6 +21,14 @@ from flashtalker_jax.flame.landmarks import mouth_opening
 from flashtalker_jax.metrics.lip import MM_PER_M
 from flashtalker_jax.pipeline.stream import RenderFn, Track
 
+# What the head render reads from a speak batch (other rows, e.g. the body loop's frame
+# index, are for the compositor).
+HEAD_INPUTS = ("expr", "jaw_pose", "rotation", "neck_pose", "eyes_pose", "translation", "audio")
+
+
+# batch -> (rgb (B, S, S, 3) float on the avatar's background, alpha (B, S, S), mouth mm (B,))
+HeadFn = Callable[[Track], tuple[np.ndarray, np.ndarray, np.ndarray]]
+
 
 @dataclasses.dataclass(frozen=True)
 class LoadedAvatar:
@@ -30,6 +38,8 @@ class LoadedAvatar:
     audio_dim: int          # per-frame log-mel drive width (0: the avatar takes no audio)
     track: dict             # the avatar folder's track.npz (pose track replayed by speak)
     view: dict              # the camera rendered from: viewmat, K (at width x height), width, height
+    render_head: HeadFn     # the same render before uint8: what composite/ puts into a frame
+    avatar_dir: Path
 
 
 def view_camera(data_dir: Path, size: int, camera: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -75,13 +85,18 @@ def load_avatar_renderer(avatar_dir: str | Path, data_dir: str | Path | None = N
         cams = (jnp.broadcast_to(viewmat, (b, 4, 4)), jnp.broadcast_to(K, (b, 3, 3)))
         result = render(AvatarRenderer(nnx.merge(graphdef, state), renderer.settings), params, *cams,
                         batch.get("audio"))
-        return result.rgb, mouth_opening(result.flame.landmarks) * MM_PER_M
+        return result.rgb, result.alpha, mouth_opening(result.flame.landmarks) * MM_PER_M
+
+    def render_head(batch: Track):
+        inputs = {k: jnp.asarray(v, jnp.float32) for k, v in batch.items() if k in HEAD_INPUTS}
+        return frames(state, inputs)
 
     def render_fn(batch: Track):
-        rgb, mouth = frames(state, {k: jnp.asarray(v, jnp.float32) for k, v in batch.items()})
+        rgb, _, mouth = render_head(batch)
         return to_uint8(rgb), np.asarray(mouth)
 
-    return LoadedAvatar(render_fn, size, n_expr, renderer.model.audio_dim, track, view)
+    return LoadedAvatar(render_fn, size, n_expr, renderer.model.audio_dim, track, view, render_head,
+                        resolve_avatar_dir(avatar_dir))
 
 
 def audio_drive(audio, fps: float, n_frames: int) -> np.ndarray:

@@ -6,6 +6,8 @@ Each batch size runs the same clip twice on a loaded speaker; the second run is 
 speech): speed does not depend on what is said. Latency (first_frame_ms) is measured from
 the call to the first rendered batch: reading the audio, the clip's features, the FIRST
 motion window only (motion streams window by window, pipeline/stream.py) and one batch.
+An avatar trained on real footage is timed as speak runs it: head render + body inpainter
++ paste-back into the source frame (`output` is the frame size).
 """
 from __future__ import annotations
 
@@ -37,7 +39,8 @@ def bench_speak(avatar: str, a2e: str, *, seconds: float, size: int, batches: li
             first = speaker.speak(clip, Path(tmp) / "warmup.mp4", show_progress=False)
             result = speaker.speak(clip, Path(tmp) / "timed.mp4", show_progress=False)
             fps = result.stage_fps()
-            rows.append({"batch": batch, "size": speaker.avatar.size, "frames": result.frames,
+            rows.append({"batch": batch, "size": speaker.avatar.size, "output": f"{speaker.width}x{speaker.height}",
+                         "compositing": speaker.compositing or "none (head only)", "frames": result.frames,
                          "render_fps": fps["render"], "pipeline_fps": fps["total"],
                          "motion_fps": fps["motion"], "encode_fps": fps["encode"],
                          "first_frame_ms": 1000 * result.first_frame_seconds,

@@ -13,7 +13,7 @@ from pathlib import Path
 from flashtalker_jax.audio.io import FPS
 from flashtalker_jax.pipeline.avatar import LoadedAvatar, load_avatar_renderer, with_audio_drive
 from flashtalker_jax.pipeline.motion import ANY_STYLE, motion_from_run, pose_track, replay_poses
-from flashtalker_jax.pipeline.stream import MotionFn, SpeakResult, speak
+from flashtalker_jax.pipeline.stream import MotionFn, RenderFn, SpeakResult, speak
 
 # What --save-params writes beside mouth_opening_mm: the FLAME parameters per frame.
 FLAME_KEYS = ("expr", "jaw_pose", "rotation", "neck_pose", "eyes_pose", "translation")
@@ -25,11 +25,15 @@ class Speaker:
     motion_fn: MotionFn
     fps: float
     batch_size: int
+    render_fn: RenderFn              # the head alone, or the full frame (composite/real.py)
+    width: int
+    height: int
+    compositing: str | None = None   # None (head only), or how the head joins the frame
 
     def speak(self, audio_path: str | os.PathLike, out_path: str | os.PathLike,
               save_params: str | os.PathLike | None = None, show_progress: bool = True) -> SpeakResult:
-        return speak(audio_path, out_path, motion_fn=self.motion_fn, render_fn=self.avatar.render_fn,
-                     width=self.avatar.size, height=self.avatar.size, fps=self.fps,
+        return speak(audio_path, out_path, motion_fn=self.motion_fn, render_fn=self.render_fn,
+                     width=self.width, height=self.height, fps=self.fps,
                      batch_size=self.batch_size, save_params=save_params, param_keys=FLAME_KEYS,
                      show_progress=show_progress)
 
@@ -52,18 +56,54 @@ def motion_run(avatar_dir: str | Path, a2e_run: str | Path | None) -> tuple[Path
 def load_speaker(avatar_dir: str | Path, a2e_run: str | Path | None, *, pose_from: str | Path | None = None,
                  still: bool = False, batch_size: int = 16, size: int | None = None,
                  backend: str | None = None, fps: float = FPS, seed: int = 0,
-                 sample_steps: int | None = None, style: str = ANY_STYLE) -> Speaker:
+                 sample_steps: int | None = None, style: str = ANY_STYLE, head_only: bool = False) -> Speaker:
     """`pose_from`: VHAP folder whose tracked head pose is replayed (default: the identity's
     own, stored in the avatar folder); `still`: hold its first frame's pose instead; `style`:
     the motion run's speaking style (pipeline/motion.style_row). Reads
     only the avatar folder and the motion run (and `pose_from`): they may be copied
     anywhere, and the training data may be gone. `a2e_run` None: the bundled prior
-    (`motion_run`)."""
+    (`motion_run`).
+
+    An avatar trained on real footage (configs/adapt_real.py) speaks in the person's own
+    frame (composite/real.py: its body loop and body inpainter, from `flashtalker
+    adapt-body`), the head pose replayed with the body loop's frames; `head_only` keeps
+    the head alone on black at the avatar's size."""
     a2e_run, _ = motion_run(avatar_dir, a2e_run)
     avatar = load_avatar_renderer(avatar_dir, size=size, backend=backend)
-    poses = pose_track(pose_from, still=still) if pose_from else replay_poses(avatar.track, still)
+    full_frame = None if head_only else load_full_frame(avatar, pose_from, still, size)
+    if full_frame is not None:
+        from flashtalker_jax.composite.body import pose_track_for_loop
+
+        poses = replay_poses(pose_track_for_loop(avatar.track, full_frame.body.frame_indices))
+    else:
+        poses = pose_track(pose_from, still=still) if pose_from else replay_poses(avatar.track, still)
     motion_fn = motion_from_run(a2e_run, poses, fps, avatar.n_expr, style=style, seed=seed,
                                 sample_steps=sample_steps)
     if avatar.audio_dim:
         motion_fn = with_audio_drive(motion_fn, fps)
-    return Speaker(avatar, motion_fn, fps, batch_size)
+    if full_frame is None:
+        return Speaker(avatar, motion_fn, fps, batch_size, avatar.render_fn, avatar.size, avatar.size)
+    from flashtalker_jax.composite.real import with_loop_index
+
+    width, height = full_frame.size
+    return Speaker(avatar, with_loop_index(motion_fn, len(full_frame.body)), fps, batch_size, full_frame,
+                   width, height, full_frame.compositor.method)
+
+
+def load_full_frame(avatar: LoadedAvatar, pose_from, still: bool, size: int | None):
+    """composite/real.FullFrame for an avatar trained on real footage; None for one whose
+    render is the whole picture (procedural identities)."""
+    from flashtalker_jax.avatar.export import read_avatar_folder
+    from flashtalker_jax.composite.body import read_body_loop
+    from flashtalker_jax.composite.real import BODY_DIR, FullFrame, is_real_avatar, load_compositor
+    from flashtalker_jax.errors import ConfigError
+
+    if not is_real_avatar(read_avatar_folder(avatar.avatar_dir).task_cfg):
+        return None
+    resized = size is not None and size != avatar.size   # the body loop is at the avatar's size
+    conflicts = [name for name, given in (("--pose-from", pose_from), ("--still", still), ("--size", resized)) if given]
+    if conflicts:
+        raise ConfigError(f"{', '.join(conflicts)} cannot be used for the full frame of a real-footage avatar "
+                          "(the head pose and size come from its body loop): add --head-only")
+    compositor = load_compositor(avatar.avatar_dir, require_inpainter=True)
+    return FullFrame(avatar.render_head, compositor, read_body_loop(avatar.avatar_dir / BODY_DIR))
