@@ -1,0 +1,5 @@
+"""Tiny pose databases and tracked folders for the pose tests (fixed seeds)."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
