@@ -77,7 +77,27 @@ def bin_gaussians(means2d, radii, depths, tiles_x: int, tiles_y: int, capacity: 
     depth = jnp.where(used, depths[g], jnp.inf)
     gid = jnp.where(used, gid, n)
 
-    tile, _, gid, perm = jax.lax.sort((tile, depth, gid, slot), num_keys=2, is_stable=True)
+    if 0 < n and (n_tiles + 1) * n < 2 ** 31:
+        # One int32 key per slot, tile * N + (the Gaussian's depth rank), sorted alone:
+        # XLA:CPU sorts a single int32 array with a fast path (32k slots: ~1 ms, against
+        # ~5-12 ms for the stable two-key sort of four arrays below). The ranks come from a
+        # stable argsort of the N depths (equal depths keep Gaussian order), and a Gaussian
+        # meets a tile at most once, so keys are unique and the order is the same as the
+        # (tile, depth) stable sort's; Gaussian and generation slot are decoded from it.
+        order = jnp.argsort(depths, stable=True).astype(jnp.int32)
+        rank = jnp.zeros(n, jnp.int32).at[order].set(jnp.arange(n, dtype=jnp.int32))
+        key = jnp.where(used, tile * n + rank[g], n_tiles * n)
+        key = jax.lax.sort(key)
+        tile = key // n
+        gid = jnp.where(tile < n_tiles, order[key % n], n)
+        g = jnp.minimum(gid, n - 1)
+        local = ((tile // tiles_x - y0[g]) * jnp.maximum(x1[g] - x0[g], 1)
+                 + tile % tiles_x - x0[g])
+        # Empty slots sort last, in slot order, as the stable sort leaves them.
+        perm = jnp.where(tile < n_tiles, ends[g] - counts[g] + local, slot)
+    else:   # keys would overflow int32
+        tile, _, gid, perm = jax.lax.sort((tile, depth, gid, slot), num_keys=2,
+                                          is_stable=True)
     per_tile = jnp.zeros(n_tiles + 1, jnp.int32).at[tile].add(1)
     starts = jnp.concatenate([jnp.zeros(1, jnp.int32), jnp.cumsum(per_tile[:-1], dtype=jnp.int32)])
     return Bins(tile_ids=tile, gaussian_ids=gid, tile_starts=starts, sort_perm=perm,
