@@ -31,6 +31,11 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     t.n_expr = 10               # expression coefficients fused with the pose (+ jaw, 3): the
                                 # first FLAME components carry the mouth / brow motion a head
                                 # movement co-occurs with; motion runs predict >= 8
+    t.refine = False            # speak / eval-pose "generated" = retrieval alone. Measured on
+                                # news_anchor_71s (cpu preset, 2026-12-07): the refiner trained on
+                                # one 65 s identity overfits its windows (held-out velocity ratio
+                                # 1.5, jitter 2.3x the real; retrieval alone 1.18, 1.3x); set True
+                                # for a refiner trained on more data. eval-pose scores both.
     t.train_stride = 1          # every window start of the train split is a training example
     t.batch_size = 32
     t.data_seed = 0

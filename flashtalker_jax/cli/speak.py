@@ -18,7 +18,11 @@ def register(subparsers) -> None:
     pose = p.add_mutually_exclusive_group()
     pose.add_argument("--pose-from", help="VHAP folder whose tracked head pose is replayed "
                       "(default: the identity's pose track stored in the avatar folder)")
-    pose.add_argument("--still", action="store_true", help="hold the first tracked head pose")
+    pose.add_argument("--still", action="store_true", help="hold the first tracked head pose (= --pose static)")
+    p.add_argument("--pose", choices=("replay", "static", "generated"), default="replay",
+                   help="head pose: replay the tracked one (default), static (its first frame), or generated "
+                   "from the audio by the avatar's pose database (AVATAR/pose of `flashtalker adapt-pose`; "
+                   "any length; a real-footage avatar needs --head-only)")
     p.add_argument("--out", required=True, help="output mp4 (written only when every stage succeeded)")
     p.add_argument("--head-only", action="store_true", help="an avatar trained on real footage: the head "
                    "alone on black at the avatar's size (default: the person's own full frame, torso and "
@@ -68,7 +72,7 @@ def run_speak(args: argparse.Namespace, overrides: list[str]) -> int:
     speaker = load_speaker(args.avatar, a2e, pose_from=args.pose_from, still=args.still,
                            batch_size=args.batch, size=args.size, backend=args.backend, fps=args.fps or FPS,
                            seed=args.seed, sample_steps=args.sample_steps, style=args.style,
-                           head_only=args.head_only)
+                           head_only=args.head_only, pose=args.pose)
     if speaker.compositing:
         print(f"speak: full frame {speaker.width}x{speaker.height}; torso and background from the "
               f"identity's recorded frames (body loop), head joined by the {speaker.compositing}", file=sys.stderr)

@@ -11,9 +11,12 @@ import os
 from pathlib import Path
 
 from flashtalker_jax.audio.io import FPS
+from flashtalker_jax.errors import ConfigError
 from flashtalker_jax.pipeline.avatar import LoadedAvatar, load_avatar_renderer, with_audio_drive
 from flashtalker_jax.pipeline.motion import ANY_STYLE, motion_from_run, pose_track, replay_poses
 from flashtalker_jax.pipeline.stream import MotionFn, RenderFn, SpeakResult, speak
+
+POSE_MODES = ("replay", "static", "generated")
 
 # What --save-params writes beside mouth_opening_mm: the FLAME parameters per frame.
 FLAME_KEYS = ("expr", "jaw_pose", "rotation", "neck_pose", "eyes_pose", "translation")
@@ -56,7 +59,8 @@ def motion_run(avatar_dir: str | Path, a2e_run: str | Path | None) -> tuple[Path
 def load_speaker(avatar_dir: str | Path, a2e_run: str | Path | None, *, pose_from: str | Path | None = None,
                  still: bool = False, batch_size: int = 16, size: int | None = None,
                  backend: str | None = None, fps: float = FPS, seed: int = 0,
-                 sample_steps: int | None = None, style: str = ANY_STYLE, head_only: bool = False) -> Speaker:
+                 sample_steps: int | None = None, style: str = ANY_STYLE, head_only: bool = False,
+                 pose: str = "replay") -> Speaker:
     """`pose_from`: VHAP folder whose tracked head pose is replayed (default: the identity's
     own, stored in the avatar folder); `still`: hold its first frame's pose instead; `style`:
     the motion run's speaking style (pipeline/motion.style_row). Reads
@@ -67,10 +71,23 @@ def load_speaker(avatar_dir: str | Path, a2e_run: str | Path | None, *, pose_fro
     An avatar trained on real footage (configs/adapt_real.py) speaks in the person's own
     frame (composite/real.py: its body loop and body inpainter, from `flashtalker
     adapt-body`), the head pose replayed with the body loop's frames; `head_only` keeps
-    the head alone on black at the avatar's size."""
+    the head alone on black at the avatar's size.
+
+    `pose`: "replay" (the tracked pose, as above), "static" (= still) or "generated" (head
+    pose from the audio, AVATAR/pose of `flashtalker adapt-pose`: `with_generated_pose`);
+    generated is refused for the full frame of a real-footage avatar, whose torso frames
+    follow the recorded pose (add head_only)."""
+    if pose not in POSE_MODES:
+        raise ConfigError(f"pose={pose!r}: use one of {POSE_MODES}")
+    if pose == "generated" and pose_from:
+        raise ConfigError("--pose generated makes the head pose from the audio: drop --pose-from")
+    still = still or pose == "static"
     a2e_run, _ = motion_run(avatar_dir, a2e_run)
     avatar = load_avatar_renderer(avatar_dir, size=size, backend=backend)
     full_frame = None if head_only else load_full_frame(avatar, pose_from, still, size)
+    if pose == "generated" and full_frame is not None:
+        raise ConfigError("--pose generated cannot drive the full frame of a real-footage avatar: its torso and "
+                          "background frames (body loop) follow the recorded head pose; add --head-only")
     if full_frame is not None:
         from flashtalker_jax.composite.body import pose_track_for_loop
 
@@ -79,6 +96,10 @@ def load_speaker(avatar_dir: str | Path, a2e_run: str | Path | None, *, pose_fro
         poses = pose_track(pose_from, still=still) if pose_from else replay_poses(avatar.track, still)
     motion_fn = motion_from_run(a2e_run, poses, fps, avatar.n_expr, style=style, seed=seed,
                                 sample_steps=sample_steps)
+    if pose == "generated":
+        from flashtalker_jax.motion.pose.folder import load_pose_generator
+
+        motion_fn = with_generated_pose(motion_fn, load_pose_generator(avatar.avatar_dir), fps)
     if avatar.audio_dim:
         motion_fn = with_audio_drive(motion_fn, fps)
     if full_frame is None:
@@ -88,6 +109,28 @@ def load_speaker(avatar_dir: str | Path, a2e_run: str | Path | None, *, pose_fro
     width, height = full_frame.size
     return Speaker(avatar, with_loop_index(motion_fn, len(full_frame.body)), fps, batch_size, full_frame,
                    width, height, full_frame.compositor.method)
+
+
+def with_generated_pose(motion_fn: MotionFn, generator, fps: float) -> MotionFn:
+    """A MotionFn whose chunks carry the head pose generated from the audio (the generator's
+    keys: rotation, translation, neck_pose when its identity moves it) in place of the
+    replayed one; eyes stay replayed (gaze is not head pose).
+
+    A wrapper rather than a pose track handed to motion_from_run: the track depends on the
+    audio, which load_speaker does not have, and the wrapped stream keeps its chunking (the
+    pose of the whole clip is one retrieval, milliseconds per minute of audio, computed
+    before the first chunk)."""
+
+    def generated(audio, n_frames: int):
+        poses = generator.generate(audio, n_frames, fps)
+        start = 0
+        for chunk in motion_fn(audio, n_frames):
+            t = next(iter(chunk.values())).shape[0]
+            chunk.update({k: v[start:start + t] for k, v in poses.items()})
+            start += t
+            yield chunk
+
+    return generated
 
 
 def load_full_frame(avatar: LoadedAvatar, pose_from, still: bool, size: int | None):

@@ -3,7 +3,8 @@ frames, and on speech it was never recorded with.
 
 Held-out (the tracked folder's test split, whose frames the pose database never saw): for
 each contiguous test run, the real pose track is the ground truth and four tracks compete:
-  generated  retrieval + Pose Refiner from the run's audio (the refiner's expression input is
+  generated  retrieval + Pose Refiner from the run's audio (refined here whatever the folder's
+             task.refine, so the refiner is always scored) (the refiner's expression input is
              the run's tracked expression, standing in for the motion model's)
   retrieval  retrieval alone (the refiner's ablation)
   replay     what `speak` does today: the identity's recorded training poses from frame 0
@@ -68,7 +69,7 @@ def heldout_runs(gen: PoseGenerator, data_dir, split: str = "test", camera: int 
 def tracks_for(gen: PoseGenerator, audio: np.ndarray, expr: np.ndarray | None) -> dict[str, np.ndarray]:
     n = audio.shape[0]
     rec = recorded_poses(gen)
-    return {"generated": gen.offsets(audio, expr) + gen.db.pose_mean,
+    return {"generated": gen.offsets(audio, expr, refine=True) + gen.db.pose_mean,
             "retrieval": gen.offsets(audio, expr, refine=False) + gen.db.pose_mean,
             "replay": replay_track(gen, n),
             "static": np.repeat(rec[:1], n, 0)}

@@ -122,10 +122,12 @@ class PoseGenerator:
     def pose_keys(self) -> tuple[str, ...]:
         return self.db.pose_keys
 
-    def offsets(self, frame_audio: np.ndarray, expr: np.ndarray | None = None, refine: bool = True) -> np.ndarray:
+    def offsets(self, frame_audio: np.ndarray, expr: np.ndarray | None = None, refine: bool | None = None
+                ) -> np.ndarray:
         """Normalised audio (T, A) on the database's grid, expression features (T, n_expr + 3)
-        raw or None -> pose offsets (T, P)."""
+        raw or None -> pose offsets (T, P). refine None: the folder's task.refine."""
         retrieved = self.retriever.retrieve(frame_audio)
+        refine = bool(self.task.get("refine", True)) if refine is None else refine
         if not refine or self.refiner is None:
             return retrieved
         t = frame_audio.shape[0]
@@ -135,7 +137,7 @@ class PoseGenerator:
         return refined * self.db.pose_std
 
     def generate(self, audio, n_frames: int, fps: float, expr: np.ndarray | None = None,
-                 jaw: np.ndarray | None = None, refine: bool = True) -> dict[str, np.ndarray]:
+                 jaw: np.ndarray | None = None, refine: bool | None = None) -> dict[str, np.ndarray]:
         """{pose key: (n_frames, 3)} for an audio path or Clip. expr (n_frames, E) and jaw
         (n_frames, 3): the motion model's output at `fps` (None: the identity's mean)."""
         from flashtalker_jax.audio.extractor import FeatureExtractor
