@@ -23,7 +23,8 @@ def avatar_task() -> ml_collections.ConfigDict:
     t.eval_max_frames = 0            # evaluate the first k held-out frames (0 = all)
     t.use_mask = True                # composite ground truth on `background` with its mask
     t.mask_source = "fg"             # "fg": fg_masks/ (person); "head": head_masks/ of `track`
-    t.render_over_frame = False      # real footage: head over the frame itself (adapt_real.py)
+    t.render_over_frame = False      # real footage: the render is the head alone (adapt_real.py)
+    t.train_background = "frame"     # render_over_frame: "random" colour per frame, or "frame"
     t.background = (1.0, 1.0, 1.0)
     t.init_colors_from_frame = True  # template colours from the first training frame
     t.refine_start = 2000            # step where joint FLAME/camera refinement starts (-1: never)

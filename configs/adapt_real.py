@@ -2,11 +2,12 @@
 
 The head model draws the head, hair and neck only (the head_masks/ of `track`, the person
 above the tracked neck seam); the torso and background stay the frame's. So the head is
-rendered on black with its coverage alpha, put over the training frame itself
-(`render_over_frame`) and compared with the frame, and w_alpha |alpha - head mask| makes
-the coverage match the head (over the frame the photometric term cannot tell a missing head
-from the frame showing through). The body inpainter (configs/inpainter.py) then joins the
-head to the torso at speak time. Frames are the source crop size, 512x512.
+rendered on black with its coverage alpha (`render_over_frame`: the render is the head
+alone) and, in training, put over a random colour per frame and compared with the masked
+frame over the same colour, so every coverage error costs; w_alpha |alpha - head mask|
+adds a direct pull on the coverage. The body inpainter (configs/adapt_body.py) joins the
+head to the recorded torso at speak and eval time. Frames are the source crop size,
+512x512.
 
 Presets: `cpu` (the CPU-sized run: the adapt_flashtalker.py:cpu model at 512x512) and
 `quick` (tests and the CI-sized demo).
@@ -21,7 +22,11 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     t = config.task
     t.resolution = 512               # the source crop size of talking-head papers (track writes it)
     t.mask_source = "head"           # head_masks/: the torso is not the head model's to draw
-    t.render_over_frame = True       # torso and background from the frame, not a flat colour
+    t.render_over_frame = True       # the render is the head alone (torso/background: the frame's)
+    # Trained over a random colour per frame: over the frame itself (train_background="frame")
+    # the head stayed see-through at the eyes and lips, where the frame behind it is right
+    # (news_anchor_71s, 2000 steps: blue eyes once composited; BENCHMARKS.md "Real person").
+    t.train_background = "random"
     t.background = (0.0, 0.0, 0.0)   # the render is the head alone (premultiplied by alpha)
     t.loss.alpha = 0.1               # ~ the L1 of a fully missed head pixel (colour error ~0.2-0.5)
     # Real hair and shoulders-length necks reach beyond the template: more room to move.

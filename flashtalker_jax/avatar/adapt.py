@@ -13,8 +13,10 @@ rasterizer renders them with an extra lip channel) draws them, and the loss is
 (see losses.py). With `densify.enabled` (per-face placement) the loss also feeds
 binding-aware densification and pruning (densify.py, `_densifying_loss_fn`). Ground truth is composited on `background` with the tracked foreground
 mask when `use_mask` is on, as the render is. Real footage (`render_over_frame`, configs/
-adapt_real.py) instead draws the head over the frame itself and compares with the frame,
-plus w_alpha |alpha - head mask| (the mask of `mask_source`: "head" = head_masks/).
+adapt_real.py: the render is the head alone, composited into real frames at inference)
+draws the head over a random colour per frame and compares with the masked frame over the
+same colour (`train_background="random"`; "frame": over the frame itself), plus w_alpha
+|alpha - head mask| (the mask of `mask_source`: "head" = head_masks/).
 
 The trained model is written as an avatar folder (`export_avatar`, format in export.py);
 `load_avatar` reads it back with its refinement tables, renderer.load_renderer without.
@@ -143,14 +145,23 @@ def _loss_terms_fn(task_cfg):
 
     over_real_frame = task_cfg.get("render_over_frame", False)
     if over_real_frame and any(background):
-        raise ConfigError("task.render_over_frame draws the head over the frame itself: set "
-                          "task.background=(0.0, 0.0, 0.0) so the render is the head alone")
+        raise ConfigError("task.render_over_frame: the render must be the head alone: set "
+                          "task.background=(0.0, 0.0, 0.0)")
+    random_background = over_real_frame and task_cfg.get("train_background", "frame") == "random"
 
     def terms(model: AdaptModel, batch):
         result, params, viewmat = render_training_frames(model, batch, settings)
         rgb, lip, g, out, overflow = result[:5]
-        if over_real_frame:
-            # Real footage: torso and background are the frame's, the head the avatar's.
+        if random_background:
+            # The head over a random colour per frame, the masked frame over the same colour:
+            # any coverage error shows (over the frame itself a see-through head is free
+            # wherever the frame behind it is the right colour, e.g. eyes and lips).
+            colour = batch["background"][:, None, None, :]
+            rgb = rgb + (1.0 - result.alpha[..., None]) * colour
+            mask = batch["mask"].astype(jnp.float32)[..., None] / 255.0
+            target = batch["image"] / 255.0 * mask + colour * (1.0 - mask)
+        elif over_real_frame:
+            # The head over the frame itself (torso and background are the frame's).
             rgb, target = over_frame(rgb, result.alpha, batch), batch["image"] / 255.0
         elif task_cfg.use_mask:
             target = composite_target(batch, background)
@@ -231,7 +242,9 @@ def make_task(task_cfg: ml_collections.ConfigDict) -> Task:
 
     def make_data(process_index: int, process_count: int):
         return AdaptIterator(frames, task_cfg.batch_size, task_cfg.data_seed, task_cfg.refine_start,
-                             process_index, process_count)
+                             process_index, process_count,
+                             random_background=task_cfg.get("render_over_frame", False)
+                             and task_cfg.get("train_background", "frame") == "random")
 
     return Task(make_model=make_model_factory(task_cfg, spec), loss_fn=make_loss_fn(task_cfg),
                 make_data=make_data)
