@@ -24,6 +24,7 @@ TASKS: dict[str, str] = {
     "audio2param": "flashtalker_jax.motion.tasks:make_task",
     "body_inpainter": "flashtalker_jax.composite.train_inpainter:make_task",
     "pose_refiner": "flashtalker_jax.motion.pose.refiner:make_task",
+    "e2v_prior": "flashtalker_jax.e2v.task:make_task",
 }
 
 

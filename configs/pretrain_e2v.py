@@ -1,0 +1,96 @@
+"""GGTalker's expression-to-visual prior (`flashtalker pretrain-e2v`, task "e2v_prior"):
+the Identity-Gaussian Generator trained source-target across identities
+(flashtalker_jax/e2v/generator.py, task.py). `flashtalker oneshot --prior RUN` reads it.
+
+Defaults are the GPU-sized run (256 px crops, a 128^2 UV map). Presets:
+  cpu    64 px frames, 64^2 map, a few hundred steps: the measured CPU run
+  quick  the same sizes, a handful of steps: tests and smoke runs
+"""
+import ml_collections
+
+from flashtalker_jax.configs import common
+
+
+def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
+    t = ml_collections.ConfigDict()
+    t.name = "e2v_prior"
+    t.dataset = ""                   # folder of identity folders (data synth output); set by --data
+    t.flame = ""                     # FLAME folder ("" = DATASET/flame, shared by every identity)
+    t.identity_start = 0             # use identities [start, start + max_identities) of the sorted
+    t.max_identities = -1            # folder list (-1: all): the rest stay held out for one-shot tests
+    t.resolution = 256               # frames resized to this square size (source and target)
+    t.batch_size = 4                 # global batch of (source, target) pairs
+    t.data_seed = 0
+    t.train_splits = ("train",)      # frames pairs are drawn from (held-out frames stay unseen)
+    t.background = (1.0, 1.0, 1.0)   # targets composited on it with their masks, as adapt does
+    t.eval_splits = ("test", "val")  # written into one-shot avatars (eval-avatar's held-out frames)
+
+    # Same placement fields as configs/adapt_flashtalker.py: the prior's Gaussians are the
+    # one-shot avatar's, so the avatar folder's config reuses this block.
+    t.placement = ml_collections.ConfigDict()
+    t.placement.mode = "uv"          # the map is read at UV-placed Gaussians: "uv" only
+    t.placement.uv_resolution = 128  # Gaussians of the avatar: about coverage * 128^2
+    t.placement.teeth_per_face = 3
+    t.placement.upper_masks = ("upper_face", "eye_region", "left_eyeball", "right_eyeball", "forehead")
+    t.placement.lower_masks = ("lower_face", "lips")
+    t.placement.lip_masks = ("lips",)
+    t.placement.per_face_masks = ()
+
+    t.generator = ml_collections.ConfigDict()
+    t.generator.map_resolution = 128  # UV map side R (divisible by 4); map texels ~ Gaussians
+    t.generator.image_width = 16     # image-encoder channels (local context only: the unwrap aligns)
+    t.generator.unet_width = 32      # UV U-Net base width (x2, x4 at the two lower levels)
+    t.generator.pos_dim = 8          # learned UV positional embedding channels
+    t.generator.image_stride = 1     # average-pool the crop by this before encoding (2-4 at 512 px)
+    t.generator.offset_scale = 0.1   # offsets in triangle units; small: early steps stay bound
+    t.generator.init_opacity = 0.9   # as adapt's template
+    t.generator.init_scale_factor = 0.5  # initial sigma = factor * spacing (as adapt's template)
+
+    t.loss = ml_collections.ConfigDict()
+    t.loss.l1 = 0.8                  # GGTalker / GaussianAvatars photometric mix
+    t.loss.ssim = 0.2
+    t.loss.offset = 1.0              # L_mu: mean squared local offset (triangle units)
+    t.loss.scale = 1.0               # GaussianAvatars scale regulariser (no huge Gaussians)
+    t.loss.scale_threshold = 0.6
+    t.loss.scale_limit_factor = 2.0
+    t.loss.perceptual = 0.0          # LPIPS weight (0 = off); needs perceptual_weights (local file)
+    t.loss.perceptual_net = "alex"
+    t.loss.perceptual_weights = ""
+    t.loss.perceptual_backbone = ""
+
+    t.render = ml_collections.ConfigDict()
+    t.render.backend = "auto"        # chunked on CPU, pallas on GPU
+    t.render.intersections_per_gaussian = 8
+    t.render.per_tile = 512
+    t.render.tile_chunk = 64
+
+    config = ml_collections.ConfigDict()
+    config.task = t
+    config.optim = common.optim("adam", 2e-3, warmup_steps=100, clip_norm=1.0)
+    config.train = common.train(20000, log_every=50, checkpoint_every=1000)
+    config.mesh = common.mesh()
+    return common.with_preset(config, preset, {"cpu": _cpu, "quick": _quick})
+
+
+def _cpu(config: ml_collections.ConfigDict) -> None:
+    """64 px frames and a 64^2 map/placement (~2.5k Gaussians): a step is well under a
+    second on 2 cores, so a few hundred steps fit in minutes; warmup shortened to match."""
+    t = config.task
+    t.resolution = 64                # the synthesiser's test size; the head spans ~40 px
+    t.placement.uv_resolution = 64   # ~2.5k Gaussians: enough to cover a 64 px head
+    t.generator.map_resolution = 64  # one texel per Gaussian
+    t.generator.unet_width = 16      # CPU-sized: 16/32/64 channels
+    config.optim.warmup_steps = 20
+    config.train.update(steps=300, log_every=25, checkpoint_every=100)
+
+
+def _quick(config: ml_collections.ConfigDict) -> None:
+    """The cpu sizes with a 32^2 map/placement and 10 steps: tests and smoke runs."""
+    _cpu(config)
+    t = config.task
+    t.batch_size = 2
+    t.placement.uv_resolution = 32
+    t.generator.map_resolution = 32
+    t.generator.unet_width = 8
+    config.optim.warmup_steps = 2
+    config.train.update(steps=10, log_every=5, checkpoint_every=5)
