@@ -1,0 +1,122 @@
+"""The prior folder: what `flashtalker pretrain-e2v` writes next to its checkpoints and
+`flashtalker oneshot` reads. Self-contained apart from the FLAME model (the one-shot
+identity's own, whose UV chart must be the prior's: checked texel by texel).
+
+  RUN/prior/config.json    the e2v task config (task.dataset resolved: where it was trained)
+  RUN/prior/meta.json      format_version, steps trained, map resolution, texel count
+  RUN/prior/generator.npz  every generator variable by its path (Params and the UV chart)
+
+`read_prior` raises ModelFileError naming the file that is missing, unreadable, or does
+not fit this version's generator or the given FLAME model.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from flax import nnx
+
+from flashtalker_jax.avatar.export import flat_state
+from flashtalker_jax.e2v.generator import IdentityGaussianGenerator
+from flashtalker_jax.e2v.task import Geometry, make_generator
+from flashtalker_jax.errors import ModelFileError
+from flashtalker_jax.utils.files import atomic_path, read_npz
+
+FORMAT_VERSION = 1
+FILES = ("meta.json", "config.json", "generator.npz")
+REWRITE = "re-run `flashtalker pretrain-e2v --resume` on the run folder (a finished run rewrites RUN/prior)"
+
+
+@dataclasses.dataclass(frozen=True)
+class PriorFolder:
+    path: Path
+    task_cfg: ml_collections.ConfigDict
+    meta: dict
+    state: dict[str, np.ndarray]
+
+
+def resolve_prior_dir(path) -> Path:
+    """RUN/prior when given the run folder RUN, else the path."""
+    path = Path(path)
+    return path / "prior" if (path / "prior").is_dir() else path
+
+
+def write_prior(out_dir, generator: IdentityGaussianGenerator, task_cfg, steps: int) -> Path:
+    """Write the folder (module docstring); meta.json last, so a folder with one is complete."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state = flat_state(generator)
+    with atomic_path(out_dir / "generator.npz") as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **state)
+    saved = task_cfg.copy_and_resolve_references()
+    saved.dataset = str(Path(task_cfg.dataset).resolve()) if task_cfg.dataset else ""
+    (out_dir / "config.json").write_text(saved.to_json_best_effort(indent=1))
+    meta = {"format_version": FORMAT_VERSION, "steps": int(steps),
+            "map_resolution": int(generator.resolution), "texels": int(generator.texel_face.shape[0])}
+    with atomic_path(out_dir / "meta.json") as tmp:
+        tmp.write_text(json.dumps(meta, indent=1))
+    return out_dir
+
+
+def _read_json(path: Path, what: str) -> dict:
+    if not path.is_file():
+        raise ModelFileError(path, f"{what} file not found",
+                             "pass --prior RUN written by `flashtalker pretrain-e2v`")
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise ModelFileError(path, f"cannot read {what} ({type(err).__name__}: {err})", REWRITE) from None
+    if not isinstance(value, dict):
+        raise ModelFileError(path, f"{what} holds a {type(value).__name__}, expected a JSON object", REWRITE)
+    return value
+
+
+def read_prior(prior_dir) -> PriorFolder:
+    """Every file of a prior folder (RUN or RUN/prior), checked (module docstring)."""
+    path = resolve_prior_dir(prior_dir)
+    if not path.is_dir():
+        raise ModelFileError(path, "prior folder not found", "pass --prior RUN written by `flashtalker pretrain-e2v`")
+    meta = _read_json(path / "meta.json", "prior metadata")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ModelFileError(path / "meta.json", f"format_version {meta.get('format_version')!r}, this "
+                                                 f"flashtalker reads {FORMAT_VERSION}", REWRITE)
+    cfg = ml_collections.ConfigDict(_read_json(path / "config.json", "prior task config"))
+    state = read_npz(path / "generator.npz", "prior generator state", REWRITE)
+    return PriorFolder(path, cfg, meta, state)
+
+
+def load_generator(folder: PriorFolder, geometry: Geometry) -> IdentityGaussianGenerator:
+    """The prior's generator on `geometry` (the one-shot identity's FLAME model under the
+    prior's config): ModelFileError naming generator.npz when its variables or UV chart
+    differ from what this code and that FLAME model build."""
+    file = folder.path / "generator.npz"
+    try:
+        generator = make_generator(folder.task_cfg, geometry, nnx.Rngs(0))
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(folder.path / "config.json", f"written by an incompatible version "
+                             f"({type(exc).__name__}: {exc})", REWRITE) from exc
+    expected = flat_state(generator)
+    if set(expected) != set(folder.state):
+        raise ModelFileError(file, f"variables do not match this generator "
+                                   f"({len(set(expected) ^ set(folder.state))} differ)", REWRITE)
+    for key, value in expected.items():
+        saved = folder.state[key]
+        if saved.shape != value.shape:
+            raise ModelFileError(file, f"{key} has shape {saved.shape}, expected {value.shape}", REWRITE)
+        is_chart = key.split("/")[0] in ("texel_face", "texel_bary", "texel_cell", "faces")
+        if is_chart and not np.array_equal(saved, value):
+            raise ModelFileError(file, f"UV chart ({key}) differs from the FLAME model's: the prior was "
+                                           "trained on another head topology or UV layout",
+                                     "use the FLAME model the prior was trained with (--flame)")
+    from flashtalker_jax.train.state import key_path_str
+
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(nnx.state(generator))
+    nnx.update(generator, jax.tree_util.tree_unflatten(
+        treedef, [jnp.asarray(folder.state[key_path_str(p)]) for p, _ in leaves]))
+    return generator
