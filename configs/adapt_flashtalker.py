@@ -114,7 +114,7 @@ def _cpu(config: ml_collections.ConfigDict) -> None:
     config.task.resolution = 256
     config.task.placement.uv_resolution = 96
     config.task.avatar.update(feature_dim=16, heads=2, offset_hidden=32, color_hidden=16)
-    # "auto" = chunked on CPU: 4.5x faster fwd+bwd than pallas in interpret mode on a
+    # "auto" = chunked on CPU: 7.8-9.3x faster fwd+bwd than pallas in interpret mode on a
     # 256x256 avatar frame (BENCHMARKS.md, CPU compositor).
     config.task.render.backend = "auto"
     config.task.refine_start = 1500
