@@ -31,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     from flashtalker_jax.cli.main import main as flashtalker
     from flashtalker_jax.flame import load_flame_model
     from flashtalker_jax.track import calibrate
-    from flashtalker_jax.track.bundled import EMBEDDING, RECORD, file_sha256, topology_sha256
+    from flashtalker_jax.track.bundled import EMBEDDING, RECORD, topology_sha256
+    from flashtalker_jax.utils.files import sha256_file
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default=str(DEFAULT_OUT))
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
               "seeds": seeds, "seconds": args.seconds, "made": datetime.date.today().isoformat(),
               "rms_px_before": stats["rms_px_before"], "rms_px_after": stats["rms_px_after"],
               "moved": stats["moved"], "candidates": stats["candidates"], "grid": stats["grid"],
-              "topology_sha256": topology_sha256(faces), "embedding_sha256": file_sha256(out / EMBEDDING)}
+              "topology_sha256": topology_sha256(faces), "embedding_sha256": sha256_file(out / EMBEDDING)}
     (out / RECORD).write_text(json.dumps(record, indent=1))
     if not args.work:
         shutil.rmtree(work)

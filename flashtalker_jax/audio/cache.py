@@ -20,20 +20,13 @@ import ml_collections
 import numpy as np
 
 from flashtalker_jax.errors import InputFileError
-from flashtalker_jax.utils.files import atomic_path
-
-_CHUNK = 1 << 20
-
+from flashtalker_jax.utils.files import atomic_path, sha256_file
 
 def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
     try:
-        with open(path, "rb") as file:
-            for chunk in iter(lambda: file.read(_CHUNK), b""):
-                digest.update(chunk)
+        return sha256_file(path)
     except OSError as exc:
         raise InputFileError(path, f"cannot read audio file ({exc})") from exc
-    return digest.hexdigest()
 
 
 def cache_key(path: str | os.PathLike, kind: str, config: ml_collections.ConfigDict, fps: float,

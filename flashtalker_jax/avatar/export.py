@@ -25,7 +25,6 @@ reads exactly FORMAT_VERSION and names meta.json with a fix otherwise.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -37,7 +36,7 @@ import numpy as np
 from flax import nnx
 
 from flashtalker_jax.errors import ModelFileError
-from flashtalker_jax.utils.files import read_npz
+from flashtalker_jax.utils.files import read_npz, sha256_file
 
 FORMAT_VERSION = 3
 FILES = ("config.json", "meta.json", "identity.npz", "view.npz", "track.npz", "state.npz", "flame")
@@ -107,11 +106,7 @@ def flame_sha256(folder: Path) -> dict[str, str]:
     folder = Path(folder)
     out = {}
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        digest = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-        out[path.relative_to(folder).as_posix()] = digest.hexdigest()
+        out[path.relative_to(folder).as_posix()] = sha256_file(path)
     return out
 
 

@@ -31,7 +31,6 @@ replaced, and a compressed mask would flicker at the seam.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -42,7 +41,7 @@ from PIL import Image, UnidentifiedImageError
 from flashtalker_jax.composite.schedule import pingpong_indices
 from flashtalker_jax.data import vhap
 from flashtalker_jax.errors import InputFileError, ModelFileError
-from flashtalker_jax.utils.files import atomic_path, read_npz
+from flashtalker_jax.utils.files import atomic_path, read_npz, sha256_file
 from flashtalker_jax.video import iter_frames, mp4_writer
 
 FORMAT_VERSION = 1
@@ -200,11 +199,6 @@ def _write_sources(video: Path, out: Path, timesteps: np.ndarray, source_size: t
                                  "pass the video the folder was tracked from")
 
 
-def _sha256(path: Path) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
-
-
 def write_body_loop(vhap_dir: str | os.PathLike, out_dir: str | os.PathLike, loop_frames: int, crf: int,
                     source_video: str | os.PathLike | None = None, head_masks: np.ndarray | None = None) -> dict:
     """Write the body loop of a tracked VHAP folder into `out_dir`; returns body.json's content.
@@ -248,7 +242,7 @@ def write_body_loop(vhap_dir: str | os.PathLike, out_dir: str | os.PathLike, loo
     manifest = {"format_version": FORMAT_VERSION, "frames": int(len(rows)), "crop_size": size,
                 "source_size": list(source_size), "has_source": paste, "fps": float(index.fps), "crf": int(crf),
                 "first_timestep": int(timesteps[0]), "last_timestep": int(timesteps[-1]),
-                "sha256": {name: _sha256(out_dir / name) for name in files}}
+                "sha256": {name: sha256_file(out_dir / name) for name in files}}
     with atomic_path(out_dir / MANIFEST) as tmp:
         tmp.write_text(json.dumps(manifest, indent=2))
     return manifest
@@ -272,7 +266,7 @@ def _read_manifest(folder: Path) -> dict:
         file = folder / name
         if not file.is_file():
             raise ModelFileError(file, "listed in body.json but missing", "copy the whole avatar folder, or " + REBUILD)
-        if _sha256(file) != digest:
+        if sha256_file(file) != digest:
             raise ModelFileError(file, "sha256 differs from body.json (corrupt or replaced)", REBUILD)
     return manifest
 

@@ -26,7 +26,6 @@ Images are float in [0, 1]: rgb (B, H, W, 3), alpha and masks (B, H, W).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from pathlib import Path
@@ -39,7 +38,7 @@ import numpy as np
 from flax import nnx
 
 from flashtalker_jax.errors import ModelFileError
-from flashtalker_jax.utils.files import atomic_path, read_npz
+from flashtalker_jax.utils.files import atomic_path, read_npz, sha256_file
 
 IN_CHANNELS = 8          # head rgb (3) + head alpha (1) + masked frame (3) + keep mask (1)
 FORMAT_VERSION = 1
@@ -227,14 +226,6 @@ def flat_params(net: BodyInpainter) -> dict[str, np.ndarray]:
     return {key_path_str(path): np.asarray(value) for path, value in leaves}
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def save_inpainter(folder, net: BodyInpainter, cfg: ml_collections.ConfigDict) -> Path:
     """Write the inpainter folder (module docstring) and return its path. `cfg` is the task
     config (it holds MODEL_KEYS). params.npz is written first and config.json, which holds
@@ -245,7 +236,7 @@ def save_inpainter(folder, net: BodyInpainter, cfg: ml_collections.ConfigDict) -
             np.savez(fh, **flat_params(net))
     task = json.loads(json.dumps(cfg.to_dict(), default=str))
     meta = {"format_version": FORMAT_VERSION, "model": {k: task[k] for k in MODEL_KEYS}, "task": task,
-            "params_sha256": _sha256(folder / "params.npz")}
+            "params_sha256": sha256_file(folder / "params.npz")}
     with atomic_path(folder / "config.json") as tmp:
         tmp.write_text(json.dumps(meta, indent=1))
     return folder
@@ -301,7 +292,7 @@ def load_inpainter(folder) -> tuple[BodyInpainter, ml_collections.ConfigDict]:
         raise ModelFileError(folder, "inpainter folder not found", RETRAIN)
     meta = _read_config(folder / "config.json")
     params_path = folder / "params.npz"
-    if params_path.is_file() and _sha256(params_path) != meta["params_sha256"]:
+    if params_path.is_file() and sha256_file(params_path) != meta["params_sha256"]:
         raise ModelFileError(params_path, "sha256 differs from the one config.json recorded (damaged or "
                              "replaced file)", RETRAIN)
     arrays = read_npz(params_path, "inpainter parameters", RETRAIN)

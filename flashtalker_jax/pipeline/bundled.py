@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from flashtalker_jax.errors import ConfigError, ModelFileError
+from flashtalker_jax.utils.files import sha256_file
 
 BUNDLED_NAME = "bundled motion prior"
 BUNDLE_FILE = "bundle.json"
@@ -41,12 +42,10 @@ def bundled_run() -> Path:
     return folder
 
 
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def model_sha256(folder: Path) -> dict[str, str]:
-    return {name: file_sha256(Path(folder) / name) for name in MODEL_FILES}
+    return {name: sha256_file(Path(folder) / name) for name in MODEL_FILES}
 
 
 def read_bundle(folder: Path | None = None) -> dict:

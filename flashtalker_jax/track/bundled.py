@@ -17,6 +17,7 @@ import numpy as np
 
 from flashtalker_jax.errors import ModelFileError
 from flashtalker_jax.track.embedding import LandmarkEmbedding, load_embedding
+from flashtalker_jax.utils.files import sha256_file
 
 FOLDER = Path(__file__).resolve().parent.parent / "bundled" / "procedural_embedding"
 EMBEDDING = "mediapipe_landmark_embedding.npz"
@@ -27,8 +28,6 @@ def topology_sha256(faces: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(np.asarray(faces, np.int64)).tobytes()).hexdigest()
 
 
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def bundled_embedding(faces: np.ndarray, folder: Path = FOLDER) -> LandmarkEmbedding | None:
@@ -45,6 +44,6 @@ def bundled_embedding(faces: np.ndarray, folder: Path = FOLDER) -> LandmarkEmbed
     if topology_sha256(faces) != record["topology_sha256"]:
         return None
     path = folder / EMBEDDING
-    if not path.is_file() or file_sha256(path) != record["embedding_sha256"]:
+    if not path.is_file() or sha256_file(path) != record["embedding_sha256"]:
         raise ModelFileError(path, "missing or differs from its bundle.json checksum", "reinstall flashtalker-jax")
     return load_embedding(path, len(faces))

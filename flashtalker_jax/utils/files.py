@@ -3,6 +3,7 @@ reads of saved arrays that fail with the project's error naming the file, not a 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import zipfile
 import zlib
@@ -16,6 +17,13 @@ from flashtalker_jax.errors import ModelFileError
 # What numpy and zipfile raise for a truncated, overwritten or foreign file: a bad zip
 # directory or member CRC, a short header or data block, a pickled (object) array.
 READ_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error)
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MiB blocks (model files run to hundreds of MB).
+    OSError propagates: callers say which file and what to do."""
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 @contextlib.contextmanager

@@ -9,6 +9,7 @@ import pytest
 from flashtalker_jax.errors import ModelFileError
 from flashtalker_jax.track import embedding as E
 from flashtalker_jax.track.canonical import load_canonical_mesh
+from flashtalker_jax.utils.files import sha256_file
 
 
 def test_canonical_mesh_is_the_face(canonical):
@@ -137,7 +138,7 @@ def test_bundled_embedding_checks(tmp_path, head, embedding):
     faces = np.asarray(head[0]["model"]["f"], np.int64)
     shipped = bundled.bundled_embedding(faces)
     record = json.loads((bundled.FOLDER / bundled.RECORD).read_text())
-    assert record["embedding_sha256"] == bundled.file_sha256(bundled.FOLDER / bundled.EMBEDDING)
+    assert record["embedding_sha256"] == sha256_file(bundled.FOLDER / bundled.EMBEDDING)
     assert record["rms_px_after"] < record["rms_px_before"]
     assert (shipped.lmk_face_idx != embedding.lmk_face_idx).sum() > 50
     assert bundled.bundled_embedding(faces[:, ::-1]) is None

@@ -19,7 +19,6 @@ whatever its duration, so audio longer than the training video needs nothing spe
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -34,7 +33,7 @@ from flashtalker_jax.errors import ModelFileError
 from flashtalker_jax.motion.pose.database import PoseDatabase, expression_matrix, load_database, save_database
 from flashtalker_jax.motion.pose.refiner import PoseRefiner, RefinerDims, expr_stats, refine_track
 from flashtalker_jax.motion.pose.retrieval import Retriever, normalise_audio
-from flashtalker_jax.utils.files import atomic_path, read_npz
+from flashtalker_jax.utils.files import atomic_path, read_npz, sha256_file
 
 FORMAT_VERSION = 1
 POSE_DIR = "pose"
@@ -42,9 +41,6 @@ FILES = ("database.npz", "refiner.npz")
 RETRAIN = "rebuild it with `flashtalker adapt-pose --data DIR --avatar A`"
 
 
-def _sha256(path: Path) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def flat_params(module: nnx.Module) -> dict[str, np.ndarray]:
@@ -64,7 +60,7 @@ def save_pose_folder(folder: str | os.PathLike, db: PoseDatabase, refiner: PoseR
         with open(tmp, "wb") as fh:
             np.savez(fh, **flat_params(refiner))
     meta = {"format_version": FORMAT_VERSION, "task": json.loads(json.dumps(task.to_dict(), default=str)),
-            "dims": dataclasses.asdict(refiner.dims), "sha256": {f: _sha256(folder / f) for f in FILES}}
+            "dims": dataclasses.asdict(refiner.dims), "sha256": {f: sha256_file(folder / f) for f in FILES}}
     with atomic_path(folder / "config.json") as tmp:
         tmp.write_text(json.dumps(meta, indent=1))
     return folder
@@ -89,7 +85,7 @@ def _read_meta(folder: Path) -> dict:
         file = folder / name
         if not file.is_file():
             raise ModelFileError(file, "missing from the pose folder", RETRAIN)
-        if _sha256(file) != meta["sha256"].get(name):
+        if sha256_file(file) != meta["sha256"].get(name):
             raise ModelFileError(file, "sha256 differs from the one config.json recorded (damaged or replaced)",
                                  RETRAIN)
     return meta
