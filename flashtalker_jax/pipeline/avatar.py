@@ -40,6 +40,7 @@ class LoadedAvatar:
     view: dict              # the camera rendered from: viewmat, K (at width x height), width, height
     render_head: HeadFn     # the same render before uint8: what composite/ puts into a frame
     avatar_dir: Path
+    task_cfg: object        # the avatar's saved task config (as load_renderer read it)
 
 
 def view_camera(data_dir: Path, size: int, camera: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -67,7 +68,7 @@ def load_avatar_renderer(avatar_dir: str | Path, data_dir: str | Path | None = N
     from flashtalker_jax.avatar.renderer import AvatarRenderer, load_renderer, render
     from flashtalker_jax.flame.model import FlameParams
 
-    renderer, _ = load_renderer(avatar_dir, size=size, backend=backend)
+    renderer, task_cfg = load_renderer(avatar_dir, size=size, backend=backend)
     view, track = read_replay(resolve_avatar_dir(avatar_dir))
     if data_dir is not None:
         from flashtalker_jax.data.vhap import read_vhap
@@ -96,7 +97,7 @@ def load_avatar_renderer(avatar_dir: str | Path, data_dir: str | Path | None = N
         return to_uint8(rgb), np.asarray(mouth)
 
     return LoadedAvatar(render_fn, size, n_expr, renderer.model.audio_dim, track, view, render_head,
-                        resolve_avatar_dir(avatar_dir))
+                        resolve_avatar_dir(avatar_dir), task_cfg)
 
 
 def audio_drive(audio, fps: float, n_frames: int) -> np.ndarray:

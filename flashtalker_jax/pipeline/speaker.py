@@ -136,12 +136,11 @@ def with_generated_pose(motion_fn: MotionFn, generator, fps: float) -> MotionFn:
 def load_full_frame(avatar: LoadedAvatar, pose_from, still: bool, size: int | None):
     """composite/real.FullFrame for an avatar trained on real footage; None for one whose
     render is the whole picture (procedural identities)."""
-    from flashtalker_jax.avatar.export import read_avatar_folder
     from flashtalker_jax.composite.body import read_body_loop
     from flashtalker_jax.composite.real import BODY_DIR, FullFrame, is_real_avatar, load_compositor
     from flashtalker_jax.errors import ConfigError
 
-    if not is_real_avatar(read_avatar_folder(avatar.avatar_dir).task_cfg):
+    if not is_real_avatar(avatar.task_cfg):
         return None
     resized = size is not None and size != avatar.size   # the body loop is at the avatar's size
     conflicts = [name for name, given in (("--pose-from", pose_from), ("--still", still), ("--size", resized)) if given]
