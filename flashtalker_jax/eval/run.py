@@ -94,7 +94,8 @@ class Context:
     mesh_ids: tuple
     base_reasons: dict
     compositor: object = None   # composite/real.Compositor: real-footage avatars, frames given
-    own_heads: object = None    # (T, S, S) bool: the reference frames' heads as the avatar draws them
+    reference_render: object = None  # Rendered of the reference track (real avatars): its alpha
+                                     # is the frames' own heads, and it is the "tracked" driving
 
 
 def score_driving(renderer: EvalRenderer, ctx: Context, driving: drive.Driving,
@@ -106,21 +107,25 @@ def score_driving(renderer: EvalRenderer, ctx: Context, driving: drive.Driving,
     from flashtalker_jax.metrics.landmarks import track_faces
 
     ref, setting = ctx.ref, ctx.setting
-    rendered = renderer.render(driving.track, ref.viewmat, ref.K, desc=driving.name,
-                               show_progress=show_progress)
+    is_reference = setting == "self" and all(np.array_equal(driving.track[k], ref.track[k])
+                                             for k in DRIVE_KEYS)
+    if is_reference and ctx.reference_render is not None:
+        rendered = ctx.reference_render   # already rendered for the compositor's own heads
+    else:
+        rendered = renderer.render(driving.track, ref.viewmat, ref.K, desc=driving.name,
+                                   show_progress=show_progress)
     if ctx.compositor is not None:
         from flashtalker_jax.composite.real import composite_frames
 
+        own_heads = ctx.reference_render.alpha > 0.5
         rendered = dataclasses.replace(rendered, rgb=composite_frames(ctx.compositor, rendered.rgb, rendered.alpha,
-                                                                      ref.gt, ctx.own_heads))
+                                                                      ref.gt, own_heads))
     values, reasons = {}, dict(ctx.base_reasons)
 
     def add(result):
         values.update(result[0])
         reasons.update(result[1])
 
-    is_reference = setting == "self" and all(np.array_equal(driving.track[k], ref.track[k])
-                                             for k in DRIVE_KEYS)
     curves = {"mouth_mm": rendered.mouth_mm, "nose_motion_px": scores.nose_motion_px(rendered.landmarks)}
     if setting == "self":
         img_values, img_reasons, per_frame = scores.image_scores(rendered.rgb, ref.gt, ctx.boxes,
@@ -265,8 +270,8 @@ def evaluate(avatar, data, setting: str, *, a2e=None, sources=(), lpips_weights=
     if is_real_avatar(renderer.task_cfg) and ref.gt is not None:
         from flashtalker_jax.composite.real import load_compositor
 
-        own = renderer.render(ref.track, ref.viewmat, ref.K, desc="own heads", show_progress=show_progress).alpha
-        ctx = dataclasses.replace(ctx, compositor=load_compositor(renderer.avatar_dir), own_heads=own > 0.5)
+        reference = renderer.render(ref.track, ref.viewmat, ref.K, desc="reference", show_progress=show_progress)
+        ctx = dataclasses.replace(ctx, compositor=load_compositor(renderer.avatar_dir), reference_render=reference)
         compositing = {"method": ctx.compositor.method, "removed_region_dilation_px": ctx.compositor.radius,
                        "pixels": PIXELS_FROM[setting]}
     results = {d.name: score_driving(renderer, ctx, d, show_progress) for d in drivings}
