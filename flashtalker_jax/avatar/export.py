@@ -36,7 +36,7 @@ import numpy as np
 from flax import nnx
 
 from flashtalker_jax.errors import ModelFileError
-from flashtalker_jax.utils.files import read_npz, sha256_file
+from flashtalker_jax.utils.files import read_json_object, read_npz, sha256_file
 
 FORMAT_VERSION = 3
 FILES = ("config.json", "meta.json", "identity.npz", "view.npz", "track.npz", "state.npz", "flame")
@@ -210,13 +210,7 @@ def read_meta(avatar_dir) -> dict:
 
 def _read_json(path: Path, what: str) -> dict:
     """A JSON object of the avatar folder, or ModelFileError naming the file."""
-    try:
-        value = json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise ModelFileError(path, f"cannot read {what} ({type(err).__name__}: {err})", REEXPORT) from None
-    if not isinstance(value, dict):
-        raise ModelFileError(path, f"{what} holds a {type(value).__name__}, expected a JSON object", REEXPORT)
-    return value
+    return read_json_object(path, what, REEXPORT)
 
 
 def _read_meta(path: Path) -> dict:

@@ -25,7 +25,7 @@ from flashtalker_jax.avatar.export import flat_state
 from flashtalker_jax.e2v.generator import IdentityGaussianGenerator
 from flashtalker_jax.e2v.task import Geometry, make_generator
 from flashtalker_jax.errors import ModelFileError
-from flashtalker_jax.utils.files import atomic_path, read_npz
+from flashtalker_jax.utils.files import atomic_path, read_json_object, read_npz
 
 FORMAT_VERSION = 1
 FILES = ("meta.json", "config.json", "generator.npz")
@@ -68,13 +68,7 @@ def _read_json(path: Path, what: str) -> dict:
     if not path.is_file():
         raise ModelFileError(path, f"{what} file not found",
                              "pass --prior RUN written by `flashtalker pretrain-e2v`")
-    try:
-        value = json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise ModelFileError(path, f"cannot read {what} ({type(err).__name__}: {err})", REWRITE) from None
-    if not isinstance(value, dict):
-        raise ModelFileError(path, f"{what} holds a {type(value).__name__}, expected a JSON object", REWRITE)
-    return value
+    return read_json_object(path, what, REWRITE)
 
 
 def read_prior(prior_dir) -> PriorFolder:

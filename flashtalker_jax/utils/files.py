@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import zipfile
 import zlib
@@ -59,6 +60,20 @@ def read_npz(path: str | os.PathLike, what: str, fix: str, keys: Sequence[str] =
     if missing:
         raise error(path, f"{what} lacks {', '.join(repr(k) for k in missing)} (has {sorted(arrays)})", fix)
     return arrays
+
+
+def read_json_object(path: str | os.PathLike, what: str, fix: str,
+                     error: type[Exception] = ModelFileError) -> dict:
+    """The JSON object at `path`; unreadable or invalid JSON, or JSON that is not an object,
+    raises `error(path, problem, fix)` (a missing file too, as an OSError of reading it)."""
+    path = Path(path)
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise error(path, f"cannot read {what} ({type(err).__name__}: {err})", fix) from None
+    if not isinstance(value, dict):
+        raise error(path, f"{what} holds a {type(value).__name__}, expected a JSON object", fix)
+    return value
 
 
 def read_npy(path: str | os.PathLike, what: str, fix: str, error: type[Exception] = ModelFileError) -> np.ndarray:
