@@ -28,9 +28,9 @@ from flashtalker_jax.errors import ConfigError
 
 def frame_rows(rows: np.ndarray, count: int) -> np.ndarray:
     """`count` rows evenly spread over `rows` (all of them when there are fewer)."""
-    if len(rows) <= count:
-        return rows
-    return rows[np.linspace(0, len(rows) - 1, count).round().astype(int)]
+    from flashtalker_jax.eval.plots import pick_frames
+
+    return rows[pick_frames(len(rows), count)]
 
 
 def render_arrays(renderer, seq, rows: np.ndarray, show_progress: bool = True) -> dict[str, np.ndarray]:

@@ -91,11 +91,6 @@ def make_speech(out: Path, cfg, text: str) -> Path:
     return wav
 
 
-def save_still(grid_png: Path, still: Path) -> Path:
-    shutil.copyfile(grid_png, still)
-    return still
-
-
 def run_demo_real(video: str | os.PathLike, out: str | os.PathLike, cfg: ml_collections.ConfigDict,
                   text: str | None = None, audio: str | os.PathLike | None = None) -> dict:
     """Run (or resume) the real-person demo (module docstring); returns report.json's content."""
@@ -129,7 +124,8 @@ def run_demo_real(video: str | os.PathLike, out: str | os.PathLike, cfg: ml_coll
     lap("speak")
     evaluation = evaluate(avatar, track, "self", max_frames=cfg.eval_frames, out_dir=out / "eval",
                           grid_frames=cfg.grid_frames)
-    still = save_still(Path(evaluation["pngs"]["grid"]), out / "still.png")
+    still = out / "still.png"
+    shutil.copyfile(evaluation["pngs"]["grid"], still)
     lap("eval")
     report = {
         "video": str(video), "out": str(out), "output": str(out / "demo.mp4"),
