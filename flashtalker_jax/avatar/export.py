@@ -117,13 +117,13 @@ def write_avatar_folder(out_dir: Path, task_cfg, flame_src: Path, identity: dict
                         track: dict[str, np.ndarray]) -> Path:
     """Write the folder (module docstring; meta gets format_version and flame_sha256, and is
     written last) and return its path."""
-    from flashtalker_jax.utils.files import atomic_path
+    from flashtalker_jax.utils.files import atomic_path, copy_tree_linking_duplicates
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if (out_dir / "flame").exists():   # a previous export's copy: replaced, never mixed
         shutil.rmtree(out_dir / "flame")
-    shutil.copytree(flame_src, out_dir / "flame")
+    copy_tree_linking_duplicates(flame_src, out_dir / "flame")
     for name, arrays in (("identity.npz", identity), ("view.npz", view), ("track.npz", track),
                          ("state.npz", state)):
         with atomic_path(out_dir / name) as tmp:

@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import zipfile
 import zlib
 from pathlib import Path
@@ -25,6 +26,27 @@ def sha256_file(path: str | os.PathLike) -> str:
     OSError propagates: callers say which file and what to do."""
     with open(path, "rb") as fh:
         return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def copy_tree_linking_duplicates(source: str | os.PathLike, target: str | os.PathLike) -> None:
+    """shutil.copytree, except that a file whose bytes equal a file already copied becomes a
+    hard link to that copy (FLAME folders carry the same 76 MB model under two names; a plain
+    copytree breaks the source's link and stores it twice). Copies where links are refused."""
+    first_copy: dict[str, str] = {}
+
+    def copy(src, dst):
+        digest = sha256_file(src)
+        if digest in first_copy:
+            try:
+                os.link(first_copy[digest], dst)
+                return dst
+            except OSError:  # filesystems without hard links
+                pass
+        shutil.copy2(src, dst)
+        first_copy.setdefault(digest, dst)
+        return dst
+
+    shutil.copytree(source, target, copy_function=copy)
 
 
 @contextlib.contextmanager
