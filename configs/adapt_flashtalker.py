@@ -30,6 +30,15 @@ def avatar_task() -> ml_collections.ConfigDict:
     t.refine_start = 2000            # step where joint FLAME/camera refinement starts (-1: never)
     t.refine_lr_scale = 0.1          # refinement step size relative to optim.lr
 
+    # GGTalker's prior-initialised adaptation (`flashtalker adapt --prior RUN`, e2v/init.py):
+    # the template starts from the e2v prior's UV Gaussian map of one training frame; FLAME
+    # stays frozen until refine_start (the map alone first, then jointly). The prior must
+    # have been pretrained with this placement and avatar.init_scale_factor.
+    t.prior = ml_collections.ConfigDict()
+    t.prior.path = ""                # RUN/prior of `pretrain-e2v` ("" = the default initialisation)
+    t.prior.sha256 = ""              # of the prior's files: recorded by the adapt job, checked on resume
+    t.prior.reference_frame = 0      # row of the training split the map is predicted from
+
     t.placement = ml_collections.ConfigDict()
     t.placement.mode = "uv"          # "uv" (FlashTalker) or "per_face" (GaussianAvatars)
     t.placement.uv_resolution = 256  # UV grid side: about coverage * 256^2 Gaussians

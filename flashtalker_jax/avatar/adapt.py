@@ -18,6 +18,10 @@ draws the head over a random colour per frame and compares with the masked frame
 same colour (`train_background="random"`; "frame": over the frame itself), plus w_alpha
 |alpha - head mask| (the mask of `mask_source`: "head" = head_masks/).
 
+With task.prior.path (`flashtalker adapt --prior RUN`) the template starts from the e2v
+prior's prediction for one training frame instead of the default initialisation
+(e2v/init.py, `make_model_factory`'s template).
+
 The trained model is written as an avatar folder (`export_avatar`, format in export.py);
 `load_avatar` reads it back with its refinement tables, renderer.load_renderer without.
 """
@@ -57,7 +61,9 @@ def resolve_flame_dir(task_cfg, data_dir: Path) -> Path:
     return find_model_file(path).parent
 
 
-def make_model_factory(task_cfg, spec: AvatarSpec):
+def make_model_factory(task_cfg, spec: AvatarSpec, template: dict[str, np.ndarray] | None = None):
+    """make_model(rngs) -> a fresh AdaptModel; `template` {name: (N, ...)} (a prior's
+    prediction, e2v/init.py) replaces those template values of the first N Gaussians."""
     def make_model(rngs: nnx.Rngs) -> AdaptModel:
         avatar = gaussian_avatar(task_cfg, spec, rngs)
         if spec.initial_colors is not None:
@@ -65,6 +71,9 @@ def make_model_factory(task_cfg, spec: AvatarSpec):
             full = np.zeros((avatar.capacity, 3), np.float32)
             full[:len(logits)] = logits
             avatar.color_logits[...] = jnp.asarray(full) / avatar.lr_scale["color_logits"]
+        for name, value in (template or {}).items():   # stored divided by the group's lr scale
+            stored = getattr(avatar, name)
+            stored[...] = stored[...].at[:len(value)].set(jnp.asarray(value) / avatar.lr_scale[name])
         refinement = FrameRefinement(spec.n_frames, spec.n_cameras, spec.flame.n_expr,
                                      task_cfg.refine_lr_scale)
         return AdaptModel(avatar, spec, refinement)
@@ -239,6 +248,11 @@ def prepare(task_cfg) -> tuple[AvatarSpec, dict[str, np.ndarray]]:
 
 def make_task(task_cfg: ml_collections.ConfigDict) -> Task:
     spec, frames = prepare(task_cfg)
+    template = None
+    if task_cfg.prior.path:   # GGTalker's prior-initialised adaptation (e2v/init.py)
+        from flashtalker_jax.e2v.init import prior_template
+
+        template = prior_template(task_cfg, spec, resolve_flame_dir(task_cfg, Path(task_cfg.data)))
 
     def make_data(process_index: int, process_count: int):
         return AdaptIterator(frames, task_cfg.batch_size, task_cfg.data_seed, task_cfg.refine_start,
@@ -246,7 +260,7 @@ def make_task(task_cfg: ml_collections.ConfigDict) -> Task:
                              random_background=task_cfg.get("render_over_frame", False)
                              and task_cfg.get("train_background", "frame") == "random")
 
-    return Task(make_model=make_model_factory(task_cfg, spec), loss_fn=make_loss_fn(task_cfg),
+    return Task(make_model=make_model_factory(task_cfg, spec, template), loss_fn=make_loss_fn(task_cfg),
                 make_data=make_data)
 
 

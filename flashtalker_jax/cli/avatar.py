@@ -20,6 +20,9 @@ def register(subparsers) -> None:
     adapt.add_argument("--config", default="adapt_flashtalker",
                        help="config file (configs/adapt_*.py), optionally with a preset: adapt_flashtalker.py:cpu")
     adapt.add_argument("--flame", help="FLAME model folder (default: DATA/flame)")
+    adapt.add_argument("--prior", help="run folder of `pretrain-e2v` (RUN or RUN/prior): start the Gaussians "
+                       "from the prior's prediction for one training frame (--config.task.prior.reference_frame"
+                       "=N, default the first); --resume reuses the prior the run started with")
     adapt.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
     adapt.add_argument("--restart", action="store_true", help="start over from step 0 when --out holds "
                        "checkpoints that cannot be read (with --resume) or any checkpoints (without); old steps "
@@ -62,6 +65,8 @@ def run_adapt(args: argparse.Namespace, overrides: list[str]) -> int:
     config.task.data = str(Path(args.data))
     if args.flame:
         config.task.flame = str(Path(args.flame))
+    if args.prior:
+        config.task.prior.path = str(Path(args.prior))
 
     from flashtalker_jax.avatar.jobs import adapt
     from flashtalker_jax.train.trainer import PREEMPTED_EXIT_CODE

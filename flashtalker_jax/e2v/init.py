@@ -1,0 +1,168 @@
+"""Prior-initialised adaptation (`flashtalker adapt --prior RUN`): GGTalker's "Customized
+Adaptation" on top of avatar/adapt.py.
+
+The prior's generator predicts the UV Gaussian map M from one reference frame of the
+identity (task.prior.reference_frame: a row of the training split, read at the prior's
+own resolution, the one it was trained on); M is read at the avatar's UV placement and the
+values replace the fresh template's local means, log-scales, rotations, opacities and
+colours (`prior_template`; teeth keep the template values, generator.avatar_parameters).
+The rest is today's adaptation: the deformer, colour MLP and query features start as
+usual (zero last layers: step 0 renders exactly the predicted Gaussians), and the FLAME /
+camera refinement stays frozen until task.refine_start, then trains jointly with the map
+(GGTalker: the map alone with FLAME frozen first, then both).
+
+The prior must describe the adaptation's Gaussians: the same placement block and initial
+scale factor (the map's log-scales are relative to it), checked by `check_matches`
+(ConfigError naming the prior's config.json and the override that fixes it), and a UV
+chart equal to the FLAME model's (prior.load_generator: ModelFileError naming
+generator.npz). A mismatch is refused, never adapted from scratch instead.
+
+The prediction is a deterministic function of the prior's files and the frame, so a
+resumed run that restarts from step 0 (no checkpoint yet) rebuilds the same template. The
+run's config records task.prior.path (absolute) and task.prior.sha256 (`prior_digest`);
+`pin_prior` makes a resumed run use that prior again and refuses another or a changed one.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from flashtalker_jax.avatar.frames import load_frames, split_indices
+from flashtalker_jax.avatar.renderer import AvatarSpec
+from flashtalker_jax.e2v.generator import IdentityGaussianGenerator, initial_log_scale, placement_uv
+from flashtalker_jax.e2v.prior import FILES, load_generator, read_prior, resolve_prior_dir
+from flashtalker_jax.e2v.task import Geometry, predict
+from flashtalker_jax.errors import ConfigError, ModelFileError
+from flashtalker_jax.flame.loader import load_uv_layout
+from flashtalker_jax.utils.files import read_json_object, sha256_file
+
+NO_PRIOR = {"path": "", "sha256": ""}
+
+
+def prior_digest(prior_dir: Path) -> str:
+    """sha256 over the prior folder's files (prior.FILES): what its prediction depends on."""
+    digest = hashlib.sha256()
+    for name in FILES:
+        path = prior_dir / name
+        if not path.is_file():
+            raise ModelFileError(path, "prior file not found",
+                                 "pass --prior RUN written by `flashtalker pretrain-e2v`")
+        digest.update(f"{name} {sha256_file(path)}\n".encode())
+    return digest.hexdigest()
+
+
+def pin_prior(prior_cfg, run_dir: Path, resume: bool) -> dict[str, str]:
+    """{"path", "sha256"} of the prior a run adapts from (both "" for none). A new run: the
+    asked prior (prior_cfg.path), resolved. A resumed run: the one RUN/config.json
+    recorded; naming it again (the same bytes, wherever they lie now) is allowed. Refused:
+    another prior (ConfigError), a prior added to a run started without one (ConfigError),
+    a recorded prior whose files changed (ModelFileError)."""
+    asked = prior_cfg.path
+    recorded = _recorded_prior(run_dir / "config.json") if resume else None
+    if recorded is None:
+        if not asked:
+            return dict(NO_PRIOR)
+        path = resolve_prior_dir(asked).resolve()
+        return {"path": str(path), "sha256": prior_digest(path)}
+    if not recorded["path"]:
+        if asked:
+            raise ConfigError(f"{run_dir / 'config.json'}: this run started without a prior, so resuming it "
+                              f"cannot add --prior {asked} (drop --prior, or adapt into a new --out)")
+        return dict(NO_PRIOR)
+    path = resolve_prior_dir(asked).resolve() if asked else Path(recorded["path"])
+    digest = prior_digest(path)
+    if digest == recorded["sha256"]:
+        return {"path": str(path), "sha256": digest}
+    if asked:
+        raise ConfigError(f"{run_dir / 'config.json'}: this run started from the prior {recorded['path']} "
+                          f"(sha256 {recorded['sha256'][:12]}...); --prior {asked} is another one (sha256 "
+                          f"{digest[:12]}...) (resume with the prior it started from, or adapt into a new --out)")
+    raise ModelFileError(path, f"the prior changed since this run started (sha256 {digest[:12]}..., the run "
+                               f"recorded {recorded['sha256'][:12]}...)",
+                         "restore the prior the run started from, or adapt into a new --out")
+
+
+def _recorded_prior(config_file: Path) -> dict[str, str] | None:
+    """task.prior {"path", "sha256"} of a run's saved config; None without a saved config.
+    A run saved before priors existed recorded none."""
+    if not config_file.is_file():
+        return None
+    saved = read_json_object(config_file, "run config", "start the run over in a new --out")
+    prior = saved.get("task", {}).get("prior") or {}
+    return {"path": prior.get("path", ""), "sha256": prior.get("sha256", "")}
+
+
+def _plain(value):
+    """Config values as compared: tuples and JSON lists alike."""
+    return list(value) if isinstance(value, (list, tuple)) else value
+
+
+def check_matches(prior_cfg, task_cfg, config_file: Path) -> None:
+    """ConfigError unless the adaptation places the prior's Gaussians: every placement field
+    and the initial scale factor equal (module docstring)."""
+    pairs = {f"placement.{name}": (task_cfg.placement[name], prior_cfg.placement.get(name))
+             for name in task_cfg.placement}
+    pairs["avatar.init_scale_factor"] = (task_cfg.avatar.init_scale_factor,
+                                         prior_cfg.generator.get("init_scale_factor"))
+    for name, (ours, prior) in pairs.items():
+        if _plain(ours) != _plain(prior):
+            raise ConfigError(f"{config_file}: the prior was pretrained with task.{name}={prior!r}, this "
+                              f"adaptation has {ours!r}: its UV map would land on other Gaussians "
+                              f"(pass --config.task.{name}={prior!r}, or pretrain a prior with {ours!r})")
+
+
+def spec_geometry(spec: AvatarSpec, flame_dir: Path, init_scale_factor: float) -> Geometry:
+    """The identity's Geometry for the generator: its personalised FLAME model (the tracked
+    frames pose it with shape baked in, as adaptation renders it), its placement, the UV
+    coordinates of its UV Gaussians and their initial log-scale."""
+    vt, ft = load_uv_layout(flame_dir)
+    log_scale = initial_log_scale(spec.placement, np.asarray(spec.flame.v_template),
+                                  np.asarray(spec.flame.faces), init_scale_factor)
+    return Geometry(spec.flame, spec.placement, placement_uv(spec.placement, vt, ft), log_scale, vt, ft)
+
+
+def template_predictor(generator: IdentityGaussianGenerator, geometry: Geometry, background):
+    """predict(frame) -> {template name: (1, N, ...)}: the jitted map of one frame (load_frames
+    arrays of one row) read at the geometry's placement."""
+    graphdef, state = nnx.split(generator)
+    no_shape = jnp.zeros((1, 0), jnp.float32)   # the personalised model has its shape baked in
+
+    @jax.jit
+    def run(state, frame):
+        return predict(nnx.merge(graphdef, state), geometry, frame, no_shape, background)[1]
+
+    return lambda frame: run(state, {k: jnp.asarray(v) for k, v in frame.items()})
+
+
+def reference_frame(task_cfg, resolution: int) -> dict[str, np.ndarray]:
+    """load_frames arrays of the reference frame (task.prior.reference_frame-th training row)."""
+    from flashtalker_jax.data.vhap import read_vhap
+
+    seq = read_vhap(task_cfg.data)
+    train = split_indices(seq, tuple(task_cfg.train_splits))
+    row = int(task_cfg.prior.reference_frame)
+    if not 0 <= row < len(train):
+        raise ConfigError(f"task.prior.reference_frame={row}: the training split of {task_cfg.data} has "
+                          f"{len(train)} frames (pass 0..{len(train) - 1})")
+    return load_frames(seq, train[row:row + 1], resolution)
+
+
+def prior_template(task_cfg, spec: AvatarSpec, flame_dir: Path) -> dict[str, np.ndarray]:
+    """{template name: (N, ...) values at their true scale} the prior predicts for the
+    identity of task_cfg.data (module docstring); the checks above first."""
+    folder = read_prior(task_cfg.prior.path)
+    if task_cfg.prior.sha256 and prior_digest(folder.path) != task_cfg.prior.sha256:
+        raise ModelFileError(folder.path, f"its files do not have the recorded sha256 "
+                                          f"{task_cfg.prior.sha256[:12]}... (task.prior.sha256)",
+                             "restore that prior, or clear task.prior.sha256 to adapt from this one")
+    check_matches(folder.task_cfg, task_cfg, folder.path / "config.json")
+    geometry = spec_geometry(spec, flame_dir, task_cfg.avatar.init_scale_factor)
+    generator = load_generator(folder, geometry)
+    predict_frame = template_predictor(generator, geometry, tuple(folder.task_cfg.background))
+    values = predict_frame(reference_frame(task_cfg, int(folder.task_cfg.resolution)))
+    return {name: np.asarray(value[0]) for name, value in values.items()}
