@@ -20,21 +20,16 @@ import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
 from flashtalker_jax.avatar.adapt import export_avatar, make_model_factory
-from flashtalker_jax.avatar.frames import composite_target, load_frames
+from flashtalker_jax.avatar.frames import load_frames
 from flashtalker_jax.avatar.renderer import build_spec
-from flashtalker_jax.e2v.generator import avatar_parameters, initial_log_scale, sample_at_placement
+from flashtalker_jax.e2v.init import spec_geometry, template_predictor
 from flashtalker_jax.e2v.prior import load_generator, read_prior
-from flashtalker_jax.e2v.task import build_geometry, flame_params
 from flashtalker_jax.errors import InputFileError, ModelFileError
-from flashtalker_jax.flame.lbs import flame_forward
 from flashtalker_jax.flame.loader import find_model_file
-
-TEMPLATE_NAMES = ("local_means", "local_log_scales", "local_quats", "opacity_logits", "color_logits")
 
 
 def find_flame_dir(data_dir: Path, flame: str | None) -> Path:
@@ -92,43 +87,26 @@ def oneshot(prior_dir, image: str, data_dir, out_dir, flame: str | None = None) 
     folder = read_prior(prior_dir)
     prior_cfg = folder.task_cfg
     flame_dir = find_flame_dir(data_dir, flame)
-    geometry = build_geometry(prior_cfg, flame_dir)
-    generator = load_generator(folder, geometry)
     seq = read_vhap(data_dir)
     index = frame_index(seq, image)
-    frame = {k: jnp.asarray(v) for k, v in load_frames(seq, np.array([index]), prior_cfg.resolution).items()}
+    frame = load_frames(seq, np.array([index]), prior_cfg.resolution)
 
     task_cfg = avatar_task_config(prior_cfg, data_dir, flame_dir)
     spec = build_spec(task_cfg, flame_dir, seq.shape, seq.static_offset, n_frames=1,
                       n_cameras=int(seq.cameras.max()) + 1)
-    if not np.array_equal(spec.placement.face_ids, geometry.placement.face_ids):
-        raise ModelFileError(flame_dir, "the avatar's placement differs from the prior's")
-    # Per-identity initial scale: the map's log-scales are relative to it (generator.py).
-    init_log_scale = jnp.asarray(initial_log_scale(spec.placement, np.asarray(spec.flame.v_template),
-                                                   np.asarray(spec.flame.faces),
-                                                   prior_cfg.generator.init_scale_factor))
-    shape = jnp.asarray(seq.shape, jnp.float32)[None]
-    graphdef, state = nnx.split(generator)
-
-    @jax.jit
-    def generate(state, frame):
-        gen = nnx.merge(graphdef, state)
-        image = composite_target(frame, tuple(prior_cfg.background))
-        vertices = flame_forward(geometry.flame, flame_params(frame, shape, geometry.flame.n_expr)).vertices
-        uv_map = gen(image, vertices, frame["viewmat"], frame["K"])
-        samples = sample_at_placement(uv_map, jnp.asarray(geometry.uv))
-        return avatar_parameters(samples, init_log_scale, gen.init_opacity_logit)
+    # The avatar's placement is the prior's (its config); the chart check is load_generator's.
+    geometry = spec_geometry(spec, flame_dir, prior_cfg.generator.init_scale_factor)
+    generator = load_generator(folder, geometry)
+    predict_frame = template_predictor(generator, geometry, tuple(prior_cfg.background))
 
     t0 = time.perf_counter()
-    values = jax.block_until_ready(generate(state, frame))
+    values = jax.block_until_ready(predict_frame(frame))
     t1 = time.perf_counter()
-    jax.block_until_ready(generate(state, frame))
+    jax.block_until_ready(predict_frame(frame))
     t2 = time.perf_counter()
 
-    model = make_model_factory(task_cfg, spec)(nnx.Rngs(0))
-    avatar = model.avatar
-    for name in TEMPLATE_NAMES:   # stored divided by the per-group scale (avatar.py)
-        getattr(avatar, name)[...] = values[name][0] / avatar.lr_scale[name]
+    template = {name: np.asarray(value[0]) for name, value in values.items()}
+    model = make_model_factory(task_cfg, spec, template)(nnx.Rngs(0))
     out = export_avatar(model, task_cfg, Path(out_dir), camera=int(seq.cameras[index]))
     return {"avatar": str(out), "frame": index, "gaussians": int(spec.placement.count),
             "prior_steps": int(folder.meta["steps"]), "seconds_total": time.perf_counter() - start,
