@@ -1,0 +1,198 @@
+"""PSNR-vs-steps of prior-initialised vs from-scratch adaptation (issue 18's measurement).
+
+  python -m flashtalker_jax.e2v.curves --prior RUN --data IDENTITY --out DIR --steps N
+      [--every K] [--config adapt_flashtalker.py:cpu] [--config.task.<field>=VALUE ...]
+
+Three adaptations of one identity (one the prior never saw) under the same config:
+  scratch      the default initialisation, N steps
+  prior        initialised from the prior (e2v/init.py), N steps: the same schedule
+  prior_short  initialised from the prior, N // 5 steps: its own, 5x shorter schedule
+               (task.refine_start scaled alike; the warmup stays)
+At step 0 and every K steps (and the last) each run's held-out PSNR is taken: the first
+task.eval_max_frames frames of task.eval_splits rendered from their tracked parameters
+with the renderer eval-avatar uses, mean per-frame PSNR against the ground truth on the
+avatar's background (procedural identities: `render_over_frame` configs are refused).
+The goal (issue 18): `prior` reaches `scratch`'s final PSNR within N / 5 steps; the
+report gives the first step it does, and `prior_short`'s final PSNR beside it.
+Writes DIR/curves.json and DIR/curves.png; the runs' folders stay in DIR/<run>.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from flashtalker_jax.avatar.adapt import make_task
+from flashtalker_jax.avatar.frames import audio_frame_features, composite_target, load_frames, split_indices
+from flashtalker_jax.avatar.renderer import AvatarRenderer, RenderSettings, render
+from flashtalker_jax.e2v.init import pin_prior
+from flashtalker_jax.errors import ConfigError
+from flashtalker_jax.flame.model import FlameParams
+from flashtalker_jax.metrics.image import psnr
+from flashtalker_jax.train.trainer import fit
+
+SHORT_FACTOR = 5   # the goal's "1/5 of its steps"
+
+
+def heldout_psnr(task_cfg, graphdef: nnx.GraphDef):
+    """psnr(params, rest) -> (F,) held-out PSNR per frame of a model state (module
+    docstring); the frames are read once and the render compiled once."""
+    from flashtalker_jax.data.vhap import read_vhap
+
+    if task_cfg.get("render_over_frame", False):
+        raise ConfigError("curves compare renders on the avatar's background: use a config without "
+                          "task.render_over_frame (procedural identities)")
+    seq = read_vhap(task_cfg.data)
+    indices = split_indices(seq, tuple(task_cfg.eval_splits))
+    if task_cfg.eval_max_frames > 0:
+        indices = indices[:task_cfg.eval_max_frames]
+    settings = RenderSettings.from_config(task_cfg)
+    audio = audio_frame_features(seq) if task_cfg.avatar.use_audio else None
+    batch = {k: jnp.asarray(v) for k, v in load_frames(seq, indices, settings.size, audio).items()}
+    target = composite_target(batch, settings.background)
+
+    @jax.jit
+    def run(params, rest):
+        model = nnx.merge(graphdef, params, rest)
+        flame = FlameParams.from_track(batch, prefix="flame_", n_expr=model.flame.expr_dirs.shape[-1])
+        rgb = render(AvatarRenderer(model, settings), flame, batch["viewmat"], batch["K"], batch.get("audio")).rgb
+        return psnr(rgb, target, 1.0)
+
+    return run
+
+
+def adaptation_curve(config, run_dir: Path, every: int) -> dict:
+    """Train config (fit, fresh run folder) and take the held-out PSNR at step 0, every
+    `every` steps and the last: {"steps", "psnr", "seconds_train", "prior"}."""
+    task = make_task(config.task)
+    graphdef = nnx.graphdef(nnx.eval_shape(lambda: task.make_model(nnx.Rngs(0))))
+    evaluate = heldout_psnr(config.task, graphdef)
+    _, params, rest = nnx.split(task.make_model(nnx.Rngs(config.train.seed)), nnx.Param, ...)
+    curve = {0: float(np.mean(evaluate(params, rest)))}   # the untrained deformer adds nothing
+    eval_seconds = []
+
+    def record(step, state):
+        if step % every == 0 or step == config.train.steps:
+            start = time.perf_counter()
+            curve[step] = float(np.mean(evaluate(state.params, state.rest)))
+            eval_seconds.append(time.perf_counter() - start)
+
+    start = time.perf_counter()
+    fit(task, config, run_dir, after_step=record)
+    seconds = time.perf_counter() - start - sum(eval_seconds)
+    return {"steps": sorted(curve), "psnr": [curve[s] for s in sorted(curve)], "seconds_train": seconds,
+            "prior": dict(config.task.prior)}
+
+
+def first_step_at(run: dict, level: float) -> int | None:
+    """The first measured step where a run's held-out PSNR reaches `level` (None: never)."""
+    return next((s for s, p in zip(run["steps"], run["psnr"]) if p >= level), None)
+
+
+def goal_check(scratch: dict, prior: dict, short: dict) -> dict:
+    """The issue's goal on the measured curves (module docstring), plus the same question
+    for the from-scratch run's best PSNR: its final one can be below its best (e.g. once
+    joint FLAME refinement starts), which would make the goal easy."""
+    final, n = scratch["psnr"][-1], scratch["steps"][-1]
+    best = int(np.argmax(scratch["psnr"]))
+    first = first_step_at(prior, final)
+    return {"scratch_final_psnr": final, "scratch_steps": n,
+            "prior_first_step_at_scratch_final": first,
+            "prior_fraction_of_scratch_steps": None if first is None else first / n,
+            "prior_short_steps": short["steps"][-1], "prior_short_final_psnr": short["psnr"][-1],
+            "met": first is not None and first <= n / SHORT_FACTOR,
+            "met_by_short_run": short["psnr"][-1] >= final,
+            "scratch_best_psnr": scratch["psnr"][best], "scratch_best_step": scratch["steps"][best],
+            "prior_best_psnr": max(prior["psnr"]),
+            "prior_first_step_at_scratch_best": first_step_at(prior, scratch["psnr"][best])}
+
+
+def plot_on(ax, report: dict) -> None:
+    """The three curves of one report on a matplotlib axis."""
+    styles = {"scratch": ("from scratch", "-", "tab:gray"), "prior": ("prior-initialised", "-", "tab:blue"),
+              "prior_short": (f"prior-initialised, 1/{SHORT_FACTOR} schedule", "--", "tab:orange")}
+    for name, (label, style, colour) in styles.items():
+        run = report["runs"][name]
+        ax.plot(run["steps"], run["psnr"], style, color=colour, marker=".", label=label)
+    goal = report["goal"]
+    ax.axhline(goal["scratch_final_psnr"], color="tab:gray", lw=0.8, ls=":")
+    ax.axvline(goal["scratch_steps"] / SHORT_FACTOR, color="tab:red", lw=0.8, ls=":",
+               label=f"1/{SHORT_FACTOR} of the from-scratch steps")
+    if 0 < report["refine_start"] < goal["scratch_steps"]:
+        ax.axvline(report["refine_start"], color="k", lw=0.8, ls="-.", label="joint FLAME refinement from here")
+    ax.set_xlabel("adaptation step")
+    ax.set_ylabel("held-out PSNR (dB)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+
+
+def plot(report: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
+    plot_on(ax, report)
+    ax.set_title(f"{Path(report['data']).name}: prior-initialised vs from-scratch adaptation", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def measure(prior_dir, data_dir, out_dir, steps: int, every: int, config_name: str,
+            overrides: list[str]) -> dict:
+    """The three runs and the report (module docstring); writes curves.json and curves.png."""
+    from flashtalker_jax.config import load_config
+
+    out_dir = Path(out_dir)
+    refine_start = load_config(config_name, overrides).task.refine_start
+    short_refine = refine_start // SHORT_FACTOR if refine_start > 0 else refine_start
+    plans = {"scratch": (steps, refine_start, ""), "prior": (steps, refine_start, prior_dir),
+             "prior_short": (steps // SHORT_FACTOR, short_refine, prior_dir)}
+    runs = {}
+    for name, (n, refine, prior) in plans.items():
+        config = load_config(config_name, [*overrides, f"--config.train.steps={n}",
+                                           f"--config.train.checkpoint_every={n}",
+                                           f"--config.task.refine_start={refine}"])
+        config.task.data = str(Path(data_dir))
+        config.task.prior.path = str(prior)
+        config.task.prior.update(pin_prior(config.task.prior, out_dir / name, resume=False))
+        runs[name] = adaptation_curve(config, out_dir / name, every)
+        print(f"curves: {name}: {runs[name]['psnr'][0]:.2f} -> {runs[name]['psnr'][-1]:.2f} dB in {n} steps",
+              file=sys.stderr)
+    report = {"command": "python -m flashtalker_jax.e2v.curves", "data": str(data_dir), "prior": str(prior_dir),
+              "config": config_name, "overrides": overrides, "every": every, "refine_start": refine_start,
+              "runs": runs,
+              "goal": goal_check(runs["scratch"], runs["prior"], runs["prior_short"])}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plot(report, out_dir / "curves.png")
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    from flashtalker_jax.utils.report import write_report
+
+    parser = argparse.ArgumentParser(prog="python -m flashtalker_jax.e2v.curves", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--prior", required=True, help="run folder of `pretrain-e2v` (RUN or RUN/prior)")
+    parser.add_argument("--data", required=True, help="identity folder (VHAP) the prior never saw")
+    parser.add_argument("--out", required=True, help="folder for the three runs, curves.json and curves.png")
+    parser.add_argument("--steps", type=int, default=600, help="steps of the from-scratch run")
+    parser.add_argument("--every", type=int, default=20, help="held-out PSNR every this many steps")
+    parser.add_argument("--config", default="adapt_flashtalker.py:cpu", help="adapt config file[:preset]")
+    args, overrides = parser.parse_known_args(argv)
+    report = measure(args.prior, args.data, args.out, args.steps, args.every, args.config, overrides)
+    write_report(Path(args.out) / "curves.json", report)
+    print(json.dumps(report["goal"], indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
