@@ -80,6 +80,7 @@ def adaptation_curve(config, run_dir: Path, every: int) -> dict:
 
     def record(step, state):
         if step % every == 0 or step == config.train.steps:
+            jax.block_until_ready(state.params)   # steps run ahead: bill them to training
             start = time.perf_counter()
             curve[step] = float(np.mean(evaluate(state.params, state.rest)))
             eval_seconds.append(time.perf_counter() - start)
