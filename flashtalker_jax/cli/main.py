@@ -31,6 +31,7 @@ COMMAND_MODULES: list[str] = [
     "flashtalker_jax.cli.train",
     "flashtalker_jax.cli.avatar",
     "flashtalker_jax.cli.e2v",
+    "flashtalker_jax.cli.encoder",
     "flashtalker_jax.cli.a2e",
     "flashtalker_jax.cli.pose",
     "flashtalker_jax.cli.speak",

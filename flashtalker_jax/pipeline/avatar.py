@@ -41,6 +41,7 @@ class LoadedAvatar:
     render_head: HeadFn     # the same render before uint8: what composite/ puts into a frame
     avatar_dir: Path
     task_cfg: object        # the avatar's saved task config (as load_renderer read it)
+    flame: object           # its personalised FlameModel (shape baked in): what drives it
 
 
 def view_camera(data_dir: Path, size: int, camera: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -97,7 +98,7 @@ def load_avatar_renderer(avatar_dir: str | Path, data_dir: str | Path | None = N
         return to_uint8(rgb), np.asarray(mouth)
 
     return LoadedAvatar(render_fn, size, n_expr, renderer.model.audio_dim, track, view, render_head,
-                        resolve_avatar_dir(avatar_dir), task_cfg)
+                        resolve_avatar_dir(avatar_dir), task_cfg, renderer.model.flame.model())
 
 
 def audio_drive(audio, fps: float, n_frames: int) -> np.ndarray:

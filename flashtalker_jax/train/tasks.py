@@ -25,6 +25,7 @@ TASKS: dict[str, str] = {
     "body_inpainter": "flashtalker_jax.composite.train_inpainter:make_task",
     "pose_refiner": "flashtalker_jax.motion.pose.refiner:make_task",
     "e2v_prior": "flashtalker_jax.e2v.task:make_task",
+    "motion_encoder": "flashtalker_jax.encoder.task:make_task",
 }
 
 

@@ -1,0 +1,76 @@
+"""GenFaceTalk's motion encoder (`flashtalker pretrain-motion-encoder`, task "motion_encoder"):
+FLAME expression, neck/jaw, eyes, shape and the head-to-camera code from pixels in one
+pass (flashtalker_jax/encoder/). Trained on tracked real clips and procedural identities.
+
+Defaults are the GPU-sized run (128 px crops, batch 64). Presets:
+  cpu       64 px crops, batch 16: the measured CPU runs
+  temporal  the cpu sizes with windows of 8 frames and the temporal head (kernel 5)
+  quick     tiny sizes and a handful of steps: tests and smoke runs
+"""
+import ml_collections
+
+from flashtalker_jax.configs import common
+
+
+def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
+    t = ml_collections.ConfigDict()
+    t.name = "motion_encoder"
+    t.dataset = ""                  # VHAP folders (identities or folders of them), comma-separated
+    t.flame = ""                    # FLAME model ("" = the first identity's flame/ or ../flame/)
+    t.n_shape = 100                 # shape components predicted (track fits 100)
+    t.n_expr = 50                   # expression components predicted (track fits 50)
+    t.resolution = 128              # crops resized to this square size (divisible by 2^len(widths))
+    t.window = 1                    # consecutive frames per row (>1 trains the temporal head)
+    t.batch_size = 64               # global batch of windows
+    t.data_seed = 0
+    t.train_splits = ("train",)     # frames trained on; test/val stay held out for eval
+    t.eval_splits = ("test", "val")
+
+    t.model = ml_collections.ConfigDict()
+    t.model.widths = (32, 64, 128, 256)  # stride-2 conv channels (last map flattened)
+    t.model.feature = 256           # x_D, the global driving feature
+    t.model.hidden = 256            # sub-encoder MLP width
+    t.model.temporal_kernel = 0     # 0: per-frame; k > 0: residual 1-D conv over k frames
+
+    t.loss = ml_collections.ConfigDict()
+    t.loss.code = 5.0               # GenFaceTalk's soft FLAME-code loss weight (its first 20k steps)
+    t.loss.transform = 5.0          # GenFaceTalk's camera transform loss weight
+    t.loss.vertices = 0.1           # per mm of mean vertex distance (ours: weights codes by effect)
+
+    config = ml_collections.ConfigDict()
+    config.task = t
+    config.optim = common.optim("adam", 1e-3, warmup_steps=200, clip_norm=1.0)
+    config.train = common.train(20000, log_every=100, checkpoint_every=1000)
+    config.mesh = common.mesh()
+    return common.with_preset(config, preset, {"cpu": _cpu, "temporal": _temporal, "quick": _quick})
+
+
+def _cpu(config: ml_collections.ConfigDict) -> None:
+    """64 px crops and a narrower backbone: ~0.1 s a step on 2 cores."""
+    t = config.task
+    t.resolution = 64
+    t.batch_size = 16
+    t.model.widths = (16, 32, 64, 128)
+    config.optim.warmup_steps = 50
+    config.train.update(steps=3000, log_every=100, checkpoint_every=500)
+
+
+def _temporal(config: ml_collections.ConfigDict) -> None:
+    """The cpu run with 8-frame windows (batch 4 windows = 32 frames) and the temporal head."""
+    _cpu(config)
+    config.task.window = 8
+    config.task.batch_size = 4
+    config.task.model.temporal_kernel = 5
+
+
+def _quick(config: ml_collections.ConfigDict) -> None:
+    """32 px crops, small widths, 20 steps: tests and smoke runs."""
+    _cpu(config)
+    t = config.task
+    t.resolution = 32
+    t.batch_size = 4
+    t.model.widths = (8, 16, 32)
+    t.model.feature = 64
+    t.model.hidden = 64
+    config.optim.warmup_steps = 2
+    config.train.update(steps=20, log_every=5, checkpoint_every=10)

@@ -1,0 +1,274 @@
+"""Training of the motion encoder (trainer task "motion_encoder").
+
+Data: VHAP folders, each one identity: tracked real clips (`flashtalker track`: the targets
+are the tracker's fit) and procedural identities (`flashtalker data synth`: the exact
+parameters that rendered them). task.dataset lists folders separated by ","; each is one
+identity folder or a folder of them. Every identity must use the task's FLAME model
+(checked by the model file's sha256): codes only mean something in one model's space.
+
+Per frame the targets are the motion code (expr, neck + jaw, eyes, camera code: the
+head-to-camera transform as the crop shows it, encoder/camera_code.py) and per identity
+its shape. A batch holds B windows of T consecutive frames of one identity each (T = 1 for
+the per-frame encoder, T > 1 trains the temporal head) plus one other frame of the same
+identity as the shape extractor's source.
+
+Loss (GenFaceTalk: soft FLAME-code loss + camera transform loss, both lambda 5 at first):
+  code       mean squared error of the normalised expr / neck+jaw / eyes codes + shape
+  transform  mean squared error of the normalised camera code
+  vertices   mean distance (mm) of the posed meshes (true shape, predicted motion vs
+             target), through the frame's own camera: code errors weighted by what they
+             move (100 expression components do not matter alike); ours, not the paper's
+The paper's image losses through the renderer need an avatar per identity: not in this slice.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from flashtalker_jax.encoder.camera_code import from_camera_code, to_camera_code
+from flashtalker_jax.encoder.model import MOTION_KEYS, MotionEncoder, motion_widths
+from flashtalker_jax.errors import ConfigError, InputFileError, ModelFileError
+from flashtalker_jax.flame.model import FlameModel, FlameParams
+from flashtalker_jax.train.tasks import Task
+
+MM_PER_M = 1000.0
+STD_FLOOR = 1e-3     # a constant target (the tracker's zero neck) keeps a unit-sized scale
+
+
+@dataclasses.dataclass(frozen=True)
+class Clip:
+    """One identity's frames in time order: images (N, R, R, 3) uint8, motion (N, C) targets,
+    viewmat (N, 4, 4), K (N, 3, 3) at R pixels, shape (S,), name."""
+    name: str
+    images: np.ndarray
+    motion: np.ndarray
+    viewmat: np.ndarray
+    K: np.ndarray
+    shape: np.ndarray
+
+
+def dataset_folders(spec: str) -> list[Path]:
+    from flashtalker_jax.data.vhap import identity_folders
+
+    parts = [p.strip() for p in str(spec).split(",") if p.strip()]
+    if not parts:
+        raise ConfigError("task.dataset is empty: pass --data DATASET (VHAP folders, comma-separated)")
+    return [folder for part in parts for folder in identity_folders(part)]
+
+
+def resolve_flame_file(flame: str, folders: list[Path]) -> Path:
+    """The model pickle: `flame` (a file or folder) when given, else the first identity's
+    (its flame/ or ../flame/)."""
+    from flashtalker_jax.flame.loader import find_model_file
+
+    candidates = [Path(flame)] if flame else [folders[0], folders[0].parent]
+    for path in candidates:
+        try:
+            return find_model_file(path)
+        except (FileNotFoundError, ModelFileError):
+            continue
+    raise ModelFileError(candidates[0], "no FLAME model found",
+                         "pass --flame DIR (the model the identities were tracked / rendered with)")
+
+
+def check_same_flame(flame_file: Path, folders: list[Path]) -> None:
+    """Each identity that carries a FLAME model (its flame/ or ../flame/) carries this one."""
+    from flashtalker_jax.utils.files import sha256_file
+
+    want = sha256_file(flame_file)
+    for folder in folders:
+        for candidate in (folder / "flame" / flame_file.name, folder.parent / "flame" / flame_file.name):
+            if candidate.is_file():
+                if sha256_file(candidate) != want:
+                    raise ConfigError(f"{folder}: its FLAME model {candidate} differs from {flame_file}; "
+                                      "the encoder's codes live in one model's space: train on identities "
+                                      "of one FLAME model (or pass --flame)")
+                break
+
+
+def fit_width(array: np.ndarray, width: int) -> np.ndarray:
+    """Cut or zero-pad the last axis to `width` (a track with fewer components: the rest 0)."""
+    array = array[..., :width]
+    return np.pad(array, [(0, 0)] * (array.ndim - 1) + [(0, width - array.shape[-1])])
+
+
+def frame_params(flame: FlameModel, shape: np.ndarray, track: dict[str, np.ndarray]) -> FlameParams:
+    n = track["rotation"].shape[0]
+    fields = {k: jnp.asarray(track[k], jnp.float32) for k in ("rotation", "neck_pose", "jaw_pose",
+                                                               "eyes_pose", "translation")}
+    return FlameParams(shape=jnp.broadcast_to(jnp.asarray(shape, jnp.float32), (n, shape.shape[0])),
+                       expr=jnp.asarray(fit_width(track["expr"], flame.n_expr), jnp.float32), **fields)
+
+
+def motion_targets(flame: FlameModel, shape: np.ndarray, track: dict[str, np.ndarray],
+                   viewmat: np.ndarray, K: np.ndarray, width: int) -> np.ndarray:
+    """(N, C) motion code targets of tracked frames (MOTION_KEYS order)."""
+    params = frame_params(flame, shape, track)
+    camera = jax.jit(to_camera_code, static_argnums=4)(flame, params, jnp.asarray(viewmat),
+                                                       jnp.asarray(K), width)
+    return np.concatenate([np.asarray(params.expr), track["neck_pose"], track["jaw_pose"],
+                           track["eyes_pose"], np.asarray(camera)], -1).astype(np.float32)
+
+
+def load_clip(folder: Path, flame: FlameModel, task_cfg, splits: tuple[str, ...]) -> Clip:
+    from flashtalker_jax.avatar.frames import _resize, split_indices
+    from flashtalker_jax.data.vhap import read_vhap
+
+    seq = read_vhap(folder)
+    if seq.width != seq.height:
+        raise InputFileError(folder, f"frames are {seq.width}x{seq.height}; the encoder reads square crops")
+    idx = np.sort(split_indices(seq, splits))
+    r = int(task_cfg.resolution)
+    images = np.stack([_resize(seq.load_image(i), r) for i in idx])
+    K = seq.K[idx].astype(np.float32).copy()
+    K[:, :2] *= r / seq.width
+    viewmat = seq.w2c[idx].astype(np.float32)
+    shape = fit_width(np.asarray(seq.shape, np.float32)[None], flame.n_shape)[0]
+    track = {k: np.asarray(v[idx], np.float32) for k, v in seq.flame.items()}
+    motion = motion_targets(flame, shape, track, viewmat, K, r)
+    return Clip(folder.name, images, motion, viewmat, K, shape)
+
+
+def load_flame(task_cfg, flame_file: Path) -> FlameModel:
+    from flashtalker_jax.flame.loader import load_flame_model
+
+    return load_flame_model(flame_file, n_shape=task_cfg.n_shape, n_expr=task_cfg.n_expr)
+
+
+def load_clips(task_cfg, splits: tuple[str, ...]) -> tuple[FlameModel, Path, list[Clip]]:
+    folders = dataset_folders(task_cfg.dataset)
+    flame_file = resolve_flame_file(task_cfg.flame, folders)
+    check_same_flame(flame_file, folders)
+    flame = load_flame(task_cfg, flame_file)
+    return flame, flame_file, [load_clip(f, flame, task_cfg, splits) for f in folders]
+
+
+def code_stats(clips: list[Clip]) -> dict[str, np.ndarray]:
+    motion = np.concatenate([c.motion for c in clips])
+    shape = np.stack([c.shape for c in clips])
+    return {"motion_mean": motion.mean(0), "motion_std": np.maximum(motion.std(0), STD_FLOOR),
+            "shape_mean": shape.mean(0), "shape_std": np.maximum(shape.std(0), STD_FLOOR)}
+
+
+def make_encoder(task_cfg, stats: dict[str, np.ndarray], rngs) -> MotionEncoder:
+    m = task_cfg.model
+    return MotionEncoder(n_expr=task_cfg.n_expr, n_shape=task_cfg.n_shape, resolution=task_cfg.resolution,
+                         widths=tuple(m.widths), feature=m.feature, hidden=m.hidden,
+                         temporal_kernel=m.temporal_kernel, stats=stats, rngs=rngs)
+
+
+class WindowIterator:
+    """Endless batches of B windows of T consecutive frames (one identity each) and a source
+    frame of the same identity. Row r of global step t comes from default_rng((seed, t))
+    alone: resumable from the step, the same global batch on any process count.
+    Keys: frames (b, T, R, R, 3) uint8, source (b, R, R, 3) uint8, motion (b, T, C),
+    viewmat (b, T, 4, 4), K (b, T, 3, 3), shape (b, S)."""
+
+    global_state = True
+
+    def __init__(self, clips: list[Clip], window: int, global_batch_size: int, seed: int,
+                 process_index: int = 0, process_count: int = 1):
+        if global_batch_size % process_count:
+            raise ConfigError(f"global batch {global_batch_size} must divide over {process_count} processes")
+        short = [c.name for c in clips if len(c.images) < max(window, 2)]
+        if short:
+            raise InputFileError(Path(short[0]), f"fewer frames than the window ({window}) or a source pair")
+        self._clips, self._window, self._batch, self._seed = clips, int(window), global_batch_size, int(seed)
+        self._local = global_batch_size // process_count
+        self._offset = process_index * self._local
+        self._step = 0
+
+    def __iter__(self):
+        return self
+
+    def rows(self, step: int) -> list[tuple[int, int, int]]:
+        """(clip, window start, source frame) of each global row of a step."""
+        rng = np.random.default_rng((self._seed, step))
+        out = []
+        for _ in range(self._batch):
+            c = int(rng.integers(len(self._clips)))
+            n = len(self._clips[c].images)
+            out.append((c, int(rng.integers(n - self._window + 1)), int(rng.integers(n))))
+        return out
+
+    def __next__(self) -> dict[str, np.ndarray]:
+        rows = self.rows(self._step)[self._offset:self._offset + self._local]
+        self._step += 1
+        parts = {k: [] for k in ("frames", "source", "motion", "viewmat", "K", "shape")}
+        for c, start, source in rows:
+            clip, span = self._clips[c], slice(start, start + self._window)
+            parts["frames"].append(clip.images[span])
+            parts["source"].append(clip.images[source])
+            parts["motion"].append(clip.motion[span])
+            parts["viewmat"].append(clip.viewmat[span])
+            parts["K"].append(clip.K[span])
+            parts["shape"].append(clip.shape)
+        return {k: np.stack(v) for k, v in parts.items()}
+
+    def get_state(self) -> dict:
+        return {"step": self._step}
+
+    def set_state(self, state: dict) -> None:
+        self._step = int(state["step"])
+
+
+def posed_vertices(flame: FlameModel, parts: dict, shape: jax.Array, viewmat, K, width: int) -> jax.Array:
+    """(N, V, 3) world vertices of flat frames: shape (N, S), parts {expr, neck_pose,
+    jaw_pose, eyes_pose, camera} (N, k), cameras (N, ...)."""
+    from flashtalker_jax.flame.lbs import flame_forward
+
+    n = shape.shape[0]
+    params = FlameParams(shape=shape, expr=parts["expr"], rotation=jnp.zeros((n, 3)), neck_pose=parts["neck_pose"],
+                         jaw_pose=parts["jaw_pose"], eyes_pose=parts["eyes_pose"], translation=jnp.zeros((n, 3)))
+    return flame_forward(flame, from_camera_code(flame, params, parts["camera"], viewmat, K, width)).vertices
+
+
+def make_loss_fn(task_cfg, flame: FlameModel):
+    w = task_cfg.loss
+    widths = motion_widths(task_cfg.n_expr)
+    camera_cols = slice(sum(widths[k] for k in MOTION_KEYS[:-1]), None)
+    width = int(task_cfg.resolution)
+
+    def flat(x):
+        return x.reshape((-1,) + x.shape[2:])
+
+    def loss_fn(encoder: MotionEncoder, batch, key):
+        del key
+        frames = batch["frames"].astype(jnp.float32) / 255.0
+        source = batch["source"].astype(jnp.float32) / 255.0
+        motion, shape = encoder(frames, source)
+        target = (batch["motion"] - encoder.motion_mean[...]) / encoder.motion_std[...]
+        shape_target = (batch["shape"] - encoder.shape_mean[...]) / encoder.shape_std[...]
+        err = (motion - target) ** 2
+        code = jnp.mean(err[..., :camera_cols.start]) + jnp.mean((shape - shape_target) ** 2)
+        transform = jnp.mean(err[..., camera_cols])
+        t = motion.shape[1]
+        true_shape = flat(jnp.repeat(batch["shape"][:, None], t, 1))
+        pred, _ = encoder.denormalise(flat(motion), shape)
+        true, _ = encoder.denormalise(flat(target), shape)
+        cams = (flat(batch["viewmat"]), flat(batch["K"]))
+        dist = jnp.linalg.norm(posed_vertices(flame, pred, true_shape, *cams, width)
+                               - posed_vertices(flame, true, true_shape, *cams, width), axis=-1)
+        vertex_mm = jnp.mean(dist) * MM_PER_M
+        total = w.code * code + w.transform * transform + w.vertices * vertex_mm
+        return total, {"code": code, "transform": transform, "vertex_mm": vertex_mm,
+                       "jaw_deg": jnp.degrees(jnp.sqrt(jnp.mean(jnp.sum((pred["jaw_pose"] - true["jaw_pose"]) ** 2, -1))))}
+
+    return loss_fn
+
+
+def make_task(task_cfg: ml_collections.ConfigDict) -> Task:
+    flame, _, clips = load_clips(task_cfg, tuple(task_cfg.train_splits))
+    stats = code_stats(clips)
+
+    def make_data(process_index: int, process_count: int):
+        return WindowIterator(clips, task_cfg.window, task_cfg.batch_size, task_cfg.data_seed,
+                              process_index, process_count)
+
+    return Task(make_model=lambda rngs: make_encoder(task_cfg, stats, rngs),
+                loss_fn=make_loss_fn(task_cfg, flame), make_data=make_data)
