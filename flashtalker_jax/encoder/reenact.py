@@ -35,13 +35,16 @@ def crops_of(driving: Path, work: Path) -> tuple[list[Path], float, Path | None]
     return images, float(report["fps"]), audio if has_audio else None
 
 
-def reenact(avatar_dir, encoder_dir, driving, out, *, work=None, batch: int = 8, temporal: bool = True) -> dict:
-    """Write `out` (module docstring); returns counts, sources and timings."""
+def reenact(avatar_dir, encoder_dir, driving, out, *, work=None, batch: int = 8, temporal: bool = True,
+            still=None, still_frames: int = 6) -> dict:
+    """Write `out` (module docstring); returns counts, sources and timings. `still`: a PNG
+    grid of `still_frames` evenly spread frames (driving crop above, the avatar below)."""
     from PIL import Image
 
     from flashtalker_jax.avatar.export import resolve_avatar_dir, view_at
     from flashtalker_jax.encoder.folder import read_encoder
     from flashtalker_jax.encoder.predict import encode_clip, resize_crops, to_flame_params
+    from flashtalker_jax.eval.plots import pick_frames, save_frame_grid
     from flashtalker_jax.flame.loader import find_model_file
     from flashtalker_jax.pipeline.avatar import audio_drive, load_avatar_renderer
     from flashtalker_jax.utils.progress import progress
@@ -71,13 +74,23 @@ def reenact(avatar_dir, encoder_dir, driving, out, *, work=None, batch: int = 8,
 
     clock = time.perf_counter()
     n = len(images)
+    columns = pick_frames(n, still_frames)
+    kept = {}
     with mp4_writer(out, avatar.size, avatar.size, fps, audio_path=audio) as write:
         for start in progress(range(0, n, batch), desc="reenact", unit="batch"):
             rows = np.minimum(np.arange(start, start + batch), n - 1)   # last batch padded: one shape
             frames, _ = avatar.render_fn({k: v[rows] for k, v in track.items()})
-            write(np.asarray(frames)[: min(batch, n - start)])
+            frames = np.asarray(frames)[: min(batch, n - start)]
+            write(frames)
+            kept.update({int(i): frames[i - start] for i in columns if start <= i < start + len(frames)})
     seconds["render"] = time.perf_counter() - clock
+    if still:
+        driving_rows = resize_crops([np.asarray(Image.open(images[i]).convert("RGB")) for i in columns], avatar.size)
+        save_frame_grid(Path(still), [("driving", driving_rows / 255.0),
+                                      ("reenacted", np.stack([kept[int(i)] for i in columns]) / 255.0)],
+                        np.arange(len(columns)))
     return {"out": str(out), "frames": n, "fps": fps, "size": avatar.size, "audio": audio is not None,
             "driving": str(driving), "avatar": str(resolve_avatar_dir(avatar_dir)), "encoder": str(folder.path),
             "temporal": bool(temporal and folder.encoder.temporal is not None), "seconds": seconds,
+            "still": str(still) if still else None,
             "frames_per_s": n / max(sum(seconds.values()), 1e-9)}
