@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from flashtalker_jax.cli.options import positive_int
+
 
 def register(subparsers) -> None:
     pre = subparsers.add_parser(
@@ -45,7 +47,7 @@ def register(subparsers) -> None:
     re.add_argument("--driving", required=True, help="driving video (mp4) or a folder made by `data import-video`")
     re.add_argument("--out", required=True, help="output mp4")
     re.add_argument("--work", help="folder for the driving crops (default: OUT without .mp4 + _driving)")
-    re.add_argument("--batch", type=int, default=8, help="frames rendered per step")
+    re.add_argument("--batch", type=positive_int, default=8, help="frames rendered per step")
     re.add_argument("--no-temporal", action="store_true", help="skip the encoder's temporal head")
     re.add_argument("--still", help="PNG: driving crops above the reenacted frames, 6 spread over the clip")
     re.add_argument("--report", help="JSON report path")
