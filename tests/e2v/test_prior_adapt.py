@@ -1,0 +1,155 @@
+"""`flashtalker adapt --prior RUN` (e2v/init.py): a briefly pretrained prior starts the
+adaptation of an identity it never saw ahead of the default initialisation and stays ahead
+at equal steps; a prior pretrained for other Gaussians or another FLAME chart is refused;
+the run records its prior and a resume uses that one (and only that one); the curves' goal
+check reads the measured steps."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+from flax import nnx
+
+from conftest import quick_config
+from flashtalker_jax.avatar.adapt import load_avatar, prepare
+from flashtalker_jax.avatar.jobs import adapt
+from flashtalker_jax.config import load_config
+from flashtalker_jax.e2v.curves import goal_check, heldout_psnr
+from flashtalker_jax.e2v.init import pin_prior, prior_template
+from flashtalker_jax.e2v.prior import write_prior
+from flashtalker_jax.e2v.task import build_geometry, make_generator, make_task, resolve_flame_dir
+from flashtalker_jax.errors import ConfigError, ModelFileError
+from flashtalker_jax.train.state import merge_model
+from flashtalker_jax.train.trainer import fit
+
+PRIOR_STEPS, ADAPT_STEPS = 20, 5
+
+
+def adapt_config(dataset, prior=""):
+    """A tiny adaptation of identity 1 placed like the quick prior (32^2 UV grid, 3 teeth
+    Gaussians per face, 64 px) so that its UV map fits."""
+    return load_config("adapt_flashtalker", [
+        f"task.data={dataset / 'identity_001'}", f"task.flame={dataset / 'flame'}", f"task.prior.path={prior}",
+        "task.resolution=64", "task.placement.uv_resolution=32", "task.avatar.feature_dim=8",
+        "task.avatar.heads=2", "task.avatar.expr_tokens=2", "task.avatar.offset_hidden=16",
+        "task.avatar.color_hidden=8", "task.avatar.use_audio=False", "task.refine_start=3",
+        "task.eval_max_frames=8",
+        f"train.steps={ADAPT_STEPS}", f"train.checkpoint_every={ADAPT_STEPS}", "train.log_every=3",
+        "train.async_checkpoint=False", "optim.warmup_steps=2"])
+
+
+@pytest.fixture(scope="module")
+def trained_prior(tiny_dataset, tmp_path_factory):
+    """The quick prior pretrained on identity 0 only (identity 1 is adapted: unseen)."""
+    cfg = quick_config(tiny_dataset, "task.max_identities=1", f"train.steps={PRIOR_STEPS}",
+                       f"train.checkpoint_every={PRIOR_STEPS}", "optim.lr=0.005", "train.async_checkpoint=False")
+    run = tmp_path_factory.mktemp("prior")
+    result = fit(make_task(cfg.task), cfg, run)
+    return write_prior(run / "prior", merge_model(result.graphdef, result.state), cfg.task, result.step)
+
+
+@pytest.fixture(scope="module")
+def untrained_prior(tiny_dataset, tmp_path_factory):
+    cfg = quick_config(tiny_dataset).task
+    generator = make_generator(cfg, build_geometry(cfg, resolve_flame_dir(cfg, tiny_dataset)), nnx.Rngs(0))
+    return write_prior(tmp_path_factory.mktemp("untrained") / "prior", generator, cfg, steps=0)
+
+
+@pytest.fixture(scope="module")
+def runs(tiny_dataset, trained_prior, tmp_path_factory):
+    """{"prior", "scratch"}: run folders of equal-step adaptations."""
+    root = tmp_path_factory.mktemp("adapt")
+    for name, prior in (("prior", trained_prior), ("scratch", "")):
+        assert adapt(adapt_config(tiny_dataset, prior), root / name)["status"] == "completed"
+    return {name: root / name for name in ("prior", "scratch")}
+
+
+def _params(run):
+    model, _ = load_avatar(run / "avatar")
+    return {"/".join(map(str, k)): np.asarray(v) for k, v in nnx.to_flat_state(nnx.state(model, nnx.Param))}
+
+
+def test_prior_initialised_beats_scratch_at_equal_steps(tiny_dataset, runs):
+    cfg = adapt_config(tiny_dataset).task
+    models = {name: load_avatar(run / "avatar")[0] for name, run in runs.items()}
+    evaluate = heldout_psnr(cfg, nnx.graphdef(models["prior"]))
+    psnr = {name: float(np.mean(evaluate(*nnx.split(m, nnx.Param, ...)[1:]))) for name, m in models.items()}
+    assert np.isfinite(list(psnr.values())).all()
+    assert psnr["prior"] > psnr["scratch"] + 1.0, psnr
+    saved = json.loads((runs["prior"] / "avatar" / "config.json").read_text())["prior"]
+    assert saved["path"] and len(saved["sha256"]) == 64   # the avatar records its prior
+
+
+def test_resume_before_any_checkpoint_starts_from_the_recorded_prior(tiny_dataset, runs, tmp_path):
+    """Killed before its first checkpoint, the run's folder holds only its config: resumed
+    without --prior it rebuilds the same prior start and ends where the uninterrupted run did."""
+    killed = tmp_path / "run"
+    shutil.copytree(runs["prior"], killed)
+    shutil.rmtree(killed / "checkpoints")
+    shutil.rmtree(killed / "avatar")
+    assert adapt(adapt_config(tiny_dataset), killed, resume=True)["status"] == "completed"
+    want, got = _params(runs["prior"]), _params(killed)
+    for key, value in want.items():
+        np.testing.assert_allclose(got[key], value, rtol=1e-5, atol=1e-6, err_msg=key)
+
+
+def test_resume_pins_the_recorded_prior(runs, trained_prior, untrained_prior, tmp_path):
+    recorded = json.loads((runs["prior"] / "config.json").read_text())["task"]["prior"]
+    asked = load_config("adapt_flashtalker").task.prior
+    assert pin_prior(asked, runs["prior"], resume=True) == {"path": recorded["path"], "sha256": recorded["sha256"]}
+    moved = shutil.copytree(trained_prior, tmp_path / "moved")   # the same bytes elsewhere: accepted
+    asked.path = str(moved)
+    assert pin_prior(asked, runs["prior"], resume=True)["sha256"] == recorded["sha256"]
+    asked.path = str(untrained_prior)
+    with pytest.raises(ConfigError, match="another one"):
+        pin_prior(asked, runs["prior"], resume=True)
+    with pytest.raises(ConfigError, match="started without a prior"):
+        pin_prior(asked, runs["scratch"], resume=True)
+    changed = tmp_path / "changed"
+    shutil.copytree(runs["prior"], changed, ignore=shutil.ignore_patterns("checkpoints", "avatar"))
+    config = json.loads((changed / "config.json").read_text())
+    config["task"]["prior"]["path"] = str(moved)
+    (changed / "config.json").write_text(json.dumps(config))
+    (moved / "meta.json").write_text((moved / "meta.json").read_text() + "\n")
+    asked.path = ""
+    with pytest.raises(ModelFileError, match="changed since this run started"):
+        pin_prior(asked, changed, resume=True)
+
+
+def test_mismatched_prior_is_refused(tiny_dataset, untrained_prior, tmp_path):
+    cfg = adapt_config(tiny_dataset, untrained_prior).task
+    spec, _ = prepare(cfg)
+    flame_dir = tiny_dataset / "flame"
+    other = adapt_config(tiny_dataset, untrained_prior).task
+    other.placement.uv_resolution = 24
+    with pytest.raises(ConfigError, match=r"config\.json.*uv_resolution=32.*has 24"):
+        prior_template(other, spec, flame_dir)   # refused before the spec is read
+    other = adapt_config(tiny_dataset, untrained_prior).task
+    other.avatar.init_scale_factor = 0.7
+    with pytest.raises(ConfigError, match="init_scale_factor"):
+        prior_template(other, spec, flame_dir)
+    # Another head's UV chart (here: the texels' faces shuffled) is named with the fix.
+    bad = shutil.copytree(untrained_prior, tmp_path / "other_chart")
+    state = dict(np.load(bad / "generator.npz"))
+    key = next(k for k in state if k.startswith("texel_face"))
+    state[key] = np.roll(state[key], 1)
+    np.savez(bad / "generator.npz", **state)
+    cfg.prior.path = str(bad)
+    with pytest.raises(ModelFileError, match=r"generator\.npz.*UV chart.*--flame"):
+        prior_template(cfg, spec, flame_dir)
+    cfg.prior.path, cfg.prior.sha256 = str(untrained_prior), "0" * 64
+    with pytest.raises(ModelFileError, match="recorded sha256"):
+        prior_template(cfg, spec, flame_dir)
+
+
+def test_goal_check_reads_the_curves():
+    scratch = {"steps": [0, 40, 80, 120, 160, 200], "psnr": [17.0, 24.0, 29.0, 30.0, 27.0, 26.5]}
+    prior = {"steps": [0, 40, 80, 120, 160, 200], "psnr": [25.0, 26.6, 28.0, 29.5, 30.2, 29.0]}
+    short = {"steps": [0, 40], "psnr": [25.0, 26.0]}
+    goal = goal_check(scratch, prior, short)
+    assert goal["prior_first_step_at_scratch_final"] == 40 and goal["met"]   # 40 <= 200 / 5
+    assert not goal["met_by_short_run"]                                       # 26.0 < 26.5
+    assert (goal["scratch_best_step"], goal["prior_first_step_at_scratch_best"]) == (120, 160)
+    prior["psnr"] = [20.0, 22.0, 24.0, 26.0, 26.4, 26.5]
+    assert goal_check(scratch, prior, short)["prior_first_step_at_scratch_final"] == 200
+    assert not goal_check(scratch, prior, short)["met"]
