@@ -27,6 +27,9 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     c.max_missing_share = 0.5
     c.cut_threshold = 0.25            # landmark jump between frames / face size => scene cut
     c.test_share = 1 / 11             # the last 1/11 of frames is the test split
+    # `track --init encoder RUN`: start the fit from a motion encoder's prediction
+    # (pretrain-motion-encoder run) instead of the frontal neutral head ("" = that default).
+    c.init_encoder = ""
 
     c.fit = ml_collections.ConfigDict()
     f = c.fit

@@ -23,6 +23,10 @@ def register(subparsers) -> None:
     track.add_argument("--landmarker", help="MediaPipe face_landmarker.task (default: config video.landmarker)")
     track.add_argument("--segmenter", help="MediaPipe selfie_segmenter.tflite (default: config video.segmenter)")
     track.add_argument("--config", default="track", help="config file[:preset] (default configs/track.py)")
+    track.add_argument("--init", nargs=2, metavar=("encoder", "RUN"),
+                       help="start the fit from a motion encoder's prediction (`--init encoder RUN`, a "
+                            "pretrain-motion-encoder run) instead of a frontal neutral head; lower "
+                            "--config.fit.rigid_steps / face_steps to take the saving (BENCHMARKS.md)")
     track.add_argument("--report", help="write the per-clip reports as JSON here")
     track.add_argument("--process-id", type=non_negative_int, default=0, help="this process's index when several share the clips")
     track.add_argument("--num-processes", type=positive_int, default=1, help="processes sharing the clips (clip i -> i mod N)")
@@ -53,6 +57,11 @@ def run_track(args: argparse.Namespace, overrides: list[str]) -> int:
         config.video.landmarker = args.landmarker
     if args.segmenter:
         config.video.segmenter = args.segmenter
+    if args.init:
+        if args.init[0] != "encoder":
+            raise ConfigError(f"--init {args.init[0]} {args.init[1]}: the only initialiser is 'encoder' "
+                              "(--init encoder RUN)")
+        config.init_encoder = str(Path(args.init[1]).resolve())
     clips = clip_list(args.video)
     many = clips != [Path(args.video[0])]   # several sources, or a folder of videos
     mine = [c for i, c in enumerate(clips) if i % args.num_processes == args.process_id]

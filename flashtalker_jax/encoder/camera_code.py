@@ -30,10 +30,15 @@ CODE_SIZE = 6
 FRONTAL = jnp.diag(jnp.asarray([1.0, -1.0, -1.0]))
 
 
+def rest_joints(flame: FlameModel, params: FlameParams) -> jax.Array:
+    """(B, J, 3) rest-pose joints of the shaped, expressed template (root, neck, jaw, eyes)."""
+    return jnp.einsum("bvc,jv->bjc", shaped_template(flame, params.replace(static_offset=None)),
+                      flame.J_regressor)
+
+
 def root_joint(flame: FlameModel, params: FlameParams) -> jax.Array:
-    """(B, 3) rest-pose root joint J0 of the shaped, expressed template."""
-    return jnp.einsum("bvc,v->bc", shaped_template(flame, params.replace(static_offset=None)),
-                      flame.J_regressor[0])
+    """(B, 3) rest-pose root joint J0."""
+    return rest_joints(flame, params)[:, 0]
 
 
 def rotmat_to_axis_angle(r: jax.Array) -> jax.Array:

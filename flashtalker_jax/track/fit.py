@@ -270,19 +270,36 @@ def _shard_frames(vars_: dict, target: np.ndarray, weight: np.ndarray):
 
 
 def fit_clip(landmarks: np.ndarray, weight: np.ndarray, rig: LandmarkRig, cfg: ml_collections.ConfigDict,
-             width: int, height: int) -> tuple[dict, dict]:
+             width: int, height: int, init: dict | None = None) -> tuple[dict, dict]:
     """landmarks (T, L, 2) pixels (embedding order), weight (T, L) -> (vars, per-stage losses).
-    Frames are split over the devices when there are several (_shard_frames)."""
+    `init`: starting vars (init_vars' keys and shapes, e.g. the motion encoder's prediction,
+    encoder/track_init.py) instead of the frontal neutral start. A stage with 0 steps is
+    skipped (an init that is already turned may need no rigid stage). Frames are split over
+    the devices when there are several (_shard_frames)."""
     chex.assert_rank(landmarks, 3)
     chex.assert_equal_shape([landmarks[..., 0], weight])
-    vars_ = init_vars(np.where(weight[..., None] > 0, landmarks, np.nan), rig, cfg, width, height)
+    if init is None:
+        vars_ = init_vars(np.where(weight[..., None] > 0, landmarks, np.nan), rig, cfg, width, height)
+    else:
+        vars_ = _checked_init(init, rig, landmarks.shape[0])
     vars_, landmarks, weight, T = _shard_frames(vars_, landmarks, weight)
-    vars_, rigid = run_stage("rigid", vars_, ("rotation", "translation", "log_focal"), cfg.rigid_steps,
-                             rig, landmarks, weight, cfg, width, height)
-    vars_, face = run_stage("face", vars_, ("shape", "log_focal") + PER_FRAME, cfg.face_steps,
-                            rig, landmarks, weight, cfg, width, height)
+    losses = {}
+    for name, free, steps in (("rigid", ("rotation", "translation", "log_focal"), cfg.rigid_steps),
+                              ("face", ("shape", "log_focal") + PER_FRAME, cfg.face_steps)):
+        if steps > 0:
+            vars_, losses[name] = run_stage(name, vars_, free, steps, rig, landmarks, weight, cfg, width, height)
     vars_ = {k: np.asarray(v)[:T] if k in PER_FRAME else np.asarray(v) for k, v in vars_.items()}
-    return vars_, {"rigid": rigid, "face": face}
+    return vars_, losses
+
+
+def _checked_init(init: dict, rig: LandmarkRig, n_frames: int) -> dict:
+    want = {"shape": (rig.shape_dirs.shape[-1],), "log_focal": (), "rotation": (n_frames, 3),
+            "translation": (n_frames, 3), "jaw_pose": (n_frames, 3), "eyes_pose": (n_frames, 6),
+            "expr": (n_frames, rig.expr_dirs.shape[-1])}
+    for key, shape in want.items():
+        if np.shape(init.get(key)) != shape:
+            raise ValueError(f"init[{key!r}] has shape {np.shape(init.get(key))}, the fit needs {shape}")
+    return {k: np.asarray(init[k], np.float32) for k in want}
 
 
 def reprojection(vars_: dict, rig: LandmarkRig, cfg, width: int, height: int) -> np.ndarray:

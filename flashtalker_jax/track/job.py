@@ -99,8 +99,8 @@ def head_stage(out: Path, flame: Path | None, embedding: Path | None, landmarker
     return model, emb, masks, source
 
 
-def _fit_key(cfg, obs, emb) -> str:
-    digest = hashlib.sha256(json.dumps({"fit": cfg.fit.to_dict(), "flame": cfg.flame.to_dict()},
+def _fit_key(cfg, obs, emb, init_sha: str = "") -> str:
+    digest = hashlib.sha256(json.dumps({"fit": cfg.fit.to_dict(), "flame": cfg.flame.to_dict(), "init": init_sha},
                                        sort_keys=True).encode())
     for array in (obs.landmarks, obs.found, emb.lmk_face_idx, emb.lmk_b_coords):
         digest.update(np.ascontiguousarray(array).tobytes())
@@ -114,13 +114,14 @@ def fit_stage(out: Path, cfg, model, emb, obs, masks, crop: int) -> tuple[dict, 
 
     target = obs.landmarks[:, emb.landmark_indices]
     weight, held_out = landmark_weights(emb, obs.found, cfg.fit)
-    key = _fit_key(cfg, obs, emb)
+    init, init_sha = _encoder_init(out, cfg, model, crop, len(obs.found))
+    key = _fit_key(cfg, obs, emb, init_sha)
     saved = _saved_fit(out / FIT_FILE, key)
     if saved is not None:
         return saved[0], saved[1], held_out
     rig = fit.make_rig(model, emb, cfg.flame.n_shape, cfg.flame.n_expr)
     weight = weight.astype(np.float32)
-    vars_, losses = fit.fit_clip(target, weight, rig, cfg.fit, crop, crop)
+    vars_, losses = fit.fit_clip(target, weight, rig, cfg.fit, crop, crop, init=init)
     if cfg.fit.photo_steps > 0:
         vars_, losses["photometric"] = _photometric(out, cfg, model, masks, rig, target, weight, obs, vars_, crop)
     with atomic_path(out / FIT_FILE) as tmp:
@@ -128,6 +129,18 @@ def fit_stage(out: Path, cfg, model, emb, obs, masks, crop: int) -> tuple[dict, 
             np.savez(fh, key=key, **{f"vars_{k}": v for k, v in vars_.items()},
                      **{f"loss_{k}": v for k, v in losses.items()})
     return vars_, losses, held_out
+
+
+def _encoder_init(out: Path, cfg, model, crop: int, n_frames: int) -> tuple[dict | None, str]:
+    """(the motion encoder's starting vars, its weights' sha256) with cfg.init_encoder set
+    (`track --init encoder RUN`), else (None, "")."""
+    if not cfg.init_encoder:
+        return None, ""
+    from flashtalker_jax.encoder.track_init import encoder_init_vars
+    from flashtalker_jax.flame.loader import find_model_file
+
+    images = [out / "images" / f"{vhap.frame_stem(t)}.png" for t in range(n_frames)]
+    return encoder_init_vars(cfg.init_encoder, images, find_model_file(out / "flame"), model, cfg, crop)
 
 
 def _saved_fit(path: Path, key: str):
