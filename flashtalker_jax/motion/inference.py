@@ -1,11 +1,11 @@
-"""Audio features -> FLAME motion with a saved motion model (either kind), any length,
+"""Audio features -> FLAME motion with a saved motion model (any kind), any length,
 streamed window by window (windows.py).
 
 The diffusion prior samples DiffPoseTalk windows with DDIM and classifier-free guidance
-from a seed. Audio2Param (causal, trained on crops of `task.model.window` frames) runs on
-windows of that crop length: `context` frames of warm-up history (one PPE period, so
-positional codes match the full sequence) + `hop` new frames, neighbouring windows
-cross-faded over the context frames. Every window is then a sequence length the model was
+from a seed. Audio2Param and Talk2Me's Expression Generator (both causal, trained on
+crops of `task.model.window` frames) run on windows of that crop length: `context` frames
+of warm-up history (one PPE period, so positional codes match the full sequence) + `hop`
+new frames, neighbouring windows cross-faded over the context frames. Every window is then a sequence length the model was
 trained on, and time and memory grow linearly with the clip instead of quadratically.
 Head pose is not predicted: `to_flame_params` takes the pose track of the identity's video.
 """
@@ -75,7 +75,9 @@ class Predictor:
             chunks = sample_windows(fn, rows, num_frames, task.n_expr + 3, task.model.window,
                                     task.model.context, jax.random.key(seed))
         else:
-            style = template[None].astype(np.float32)
+            # speak passes no template for a kind it does not know (the Expression
+            # Generator): the run's own style input of this row (templates.npy).
+            style = (loaded.templates[identity_row] if template is None else template)[None].astype(np.float32)
             chunks = causal_windows(lambda audio, mask: self._apply(audio, style, mask), rows, num_frames,
                                     self.hop, self.context, self.overlap)
         for chunk in chunks:

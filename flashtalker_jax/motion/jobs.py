@@ -129,9 +129,9 @@ class HeldOutOpening:
         self.mesh_fn = ev.make_mesh_fn(motion.flame)
         self.lip_ids = tasks.region_ids(loaded.task, "lips")
         self.upper_ids = tasks.region_ids(loaded.task, "upper_face")
-        self.seeds = seeds if loaded.kind == "a2e_prior" else 1   # Audio2Param is deterministic
-        self.targets = [(ident, tasks.identity_template(motion.flame, ident) if loaded.kind == "audio2param"
-                         else None, ev.ground_truth(ident, self.mesh_fn, "val"))
+        self.seeds = seeds if loaded.kind == "a2e_prior" else 1   # the others are deterministic
+        self.targets = [(ident, tasks.style_input(loaded.kind, motion.flame, ident, loaded.motion_norm),
+                         ev.ground_truth(ident, self.mesh_fn, "val"))
                         for ident in motion.identities]
 
     def __call__(self, params, rest) -> float:
@@ -255,7 +255,7 @@ def evaluate(model_run: str, data: str, report: str | None, baseline: str | None
         predictors = {}
         for name, (m, predictor) in models.items():
             row = m.identities.index(ident.name) + 1 if ident.name in m.identities else 0
-            template = tasks.identity_template(flame, ident) if m.kind == "audio2param" else None
+            template = tasks.style_input(m.kind, flame, ident, m.motion_norm)
             predictors[name] = (predictor, row, template)
         results, curves = ev.evaluate_identity(ident, predictors, flame, mesh_fn, lip_ids, upper_ids,
                                                loaded.motion_norm.mean, seed, split)
@@ -275,7 +275,7 @@ def evaluate(model_run: str, data: str, report: str | None, baseline: str | None
         folder = read_vhap_index(identity_folders(data)[0])
         reference = ev.ground_truth_openings(ident, folder.audio_path, mesh_fn, folder.fps)
         m, predictor = models[loaded.kind]
-        template = tasks.identity_template(flame, ident) if m.kind == "audio2param" else None
+        template = tasks.style_input(m.kind, flame, ident, m.motion_norm)
         fn = tasks.feature_extractor(task).features
         for path in audio_files:
             png = out_dir / f"real_{Path(path).stem}.png"

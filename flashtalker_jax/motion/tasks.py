@@ -1,9 +1,10 @@
 """Trainer tasks for the motion models and their saved form.
 
-`make_task(config.task)` builds the GGTalker prior (task.name "a2e_prior") or the
-Audio2Param baseline ("audio2param") on a folder of speaking identities: data (random
-windows of training sentences), model factory, and loss (with the audio encoder's
-parameters frozen under `task.freeze` prefixes during adaptation). A `flashtalker data
+`make_task(config.task)` builds the GGTalker prior (task.name "a2e_prior"), the
+Audio2Param baseline ("audio2param") or Talk2Me's Expression Generator ("talk2me_eg") on
+a folder of speaking identities: data (random windows of training sentences), model
+factory, and loss (with the audio encoder's parameters frozen under `task.freeze`
+prefixes during adaptation). A `flashtalker data
 build-tfds` dataset as task.dataset is read through grain instead (`build_from_records`,
 motion/records.py; the prior only). Normalisation
 statistics (motion and audio) are computed on pretraining data and reused by adaptation
@@ -11,7 +12,8 @@ and inference (`task.norms_from`).
 
 A finished run folder holds: model.npz (parameters by leaf path), model.json (task config,
 identity names, kind, and `sources`: what it was trained from), norms/{motion,audio}.npz
-and, for Audio2Param, templates.npy: `load_motion_model(run)` rebuilds it from these files
+and, for Audio2Param and the Expression Generator, templates.npy (each identity row's
+style input: `style_input`): `load_motion_model(run)` rebuilds it from these files
 alone, so the folder works copied anywhere with the training data gone. Paths in the
 saved task (dataset, flame_dir, wav2vec2_dir, feature_cache) are stored resolved
 (absolute). Sampling needs none of them but wav2vec2_dir (features="wav2vec2": the
@@ -36,6 +38,8 @@ from flashtalker_jax.flame.model import FlameModel
 from flashtalker_jax.motion import diffusion, losses
 from flashtalker_jax.motion.a2e_prior import A2EPrior, PriorDims, PriorLossWeights, prior_loss
 from flashtalker_jax.motion.audio2param import Audio2Param, Audio2ParamDims
+from flashtalker_jax.motion.talk2me_eg import (EGDims, ExpressionGenerator, eye_coefficients, eye_weighted_l1,
+                                               eye_weights)
 from flashtalker_jax.data.vhap import identity_folders
 from flashtalker_jax.motion.dataset import (CropIterator, Identity, Normaliser,
                                             read_identity)
@@ -43,7 +47,7 @@ from flashtalker_jax.train.state import key_path_str
 from flashtalker_jax.train.tasks import Task
 from flashtalker_jax.utils.files import read_npy, read_npz
 
-KINDS = ("a2e_prior", "audio2param")
+KINDS = ("a2e_prior", "audio2param", "talk2me_eg")
 
 
 # ----------------------------------------------------------------------------- data
@@ -154,6 +158,9 @@ def make_model_factory(task: ml_collections.ConfigDict, audio_dim: int, template
     if task.name == "audio2param":
         dims = Audio2ParamDims.from_config(task.model, motion_dim(task), audio_dim, template_dim)
         return lambda rngs: Audio2Param(dims, rngs)
+    if task.name == "talk2me_eg":
+        dims = EGDims.from_config(task.model, motion_dim(task), audio_dim, template_dim)
+        return lambda rngs: ExpressionGenerator(dims, rngs)
     raise ConfigError(f"task.name={task.name!r}: use one of {KINDS}")
 
 
@@ -188,6 +195,48 @@ def identity_templates(flame: FlameModel, identities: list[Identity]) -> np.ndar
     return out
 
 
+def reference_frame(ident: Identity, motion_norm: Normaliser) -> np.ndarray:
+    """The Expression Generator's reference frame: the identity's mean training [expr | jaw],
+    normalised (P,); a mean rather than one frame, so a blink or a vowel in the chosen
+    frame does not become the identity's style."""
+    train = ident.splits["train"] or [s for v in ident.splits.values() for s in v]
+    return motion_norm.normalise(np.concatenate([s.motion for s in train]).mean(0)).astype(np.float32)
+
+
+def reference_frames(identities: list[Identity], motion_norm: Normaliser) -> np.ndarray:
+    """(embedding rows, P) table of reference_frame by row; row 0 (any speaker) stays zero,
+    which is the training data's mean frame in normalised units."""
+    table = np.zeros((max(i.index for i in identities) + 1, motion_norm.mean.shape[-1]), np.float32)
+    for ident in identities:
+        table[ident.index] = reference_frame(ident, motion_norm)
+    return table
+
+
+def style_input(kind: str, flame: FlameModel, ident: Identity, motion_norm: Normaliser) -> np.ndarray | None:
+    """What a model of `kind` takes as the style of `ident` (from the identity's own data):
+    Audio2Param its template mesh, the Expression Generator its reference frame, the
+    diffusion prior nothing (its style is the embedding row)."""
+    if kind == "audio2param":
+        return identity_template(flame, ident)
+    if kind == "talk2me_eg":
+        return reference_frame(ident, motion_norm)
+    return None
+
+
+def derive_eye_ids(task: ml_collections.ConfigDict, flame: FlameModel) -> None:
+    """Fill task.model.eye_ids, when empty, with the expression coefficients that move
+    mostly FLAME_masks 'eye_region' (talk2me_eg.eye_coefficients); written into the task so
+    the saved run carries them (the model is rebuilt from model.json without any FLAME)."""
+    if tuple(task.model.eye_ids):
+        return
+    eye = eye_coefficients(flame.expr_dirs, region_ids(task, "eye_region"),
+                           task.model.eye_min_share)
+    if not eye:
+        raise ConfigError(f"no expression coefficient puts >= {task.model.eye_min_share} of its motion on "
+                          "FLAME_masks 'eye_region': lower task.model.eye_min_share or set task.model.eye_ids")
+    task.model.eye_ids = eye
+
+
 def _loss_fn(task, flame: FlameModel, lip_ids: np.ndarray, motion_norm: Normaliser, templates: np.ndarray | None):
     loss = task.loss
     mean, std = jnp.asarray(motion_norm.mean), jnp.asarray(motion_norm.std)
@@ -218,8 +267,21 @@ def _loss_fn(task, flame: FlameModel, lip_ids: np.ndarray, motion_norm: Normalis
 
         return prior_fn
 
-    jaw_term = mesh_term_on(losses.jaw_driven_vertices(flame))
     table = jnp.asarray(templates)
+    if task.name == "talk2me_eg":
+        weights = jnp.asarray(eye_weights(motion_dim(task), tuple(task.model.eye_ids), loss.eye_weight))
+        eye = jnp.asarray(tuple(task.model.eye_ids))
+
+        def eg_fn(model, batch, key):
+            freeze(model, task.freeze)
+            pred = model(batch["audio"], table[batch["identity"]], batch["frame_mask"])
+            l1 = eye_weighted_l1(pred, batch["motion"], batch["frame_mask"], weights)
+            eye_l1 = losses.masked_mean(jnp.mean(jnp.abs(pred - batch["motion"])[..., eye], -1), batch["frame_mask"])
+            return loss.l1 * l1, {"weighted_l1": l1, "eye_l1": eye_l1}
+
+        return eg_fn
+
+    jaw_term = mesh_term_on(losses.jaw_driven_vertices(flame))
 
     def a2p_fn(model, batch, key):
         freeze(model, task.freeze)
@@ -255,6 +317,9 @@ def build(task: ml_collections.ConfigDict, names_for_index: list[str] | None = N
     audio_dim = identities[0].splits["train"][0].audio.shape[1] if identities[0].splits["train"] else \
         next(s for v in identities[0].splits.values() for s in v).audio.shape[1]
     templates = identity_templates(flame, identities) if task.name == "audio2param" else None
+    if task.name == "talk2me_eg":
+        derive_eye_ids(task, flame)
+        templates = reference_frames(identities, motion_norm)
     template_dim = 0 if templates is None else templates.shape[1]
     context = task.model.context if task.name == "a2e_prior" else 0
     window = task.model.window
