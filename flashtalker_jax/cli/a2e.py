@@ -26,8 +26,9 @@ def register(subparsers) -> None:
     p.add_argument("--data", required=True, help="folder of identity folders (VHAP layout with audio)")
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--config", default="pretrain_a2e",
-                   help="pretrain_a2e (diffusion prior) or audio2param (baseline), with an optional preset: "
-                        "pretrain_a2e.py:tiny, pretrain_a2e.py:cpu")
+                   help="pretrain_a2e (diffusion prior), audio2param (baseline) or talk2me_eg (Talk2Me's "
+                        "Expression Generator), with an optional preset: pretrain_a2e.py:tiny, "
+                        "pretrain_a2e.py:cpu")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
     p.add_argument("--restart", action="store_true", help="start over from step 0 when --out holds "
                    "checkpoints that cannot be read (with --resume) or any checkpoints (without); old steps "
@@ -49,7 +50,7 @@ def register(subparsers) -> None:
     p.set_defaults(func=run_adapt, takes_overrides=True)
 
     p = subparsers.add_parser("eval-a2e", help="held-out lip metrics (LVE, MVE, mouth opening correlation "
-                              "and lag, FDD) with baselines, PNG traces, real-audio check")
+                              "and lag, FDD, blink statistics) with baselines, PNG traces, real-audio check")
     p.add_argument("--a2e", required=True, help="motion run of pretrain-a2e or adapt-a2e")
     p.add_argument("--data", required=True, help="identity folder or folder of identity folders")
     p.add_argument("--report", required=True, help="JSON report path (PNGs go beside it)")
@@ -114,7 +115,7 @@ def run_eval(args: argparse.Namespace, overrides: list[str]) -> int:
                       args.sample_steps, args.guidance, args.split)
     write_report(args.report, report)
     columns = ["method", "lve_max_l2_mm", "mve_mm", "opening_error_mm", "opening_pearson",
-               "opening_peak_lag", "fdd_mm2"]
+               "opening_peak_lag", "fdd_mm2", "eye_opening_pearson", "blinks_per_min"]
     print_table([{"method": k, **v} for k, v in report["summary"].items()], columns)
     for item in report["real_audio"]:
         print(f"{item['file']}: opening speech {item['opening_speech_mean_mm']:.2f} mm, silence "

@@ -8,7 +8,9 @@ and jaw differ), using flashtalker_jax.metrics.lip:
 - MVE (mm), FDD (upper-face dynamics deviation, mm^2, signed);
 - mouth opening (FLAME inner-lip landmark distance, mm): mean absolute error, Pearson
   correlation and the lag of the cross-correlation peak (frames; positive = prediction
-  late), on the test sentences joined in order.
+  late), on the test sentences joined in order;
+- blink statistics from the eye opening (mean eyelid landmark distance, mm): its error,
+  correlation and spread, and blinks per minute of prediction and truth.
 Baselines in the same report: the static mean face (training-mean motion every frame) and
 the ground truth shifted by 2 frames (each sentence starts with its first frame repeated).
 """
@@ -24,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from flashtalker_jax.audio.io import FPS, SAMPLE_RATE, load_audio
-from flashtalker_jax.flame.landmarks import mouth_opening
+from flashtalker_jax.flame.landmarks import N_CONTOUR, mouth_opening
 from flashtalker_jax.flame.lbs import flame_forward
 from flashtalker_jax.flame.model import FlameModel, FlameParams
 from flashtalker_jax.metrics import lip
@@ -35,28 +37,57 @@ MAX_LAG = 6
 CHUNK = 64
 
 
+# Upper/lower eyelid landmark pairs (iBUG-68 37-41, 38-40, 43-47, 44-46) in FLAME's static
+# 51-point layout (index k - N_CONTOUR, flame/landmarks.py).
+EYELID_PAIRS = tuple((a - N_CONTOUR, b - N_CONTOUR) for a, b in ((37, 41), (38, 40), (43, 47), (44, 46)))
+BLINK_FRACTION = 0.5   # a blink frame: eye opening below this fraction of the truth's median
+
+
+def eye_opening(landmarks: jax.Array) -> jax.Array:
+    """(B, L >= 51, 3) -> (B,) mean upper-to-lower eyelid distance (model units)."""
+    gaps = [jnp.linalg.norm(landmarks[..., a, :] - landmarks[..., b, :], axis=-1) for a, b in EYELID_PAIRS]
+    return sum(gaps) / len(gaps)
+
+
+@jax.jit
+def _flame_chunk(model: FlameModel, motion, shape):
+    """Vertices (n, V, 3) m, mouth and eye opening (n,) mm of [expr | jaw] frames, zero pose."""
+    n = motion.shape[0]
+    zeros3 = jnp.zeros((n, 3))
+    params = FlameParams(shape=jnp.broadcast_to(shape, (n, shape.shape[0])), expr=motion[:, :-3],
+                         rotation=zeros3, neck_pose=zeros3, jaw_pose=motion[:, -3:],
+                         eyes_pose=jnp.zeros((n, 6)), translation=zeros3)
+    out = flame_forward(model, params)
+    return (out.vertices, mouth_opening(out.landmarks) * lip.MM_PER_M,
+            eye_opening(out.landmarks) * lip.MM_PER_M)
+
+
+def _flame_frames(flame: FlameModel, motion: np.ndarray, shape: np.ndarray) -> list[np.ndarray]:
+    """_flame_chunk over CHUNK-frame pieces (one compiled shape for any length), joined."""
+    t = motion.shape[0]
+    padded = np.zeros((-(-t // CHUNK) * CHUNK, motion.shape[1]), np.float32)
+    padded[:t] = motion
+    parts = [_flame_chunk(flame, jnp.asarray(padded[i:i + CHUNK]), jnp.asarray(shape[:flame.n_shape]))
+             for i in range(0, padded.shape[0], CHUNK)]
+    return [np.concatenate([np.asarray(p[k]) for p in parts])[:t] for k in range(3)]
+
+
 def make_mesh_fn(flame: FlameModel):
     """motion (T, P), shape (S,) -> vertices (T, V, 3) m, mouth opening (T,) mm."""
-    @jax.jit
-    def chunk(model, motion, shape):
-        n = motion.shape[0]
-        zeros3 = jnp.zeros((n, 3))
-        params = FlameParams(shape=jnp.broadcast_to(shape, (n, shape.shape[0])), expr=motion[:, :-3],
-                             rotation=zeros3, neck_pose=zeros3, jaw_pose=motion[:, -3:],
-                             eyes_pose=jnp.zeros((n, 6)), translation=zeros3)
-        out = flame_forward(model, params)
-        return out.vertices, mouth_opening(out.landmarks) * lip.MM_PER_M
+    return lambda motion, shape: tuple(_flame_frames(flame, motion, shape)[:2])
 
-    def run(motion, shape):
-        t = motion.shape[0]
-        padded = np.zeros((-(-t // CHUNK) * CHUNK, motion.shape[1]), np.float32)
-        padded[:t] = motion
-        parts = [chunk(flame, jnp.asarray(padded[i:i + CHUNK]), jnp.asarray(shape[:flame.n_shape]))
-                 for i in range(0, padded.shape[0], CHUNK)]
-        return (np.concatenate([np.asarray(p[0]) for p in parts])[:t],
-                np.concatenate([np.asarray(p[1]) for p in parts])[:t])
 
-    return run
+def blink_stats(pred_eye: np.ndarray, gt_eye: np.ndarray, fps: float = FPS) -> dict:
+    """Eye opening (mm) of a prediction against the truth: mean absolute error, Pearson r
+    (None when either is constant), standard deviation, and blinks per minute (runs of
+    frames below BLINK_FRACTION of the truth's median opening) of both."""
+    closed_below = BLINK_FRACTION * float(np.median(gt_eye))
+    rate = lambda eye: float(np.sum(np.diff((eye < closed_below).astype(int), prepend=0) == 1)) * 60 * fps / len(eye)
+    varies = float(np.std(pred_eye)) > 1e-4 and float(np.std(gt_eye)) > 1e-4
+    return {"eye_opening_error_mm": float(np.mean(np.abs(pred_eye - gt_eye))),
+            "eye_opening_pearson": float(np.corrcoef(pred_eye, gt_eye)[0, 1]) if varies else None,
+            "eye_opening_std_mm": float(np.std(pred_eye)), "blinks_per_min": rate(pred_eye),
+            "gt_blinks_per_min": rate(gt_eye)}
 
 
 def _finite(x) -> float | None:
@@ -120,9 +151,11 @@ def evaluate_identity(ident: Identity, predictors: dict, flame: FlameModel, mesh
         preds[name] = predict_sentences(predictor, row, template, sentences, seed)
         seconds[name] = time.perf_counter() - start
     results, curves = {}, {"ground_truth": truth.opening}
+    gt_eye = _flame_frames(flame, gt, ident.shape)[2]
     for name, motion in preds.items():
-        v, opening = mesh_fn(motion, ident.shape)
+        v, opening, eye = _flame_frames(flame, motion, ident.shape)
         results[name] = compare(v, truth.vertices, opening, truth.opening, truth.neutral, lip_ids, upper_ids)
+        results[name].update(blink_stats(eye, gt_eye))
         if name in seconds:
             results[name]["predict_seconds"] = seconds[name]
             results[name]["frames"] = int(gt.shape[0])
