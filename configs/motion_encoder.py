@@ -26,6 +26,15 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     t.train_splits = ("train",)     # frames trained on; test/val stay held out for eval
     t.eval_splits = ("test", "val")
 
+    # One random similarity + colour change per window (targets moved to match): the crops
+    # of a new video are framed and lit differently from the few tracked clips trained on.
+    t.augment = ml_collections.ConfigDict()
+    t.augment.enabled = True
+    t.augment.log_zoom = 0.1        # zoom in exp([-0.1, 0.1]) about the crop centre
+    t.augment.shift = 0.05          # shift up to 5 % of the width each way
+    t.augment.log_gain = 0.15       # per-channel gain in exp([-0.15, 0.15])
+    t.augment.offset = 0.05         # brightness offset up to 5 % of full scale
+
     t.model = ml_collections.ConfigDict()
     t.model.widths = (32, 64, 128, 256)  # stride-2 conv channels (last map flattened)
     t.model.feature = 256           # x_D, the global driving feature

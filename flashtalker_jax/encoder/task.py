@@ -148,10 +148,17 @@ def load_clips(task_cfg, splits: tuple[str, ...]) -> tuple[FlameModel, Path, lis
     return flame, flame_file, [load_clip(f, flame, task_cfg, splits) for f in folders]
 
 
-def code_stats(clips: list[Clip]) -> dict[str, np.ndarray]:
+def code_stats(clips: list[Clip], augment=None) -> dict[str, np.ndarray]:
+    """Mean / std of the targets the model is trained on: with `augment` (task.augment) the
+    camera code's position and log-scale spread also by the random shift and zoom (uniform
+    ranges: variance a^2 / 3), or augmented targets would sit many stds out."""
     motion = np.concatenate([c.motion for c in clips])
     shape = np.stack([c.shape for c in clips])
-    return {"motion_mean": motion.mean(0), "motion_std": np.maximum(motion.std(0), STD_FLOOR),
+    var = motion.var(0)
+    if augment is not None:
+        var[-3:-1] += augment.shift ** 2 / 3.0
+        var[-1] += augment.log_zoom ** 2 / 3.0
+    return {"motion_mean": motion.mean(0), "motion_std": np.maximum(np.sqrt(var), STD_FLOOR),
             "shape_mean": shape.mean(0), "shape_std": np.maximum(shape.std(0), STD_FLOOR)}
 
 
@@ -162,23 +169,74 @@ def make_encoder(task_cfg, stats: dict[str, np.ndarray], rngs) -> MotionEncoder:
                          temporal_kernel=m.temporal_kernel, stats=stats, rngs=rngs)
 
 
+@dataclasses.dataclass(frozen=True)
+class Augment:
+    """Zoom about the crop centre, shift (fraction of the width), per-channel gain, offset."""
+    zoom: float = 1.0
+    shift: tuple[float, float] = (0.0, 0.0)
+    gain: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    offset: float = 0.0
+
+
+def draw_augment(rng: np.random.Generator, cfg) -> Augment:
+    if cfg is None:
+        return Augment()
+    return Augment(zoom=float(np.exp(rng.uniform(-cfg.log_zoom, cfg.log_zoom))),
+                   shift=tuple(float(x) for x in rng.uniform(-cfg.shift, cfg.shift, 2)),
+                   gain=tuple(float(x) for x in np.exp(rng.uniform(-cfg.log_gain, cfg.log_gain, 3))),
+                   offset=float(rng.uniform(-cfg.offset, cfg.offset)))
+
+
+def augment_images(images: np.ndarray, aug: Augment) -> np.ndarray:
+    """(T, R, R, 3) uint8 -> the same frames zoomed, shifted (edge pixels repeated) and
+    colour-changed: pixel p of the result shows the input at (p - c - shift R) / zoom + c."""
+    from PIL import Image
+
+    if aug == Augment():
+        return images
+    r = images.shape[1]
+    c = r / 2.0
+    dx, dy = aug.shift[0] * r, aug.shift[1] * r
+    coeffs = (1 / aug.zoom, 0.0, c - (c + dx) / aug.zoom, 0.0, 1 / aug.zoom, c - (c + dy) / aug.zoom)
+    out = []
+    for frame in images:
+        padded = np.pad(frame, ((r, r), (r, r), (0, 0)), mode="edge")   # no black borders
+        moved = Image.fromarray(padded).transform((r, r), Image.Transform.AFFINE,
+                                                  (coeffs[0], 0.0, coeffs[2] + r, 0.0, coeffs[4], coeffs[5] + r),
+                                                  resample=Image.Resampling.BILINEAR)
+        out.append(np.asarray(moved, np.float32) * np.asarray(aug.gain, np.float32) + 255.0 * aug.offset)
+    return np.clip(np.round(np.stack(out)), 0, 255).astype(np.uint8)
+
+
+def augment_motion(motion: np.ndarray, aug: Augment) -> np.ndarray:
+    """Camera-code targets (the last CODE_SIZE columns: rotation, position, log-scale) of
+    frames seen through augment_images: position' = zoom position + shift, scale x zoom."""
+    out = motion.copy()
+    out[:, -3:-1] = aug.zoom * motion[:, -3:-1] + np.asarray(aug.shift, np.float32)
+    out[:, -1] = motion[:, -1] + np.log(aug.zoom)
+    return out
+
+
 class WindowIterator:
     """Endless batches of B windows of T consecutive frames (one identity each) and a source
     frame of the same identity. Row r of global step t comes from default_rng((seed, t))
     alone: resumable from the step, the same global batch on any process count.
     Keys: frames (b, T, R, R, 3) uint8, source (b, R, R, 3) uint8, motion (b, T, C),
-    viewmat (b, T, 4, 4), K (b, T, 3, 3), shape (b, S)."""
+    viewmat (b, T, 4, 4), K (b, T, 3, 3), shape (b, S). `augment` (task.augment): each
+    window gets one random zoom, shift and colour change, its camera-code targets moved
+    to match (augment_motion); None = the frames as they are."""
 
     global_state = True
 
     def __init__(self, clips: list[Clip], window: int, global_batch_size: int, seed: int,
-                 process_index: int = 0, process_count: int = 1):
+                 process_index: int = 0, process_count: int = 1, augment=None):
         if global_batch_size % process_count:
             raise ConfigError(f"global batch {global_batch_size} must divide over {process_count} processes")
         short = [c.name for c in clips if len(c.images) < max(window, 2)]
         if short:
             raise InputFileError(Path(short[0]), f"fewer frames than the window ({window}) or a source pair")
         self._clips, self._window, self._batch, self._seed = clips, int(window), global_batch_size, int(seed)
+        self._augment = augment
         self._local = global_batch_size // process_count
         self._offset = process_index * self._local
         self._step = 0
@@ -186,25 +244,27 @@ class WindowIterator:
     def __iter__(self):
         return self
 
-    def rows(self, step: int) -> list[tuple[int, int, int]]:
-        """(clip, window start, source frame) of each global row of a step."""
+    def rows(self, step: int) -> list[tuple[int, int, int, Augment, Augment]]:
+        """(clip, window start, source frame, window's and source's augmentation) of each
+        global row of a step."""
         rng = np.random.default_rng((self._seed, step))
         out = []
         for _ in range(self._batch):
             c = int(rng.integers(len(self._clips)))
             n = len(self._clips[c].images)
-            out.append((c, int(rng.integers(n - self._window + 1)), int(rng.integers(n))))
+            out.append((c, int(rng.integers(n - self._window + 1)), int(rng.integers(n)),
+                        draw_augment(rng, self._augment), draw_augment(rng, self._augment)))
         return out
 
     def __next__(self) -> dict[str, np.ndarray]:
         rows = self.rows(self._step)[self._offset:self._offset + self._local]
         self._step += 1
         parts = {k: [] for k in ("frames", "source", "motion", "viewmat", "K", "shape")}
-        for c, start, source in rows:
+        for c, start, source, aug, source_aug in rows:
             clip, span = self._clips[c], slice(start, start + self._window)
-            parts["frames"].append(clip.images[span])
-            parts["source"].append(clip.images[source])
-            parts["motion"].append(clip.motion[span])
+            parts["frames"].append(augment_images(clip.images[span], aug))
+            parts["source"].append(augment_images(clip.images[source][None], source_aug)[0])
+            parts["motion"].append(augment_motion(clip.motion[span], aug))
             parts["viewmat"].append(clip.viewmat[span])
             parts["K"].append(clip.K[span])
             parts["shape"].append(clip.shape)
@@ -264,11 +324,12 @@ def make_loss_fn(task_cfg, flame: FlameModel):
 
 def make_task(task_cfg: ml_collections.ConfigDict) -> Task:
     flame, _, clips = load_clips(task_cfg, tuple(task_cfg.train_splits))
-    stats = code_stats(clips)
+    augment = task_cfg.augment if task_cfg.augment.enabled else None
+    stats = code_stats(clips, augment)
 
     def make_data(process_index: int, process_count: int):
         return WindowIterator(clips, task_cfg.window, task_cfg.batch_size, task_cfg.data_seed,
-                              process_index, process_count)
+                              process_index, process_count, augment)
 
     return Task(make_model=lambda rngs: make_encoder(task_cfg, stats, rngs),
                 loss_fn=make_loss_fn(task_cfg, flame), make_data=make_data)

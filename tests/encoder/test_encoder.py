@@ -95,3 +95,23 @@ def test_windows_depend_on_the_step_alone(encoder_dataset):
     np.testing.assert_array_equal(a["frames"], np.concatenate([x["frames"] for x in b]))
     np.testing.assert_array_equal(a["motion"], np.concatenate([x["motion"] for x in b]))
     assert a["frames"].shape[:2] == (4, 3)
+
+
+def test_augmented_frames_and_targets_move_together():
+    """A bright dot's centroid after augment_images lands where augment_motion moves the
+    position code (position = pixel / width - 0.5), and the scale code grows by the zoom."""
+    from flashtalker_jax.encoder.task import Augment, augment_images, augment_motion
+
+    r = 64
+    image = np.zeros((1, r, r, 3), np.uint8)
+    image[0, 20:24, 40:44] = 255                       # dot centred at pixel (42, 22)
+    aug = Augment(zoom=1.1, shift=(0.03, -0.04))
+    moved = augment_images(image, aug)[0, ..., 0].astype(np.float64)
+    ys, xs = np.mgrid[:r, :r] + 0.5
+    centroid = np.array([(xs * moved).sum(), (ys * moved).sum()]) / moved.sum()
+    motion = np.zeros((1, 8), np.float32)
+    motion[0, -3:-1] = np.array([42.0, 22.0]) / r - 0.5
+    out = augment_motion(motion, aug)
+    np.testing.assert_allclose((out[0, -3:-1] + 0.5) * r, centroid, atol=0.1)   # bilinear resampling
+    np.testing.assert_allclose(out[0, -1], np.log(1.1), rtol=1e-6)
+    np.testing.assert_array_equal(augment_images(image, Augment()), image)
