@@ -49,6 +49,9 @@ def register(subparsers) -> None:
     re.add_argument("--work", help="folder for the driving crops (default: OUT without .mp4 + _driving)")
     re.add_argument("--batch", type=positive_int, default=8, help="frames rendered per step")
     re.add_argument("--no-temporal", action="store_true", help="skip the encoder's temporal head")
+    re.add_argument("--absolute", action="store_true",
+                    help="copy expression and jaw as read (default: relative to the driving clip's median, "
+                         "added to the avatar's own rest face)")
     re.add_argument("--still", help="PNG: driving crops above the reenacted frames, 6 spread over the clip")
     re.add_argument("--report", help="JSON report path")
     re.set_defaults(func=run_reenact)
@@ -90,7 +93,8 @@ def run_reenact(args: argparse.Namespace, overrides: list[str]) -> int:
     from flashtalker_jax.utils.report import print_table, write_report
 
     report = reenact(args.avatar, args.encoder, args.driving, args.out, work=args.work, batch=args.batch,
-                     temporal=not args.no_temporal, still=args.still)
+                     temporal=not args.no_temporal,
+                     relative=not args.absolute, still=args.still)
     write_report(args.report, {"command": "reenact", **report})
     print_table([{k: v for k, v in report.items() if not isinstance(v, (dict, list))}])
     return 0

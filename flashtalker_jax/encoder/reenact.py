@@ -4,7 +4,10 @@ driving video --track's import stage (MediaPipe face box, one crop for the clip,
 audio when it has any)--> crops --encoder (encoder/predict.py)--> expression, neck, jaw,
 eyes and the head-to-camera code per frame --through the AVATAR's camera (the head lands
 at the same crop position and apparent size as in the driving crop)--> the avatar's
-render --> mp4 of the driving clip's length, its audio muxed. The head is drawn on the
+render --> mp4 of the driving clip's length, its audio muxed. Expression and jaw are
+transferred RELATIVELY by default: the driving clip's codes minus their median over the
+clip, plus the median of the avatar's own track (its rest face), so one person's resting
+mouth or brow does not become the other's expression; `relative=False` copies them as read. The head is drawn on the
 avatar's background (a real-footage avatar's own frame is not composited: its body loop
 replays a pose that the driving video does not share).
 """
@@ -35,8 +38,20 @@ def crops_of(driving: Path, work: Path) -> tuple[list[Path], float, Path | None]
     return images, float(report["fps"]), audio if has_audio else None
 
 
+def relative_motion(motion: dict[str, np.ndarray], avatar_track: dict) -> dict[str, np.ndarray]:
+    """expr and jaw_pose as offsets from the driving clip's median, added to the avatar's."""
+    out = dict(motion)
+    for key in ("expr", "jaw_pose"):
+        own = np.asarray(avatar_track[key], np.float32)
+        width = min(own.shape[1], motion[key].shape[1])
+        rest = np.zeros(motion[key].shape[1], np.float32)
+        rest[:width] = np.median(own[:, :width], 0)
+        out[key] = motion[key] - np.median(motion[key], 0) + rest
+    return out
+
+
 def reenact(avatar_dir, encoder_dir, driving, out, *, work=None, batch: int = 8, temporal: bool = True,
-            still=None, still_frames: int = 6) -> dict:
+            relative: bool = True, still=None, still_frames: int = 6) -> dict:
     """Write `out` (module docstring); returns counts, sources and timings. `still`: a PNG
     grid of `still_frames` evenly spread frames (driving crop above, the avatar below)."""
     from PIL import Image
@@ -64,6 +79,8 @@ def reenact(avatar_dir, encoder_dir, driving, out, *, work=None, batch: int = 8,
                                       "rows", "drive it with a video that has sound")
     crops = resize_crops([np.asarray(Image.open(p).convert("RGB")) for p in images], folder.encoder.resolution)
     motion, _ = encode_clip(folder.encoder, crops, temporal=temporal)
+    if relative:
+        motion = relative_motion(motion, avatar.track)
     viewmat, K = view_at(avatar.view, avatar.size)
     params = to_flame_params(avatar.flame, motion, None, viewmat, K, avatar.size)
     track = {k: np.asarray(getattr(params, k), np.float32)
@@ -92,5 +109,5 @@ def reenact(avatar_dir, encoder_dir, driving, out, *, work=None, batch: int = 8,
     return {"out": str(out), "frames": n, "fps": fps, "size": avatar.size, "audio": audio is not None,
             "driving": str(driving), "avatar": str(resolve_avatar_dir(avatar_dir)), "encoder": str(folder.path),
             "temporal": bool(temporal and folder.encoder.temporal is not None), "seconds": seconds,
-            "still": str(still) if still else None,
+            "still": str(still) if still else None, "expression": "relative" if relative else "absolute",
             "frames_per_s": n / max(sum(seconds.values()), 1e-9)}

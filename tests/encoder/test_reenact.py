@@ -28,3 +28,19 @@ def test_reenact_writes_the_driving_clips_length(encoder_run, tmp_path, shared_d
     assert abs(len(audio) / rate - 5.0) < 0.1
     still = np.asarray(Image.open(tmp_path / "still.png"))
     assert still.shape == (2 * tiny.SIZE, 6 * tiny.SIZE, 3)
+
+
+def test_relative_expression_moves_around_the_avatars_rest_face():
+    from flashtalker_jax.encoder.reenact import relative_motion
+
+    rng = np.random.default_rng(0)
+    motion = {"expr": rng.normal(size=(9, 5)).astype(np.float32), "jaw_pose": rng.normal(size=(9, 3)).astype(np.float32),
+              "eyes_pose": np.zeros((9, 6), np.float32)}
+    avatar_track = {"expr": rng.normal(size=(4, 3)).astype(np.float32), "jaw_pose": rng.normal(size=(4, 3)).astype(np.float32)}
+    out = relative_motion(motion, avatar_track)
+    rest = np.concatenate([np.median(avatar_track["expr"], 0), np.zeros(2)])   # the avatar has 3 components
+    np.testing.assert_allclose(np.median(out["expr"], 0), rest, atol=1e-6)
+    np.testing.assert_allclose(out["expr"] - motion["expr"], np.broadcast_to(rest - np.median(motion["expr"], 0), (9, 5)),
+                               atol=1e-6)
+    np.testing.assert_allclose(np.median(out["jaw_pose"], 0), np.median(avatar_track["jaw_pose"], 0), atol=1e-6)
+    assert out["eyes_pose"] is motion["eyes_pose"]
