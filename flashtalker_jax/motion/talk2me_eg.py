@@ -34,8 +34,8 @@ Loss (Eq. 11): L1 between predicted and true normalised motion, eye coefficients
 Everything is causal (frame t uses frames <= t: causal attention with FaceFormer's ALiBi
 bias, causal audio context, causal emotion mean and smoothing), so the Audio2Param windows
 of motion/inference.py (warm-up context of one PPE period, cross-fade) serve it unchanged;
-emotion_frames and smooth_taps are at most that context, so a window's first new frame
-has its full history.
+with emotion_frames and smooth_taps at most that context (as the configs set them), a
+window's first new frame has its full history.
 """
 from __future__ import annotations
 
@@ -129,8 +129,6 @@ def outer(x: Float[Array, "... R"], y: Float[Array, "... R"]) -> Float[Array, ".
 class ExpressionGenerator(nnx.Module):
     def __init__(self, dims: EGDims, rngs: nnx.Rngs):
         d, r, p = dims.d_model, dims.fusion_rank, dims.motion_dim
-        if not dims.eye_ids or max(dims.eye_ids) >= p - 3:
-            raise ValueError(f"eye_ids {dims.eye_ids} must name expression coefficients (< {p - 3})")
         self.dims = dims
         frame_width = dims.audio_context * dims.steps_per_frame * dims.audio_dim
         self.audio_encoder = mlp((frame_width, d, d), rngs)

@@ -223,18 +223,19 @@ def style_input(kind: str, flame: FlameModel, ident: Identity, motion_norm: Norm
     return None
 
 
-def derive_eye_ids(task: ml_collections.ConfigDict, flame: FlameModel) -> None:
+def resolve_eye_ids(task: ml_collections.ConfigDict, flame: FlameModel) -> None:
     """Fill task.model.eye_ids, when empty, with the expression coefficients that move
     mostly FLAME_masks 'eye_region' (talk2me_eg.eye_coefficients); written into the task so
-    the saved run carries them (the model is rebuilt from model.json without any FLAME)."""
-    if tuple(task.model.eye_ids):
-        return
-    eye = eye_coefficients(flame.expr_dirs, region_ids(task, "eye_region"),
-                           task.model.eye_min_share)
+    the saved run carries them (the model is rebuilt from model.json without any FLAME).
+    Given ones must be expression coefficients (not the jaw)."""
+    eye = tuple(task.model.eye_ids) or eye_coefficients(flame.expr_dirs, region_ids(task, "eye_region"),
+                                                        task.model.eye_min_share)
     if not eye:
         raise ConfigError(f"no expression coefficient puts >= {task.model.eye_min_share} of its motion on "
                           "FLAME_masks 'eye_region': lower task.model.eye_min_share or set task.model.eye_ids")
-    task.model.eye_ids = eye
+    if min(eye) < 0 or max(eye) >= task.n_expr:
+        raise ConfigError(f"task.model.eye_ids={eye}: name expression coefficients 0..{task.n_expr - 1}")
+    task.model.eye_ids = tuple(int(i) for i in eye)
 
 
 def _loss_fn(task, flame: FlameModel, lip_ids: np.ndarray, motion_norm: Normaliser, templates: np.ndarray | None):
@@ -318,7 +319,7 @@ def build(task: ml_collections.ConfigDict, names_for_index: list[str] | None = N
         next(s for v in identities[0].splits.values() for s in v).audio.shape[1]
     templates = identity_templates(flame, identities) if task.name == "audio2param" else None
     if task.name == "talk2me_eg":
-        derive_eye_ids(task, flame)
+        resolve_eye_ids(task, flame)
         templates = reference_frames(identities, motion_norm)
     template_dim = 0 if templates is None else templates.shape[1]
     context = task.model.context if task.name == "a2e_prior" else 0

@@ -13,6 +13,7 @@ from flax import nnx
 from flashtalker_jax.cli.main import main
 from flashtalker_jax.config import load_config
 from flashtalker_jax.data.vhap import read_vhap_index
+from flashtalker_jax.errors import ConfigError
 from flashtalker_jax.motion import tasks
 from flashtalker_jax.motion.layers import jit_apply, jit_init
 from flashtalker_jax.motion.talk2me_eg import (EGDims, ExpressionGenerator, eye_coefficients,
@@ -157,3 +158,13 @@ def test_trained_run_drives_speak_and_eval_a2e(runs):
     print(eg, static)
     assert eg["lve_max_l2_mm"] < static["lve_max_l2_mm"] and eg["opening_pearson"] > 0.3
     assert eg["eye_opening_error_mm"] >= 0 and eg["blinks_per_min"] >= 0
+
+
+def test_given_eye_ids_must_be_expression_coefficients():
+    task = load_config("talk2me_eg.py:tiny").task
+    task.model.eye_ids = (2, 8)   # 8 = the first jaw channel with n_expr 8
+    with pytest.raises(ConfigError, match="eye_ids"):
+        tasks.resolve_eye_ids(task, flame=None)
+    task.model.eye_ids = (2, 5)
+    tasks.resolve_eye_ids(task, flame=None)
+    assert task.model.eye_ids == (2, 5)
