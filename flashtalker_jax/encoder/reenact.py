@@ -7,9 +7,10 @@ at the same crop position and apparent size as in the driving crop)--> the avata
 render --> mp4 of the driving clip's length, its audio muxed. Expression and jaw are
 transferred RELATIVELY by default: the driving clip's codes minus their median over the
 clip, plus the median of the avatar's own track (its rest face), so one person's resting
-mouth or brow does not become the other's expression; `relative=False` copies them as read. The head is drawn on the
-avatar's background (a real-footage avatar's own frame is not composited: its body loop
-replays a pose that the driving video does not share).
+mouth or brow does not become the other's expression; `relative=False` copies them as read.
+The report gives the driven head's landmark jitter (projected FLAME landmarks, px/frame^2).
+The head is drawn on the avatar's background (a real-footage avatar's own frame is not
+composited: its body loop replays a pose that the driving video does not share).
 """
 from __future__ import annotations
 
@@ -58,6 +59,7 @@ def reenact(avatar_dir, encoder_dir, driving, out, *, work=None, batch: int = 8,
 
     from flashtalker_jax.avatar.export import resolve_avatar_dir, view_at
     from flashtalker_jax.encoder.folder import read_encoder
+    from flashtalker_jax.encoder.evaluate import jitter, landmarks_2d
     from flashtalker_jax.encoder.predict import encode_clip, resize_crops, to_flame_params
     from flashtalker_jax.eval.plots import pick_frames, save_frame_grid
     from flashtalker_jax.flame.loader import find_model_file
@@ -83,6 +85,8 @@ def reenact(avatar_dir, encoder_dir, driving, out, *, work=None, batch: int = 8,
         motion = relative_motion(motion, avatar.track)
     viewmat, K = view_at(avatar.view, avatar.size)
     params = to_flame_params(avatar.flame, motion, None, viewmat, K, avatar.size)
+    landmarks = landmarks_2d(avatar.flame, params, np.broadcast_to(viewmat, (len(images), 4, 4)),
+                             np.broadcast_to(K, (len(images), 3, 3)))
     track = {k: np.asarray(getattr(params, k), np.float32)
              for k in ("expr", "rotation", "neck_pose", "jaw_pose", "eyes_pose", "translation")}
     if avatar.audio_dim:
@@ -110,4 +114,6 @@ def reenact(avatar_dir, encoder_dir, driving, out, *, work=None, batch: int = 8,
             "driving": str(driving), "avatar": str(resolve_avatar_dir(avatar_dir)), "encoder": str(folder.path),
             "temporal": bool(temporal and folder.encoder.temporal is not None), "seconds": seconds,
             "still": str(still) if still else None, "expression": "relative" if relative else "absolute",
+            # the driven head's 68 FLAME landmarks in the output's pixels: px / frame^2
+            "landmark_jitter_px": jitter(landmarks),
             "frames_per_s": n / max(sum(seconds.values()), 1e-9)}

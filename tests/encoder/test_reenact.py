@@ -23,6 +23,7 @@ def test_reenact_writes_the_driving_clips_length(encoder_run, tmp_path, shared_d
     report = reenact(avatar, run, shared_data / "video" / "may_5s.mp4", out, batch=25,
                      still=tmp_path / "still.png")
     assert report["frames"] == 125 and report["audio"] and report["temporal"]
+    assert np.isfinite(report["landmark_jitter_px"]) and report["landmark_jitter_px"] >= 0
     assert count_frames(out) == 125
     audio, rate = decode_audio(out)
     assert abs(len(audio) / rate - 5.0) < 0.1
