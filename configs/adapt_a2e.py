@@ -18,7 +18,8 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     c.task = ml_collections.ConfigDict(dict(batch_size=16, min_frames=25, data_seed=1))
     # Audio encoder parameters (by leaf-path prefix) that stay fixed, per model kind.
     c.task.freeze = ml_collections.ConfigDict(dict(
-        a2e_prior=("encoder/proj", "encoder/layers"), audio2param=("audio_proj", "audio_layers")))
+        a2e_prior=("encoder/proj", "encoder/layers"), audio2param=("audio_proj", "audio_layers"),
+        talk2me_eg=("audio_encoder",)))
     c.early_stop = ml_collections.ConfigDict(dict(
         # opening_pearson: eval-a2e's mouth-opening correlation on the val sentences, sampled
         # as at inference (what the targets are stated in); loss: the training loss on fixed
