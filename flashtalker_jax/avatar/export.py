@@ -76,6 +76,24 @@ def flat_state(module: nnx.Module) -> dict[str, np.ndarray]:
     return {key_path_str(p): np.asarray(v) for p, v in jax.tree_util.tree_flatten_with_path(state)[0]}
 
 
+def load_flat_state(module: nnx.Module, state: dict[str, np.ndarray], file: Path, fix: str) -> nnx.Module:
+    """Write a saved flat_state dict into `module` (returned): ModelFileError naming `file`
+    when the saved variables' names or shapes are not exactly the module's."""
+    from flashtalker_jax.train.state import key_path_str
+
+    expected = flat_state(module)
+    if set(expected) != set(state):
+        raise ModelFileError(file, f"variables do not match this model ({len(set(expected) ^ set(state))} differ)",
+                             fix)
+    for key, value in expected.items():
+        if state[key].shape != value.shape:
+            raise ModelFileError(file, f"{key} has shape {state[key].shape}, expected {value.shape}", fix)
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(nnx.state(module))
+    nnx.update(module, jax.tree_util.tree_unflatten(treedef, [jnp.asarray(state[key_path_str(p)])
+                                                              for p, _ in leaves]))
+    return module
+
+
 # ------------------------------------------------------------------ replay camera and track
 
 def replay_view(seq, camera: int = 0) -> dict[str, np.ndarray]:
@@ -191,16 +209,8 @@ def check_flame(avatar_dir: Path, meta: dict) -> None:
 def restore_state(module: nnx.Module, folder: AvatarFolder, skip: tuple[str, ...] = ()) -> None:
     """Write the folder's saved variables into `module`, whose variables must be exactly the
     saved ones outside the top-level attributes `skip` (ModelFileError naming state.npz)."""
-    from flashtalker_jax.train.state import key_path_str
-
     stored = {k: v for k, v in folder.state.items() if k.split("/")[0] not in skip}
-    expected = flat_state(module)
-    if set(stored) != set(expected):
-        raise ModelFileError(folder.path / "state.npz", "variables do not match the config "
-                             f"({len(set(stored) ^ set(expected))} differ)")
-    leaves, treedef = jax.tree_util.tree_flatten_with_path(nnx.state(module))
-    new = [jnp.asarray(stored[key_path_str(p)]) for p, _ in leaves]
-    nnx.update(module, jax.tree_util.tree_unflatten(treedef, new))
+    load_flat_state(module, stored, folder.path / "state.npz", REEXPORT)
 
 
 def read_meta(avatar_dir) -> dict:

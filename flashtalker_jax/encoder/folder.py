@@ -14,8 +14,6 @@ import dataclasses
 import json
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from flax import nnx
@@ -87,9 +85,8 @@ def read_encoder(encoder_dir, flame_file: Path | None = None) -> EncoderFolder:
 
 
 def _restore(task_cfg, state: dict[str, np.ndarray], file: Path) -> MotionEncoder:
-    from flashtalker_jax.avatar.export import flat_state
+    from flashtalker_jax.avatar.export import load_flat_state
     from flashtalker_jax.encoder.task import make_encoder
-    from flashtalker_jax.train.state import key_path_str
 
     channels = sum(motion_widths(int(task_cfg.n_expr)).values())
     blank = {"motion_mean": np.zeros(channels), "motion_std": np.ones(channels),
@@ -99,14 +96,4 @@ def _restore(task_cfg, state: dict[str, np.ndarray], file: Path) -> MotionEncode
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(file.parent / "config.json", f"written by an incompatible version "
                              f"({type(exc).__name__}: {exc})", REWRITE) from exc
-    expected = flat_state(encoder)
-    if set(expected) != set(state):
-        raise ModelFileError(file, f"variables do not match this encoder ({len(set(expected) ^ set(state))} differ)",
-                             REWRITE)
-    for key, value in expected.items():
-        if state[key].shape != value.shape:
-            raise ModelFileError(file, f"{key} has shape {state[key].shape}, expected {value.shape}", REWRITE)
-    leaves, treedef = jax.tree_util.tree_flatten_with_path(nnx.state(encoder))
-    nnx.update(encoder, jax.tree_util.tree_unflatten(treedef, [jnp.asarray(state[key_path_str(p)])
-                                                               for p, _ in leaves]))
-    return encoder
+    return load_flat_state(encoder, state, file, REWRITE)
