@@ -5,6 +5,7 @@ pass (flashtalker_jax/encoder/). Trained on tracked real clips and procedural id
 Defaults are the GPU-sized run (128 px crops, batch 64). Presets:
   cpu       64 px crops, batch 16: the measured CPU runs
   temporal  the cpu sizes with windows of 8 frames and the temporal head (kernel 5)
+  temporal_finetune  that head trained on a per-frame encoder (--config.task.init_encoder=RUN)
   quick     tiny sizes and a handful of steps: tests and smoke runs
 """
 import ml_collections
@@ -25,6 +26,8 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     t.data_seed = 0
     t.train_splits = ("train",)     # frames trained on; test/val stay held out for eval
     t.eval_splits = ("test", "val")
+    t.init_encoder = ""             # a trained encoder (RUN/encoder) to start from: its weights and
+                                    # normalisation; new layers (a temporal head) start as built
 
     # One random similarity + colour change per window (targets moved to match), for crops
     # framed and lit unlike the clips trained on. Off: on 3 real people + 6 procedural ones
@@ -53,7 +56,8 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     config.optim = common.optim("adam", 1e-3, warmup_steps=200, clip_norm=1.0)
     config.train = common.train(20000, log_every=100, checkpoint_every=1000)
     config.mesh = common.mesh()
-    return common.with_preset(config, preset, {"cpu": _cpu, "temporal": _temporal, "quick": _quick})
+    return common.with_preset(config, preset, {"cpu": _cpu, "temporal": _temporal,
+                                                     "temporal_finetune": _temporal_finetune, "quick": _quick})
 
 
 def _cpu(config: ml_collections.ConfigDict) -> None:
@@ -72,6 +76,15 @@ def _temporal(config: ml_collections.ConfigDict) -> None:
     config.task.window = 8
     config.task.batch_size = 4
     config.task.model.temporal_kernel = 5
+
+
+def _temporal_finetune(config: ml_collections.ConfigDict) -> None:
+    """The temporal head trained on top of a per-frame encoder (set task.init_encoder): the
+    temporal preset's windows, 1000 steps at a tenth of the learning rate."""
+    _temporal(config)
+    config.optim.lr = 1e-4
+    config.optim.warmup_steps = 20
+    config.train.update(steps=1000, log_every=100, checkpoint_every=500)
 
 
 def _quick(config: ml_collections.ConfigDict) -> None:

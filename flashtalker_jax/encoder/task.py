@@ -322,14 +322,58 @@ def make_loss_fn(task_cfg, flame: FlameModel):
     return loss_fn
 
 
+def start_from(task_cfg, flame_file: Path):
+    """(CodeStats, flat weights) of task.init_encoder (a trained encoder folder) to start
+    from: a temporal head fine-tuned on a per-frame encoder starts as exactly that encoder
+    (its last layer is zero). ConfigError when the two configs build different layers."""
+    from flashtalker_jax.avatar.export import flat_state
+    from flashtalker_jax.encoder.folder import read_encoder
+
+    source = read_encoder(task_cfg.init_encoder, flame_file)
+    weights = flat_state(source.encoder)
+    for key in ("n_expr", "n_shape", "resolution"):
+        if source.task_cfg[key] != task_cfg[key]:
+            raise ConfigError(f"task.init_encoder={task_cfg.init_encoder}: its task.{key} is "
+                              f"{source.task_cfg[key]}, this run's {task_cfg[key]}: set the same")
+    stats = {k: weights[f"{k}/value"] for k in ("motion_mean", "motion_std", "shape_mean", "shape_std")}
+    return stats, weights
+
+
+def with_weights(encoder: MotionEncoder, weights: dict[str, np.ndarray], source: str) -> MotionEncoder:
+    """The encoder with every variable `weights` has (the rest, e.g. a new temporal head, as
+    built). Leaf by leaf, so it also runs under nnx.eval_shape (the trainer's abstract state)."""
+    from flax import nnx
+
+    from flashtalker_jax.train.state import key_path_str
+
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(nnx.state(encoder))
+    own = {key_path_str(p): leaf for p, leaf in leaves}
+    foreign = sorted(set(weights) - set(own))
+    if foreign:
+        raise ConfigError(f"task.init_encoder={source}: {len(foreign)} variables this model lacks "
+                          f"(e.g. {foreign[0]}): its task.model differs")
+    for key, value in weights.items():
+        if tuple(value.shape) != tuple(own[key].shape):
+            raise ConfigError(f"task.init_encoder={source}: {key} has shape {value.shape}, this model "
+                              f"{tuple(own[key].shape)}: its task.model differs")
+    nnx.update(encoder, jax.tree_util.tree_unflatten(
+        treedef, [jnp.asarray(weights[key_path_str(p)]) if key_path_str(p) in weights else leaf
+                  for p, leaf in leaves]))
+    return encoder
+
+
 def make_task(task_cfg: ml_collections.ConfigDict) -> Task:
-    flame, _, clips = load_clips(task_cfg, tuple(task_cfg.train_splits))
+    flame, flame_file, clips = load_clips(task_cfg, tuple(task_cfg.train_splits))
     augment = task_cfg.augment if task_cfg.augment.enabled else None
-    stats = code_stats(clips, augment)
+    stats, weights = (code_stats(clips, augment), None) if not task_cfg.init_encoder else \
+        start_from(task_cfg, flame_file)
+
+    def make_model(rngs):
+        encoder = make_encoder(task_cfg, stats, rngs)
+        return encoder if weights is None else with_weights(encoder, weights, task_cfg.init_encoder)
 
     def make_data(process_index: int, process_count: int):
         return WindowIterator(clips, task_cfg.window, task_cfg.batch_size, task_cfg.data_seed,
                               process_index, process_count, augment)
 
-    return Task(make_model=lambda rngs: make_encoder(task_cfg, stats, rngs),
-                loss_fn=make_loss_fn(task_cfg, flame), make_data=make_data)
+    return Task(make_model=make_model, loss_fn=make_loss_fn(task_cfg, flame), make_data=make_data)

@@ -115,3 +115,32 @@ def test_augmented_frames_and_targets_move_together():
     np.testing.assert_allclose((out[0, -3:-1] + 0.5) * r, centroid, atol=0.1)   # bilinear resampling
     np.testing.assert_allclose(out[0, -1], np.log(1.1), rtol=1e-6)
     np.testing.assert_array_equal(augment_images(image, Augment()), image)
+
+
+def test_a_temporal_head_starts_as_the_per_frame_encoder_it_is_grafted_on():
+    """task.init_encoder: the per-frame encoder's weights go into a model with a temporal
+    head, whose zero last layer makes it output exactly the per-frame codes at first."""
+    from flax import nnx
+
+    from flashtalker_jax.avatar.export import flat_state
+    from flashtalker_jax.config import load_config
+    from flashtalker_jax.encoder.model import motion_widths
+    from flashtalker_jax.encoder.task import make_encoder, with_weights
+    from flashtalker_jax.errors import ConfigError
+
+    cfg = load_config("motion_encoder:quick").task
+    channels = sum(motion_widths(cfg.n_expr).values())
+    rng = np.random.default_rng(0)
+    stats = {"motion_mean": rng.normal(size=channels), "motion_std": np.ones(channels),
+             "shape_mean": np.zeros(cfg.n_shape), "shape_std": np.ones(cfg.n_shape)}
+    per_frame = make_encoder(cfg, stats, nnx.Rngs(0))
+    cfg_t = load_config("motion_encoder:quick", ["task.model.temporal_kernel=3"]).task
+    temporal = with_weights(make_encoder(cfg_t, {k: v * 0 + 1 for k, v in stats.items()}, nnx.Rngs(1)),
+                            flat_state(per_frame), "RUN")
+    frames = rng.uniform(size=(2, 5, cfg.resolution, cfg.resolution, 3)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(temporal.motion(frames)), np.asarray(per_frame.motion(frames)),
+                               atol=1e-6)
+    np.testing.assert_array_equal(np.asarray(temporal.motion_mean[...]), stats["motion_mean"].astype(np.float32))
+    wider = make_encoder(load_config("motion_encoder:quick", ["task.model.hidden=32"]).task, stats, nnx.Rngs(0))
+    with pytest.raises(ConfigError, match="task.model differs"):
+        with_weights(wider, flat_state(per_frame), "RUN")
