@@ -52,6 +52,23 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+# --------------------------------------------------------------------------- tiny procedural set
+# Two procedural identities (64x64 frames, 2 s) sharing one procedural FLAME head, in the
+# data-synth layout (DS/flame, DS/identity_00k), generated once per session and only read
+# by its users (tests/e2v, tests/encoder).
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory):
+    from flashtalker_jax.config import load_config
+    from flashtalker_jax.data.synth.dataset import synthesize_dataset
+
+    out = tmp_path_factory.mktemp("tiny_synth") / "ds"
+    cfg = load_config("data_synth", ["render.width=64", "render.height=64", "render.texture_size=256",
+                                     "render.workers=1"])  # tiny frames: no process pool
+    synthesize_dataset(out, 2, 2.0, 0, cfg, show_progress=False)
+    return out
+
+
 # --------------------------------------------------------------------------- strict skips
 # With FLASHTALKER_STRICT_SKIPS=1 (.ci/run sets it) any skip not matched by a line of
 # tests/allowed_skips.txt fails the run: a test must never pass by skipping what matters.

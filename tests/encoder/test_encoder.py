@@ -8,7 +8,7 @@ import pytest
 from flashtalker_jax.errors import ModelFileError
 
 
-def test_short_training_lowers_the_code_loss(encoder_run, encoder_dataset):
+def test_short_training_lowers_the_code_loss(encoder_run, tiny_dataset):
     """On fixed training windows: the trained encoder's code + transform losses against an
     untrained one's (per-step logged losses of batch 4 are too noisy to compare)."""
     from flax import nnx
@@ -32,7 +32,7 @@ def test_short_training_lowers_the_code_loss(encoder_run, encoder_dataset):
     assert after["transform"] < before["transform"], (before, after)
 
 
-def test_outputs_are_flame_params_that_drive_flame_forward(encoder_run, encoder_dataset):
+def test_outputs_are_flame_params_that_drive_flame_forward(encoder_run, tiny_dataset):
     from flashtalker_jax.data.vhap import read_vhap
     from flashtalker_jax.encoder.folder import read_encoder
     from flashtalker_jax.encoder.predict import encode_clip, resize_crops, to_flame_params
@@ -41,10 +41,10 @@ def test_outputs_are_flame_params_that_drive_flame_forward(encoder_run, encoder_
     from flashtalker_jax.flame.model import FlameParams
 
     run, _ = encoder_run
-    flame_file = find_model_file(encoder_dataset / "flame")
+    flame_file = find_model_file(tiny_dataset / "flame")
     folder = read_encoder(run, flame_file)
     assert folder.meta["temporal_kernel"] == 3 and folder.encoder.temporal is not None
-    seq = read_vhap(encoder_dataset / "identity_000")
+    seq = read_vhap(tiny_dataset / "identity_000")
     crops = resize_crops([seq.load_image(i) for i in range(10)], folder.encoder.resolution)
     motion, shape = encode_clip(folder.encoder, crops, batch=4)
     raw, _ = encode_clip(folder.encoder, crops, batch=4, temporal=False)
@@ -80,11 +80,11 @@ def test_damaged_weights_are_named(encoder_run, tmp_path):
         read_encoder(copy)
 
 
-def test_windows_depend_on_the_step_alone(encoder_dataset):
+def test_windows_depend_on_the_step_alone(tiny_dataset):
     from flashtalker_jax.config import load_config
     from flashtalker_jax.encoder.task import WindowIterator, load_clips
 
-    cfg = load_config("motion_encoder:quick", [f"task.dataset={encoder_dataset}"]).task
+    cfg = load_config("motion_encoder:quick", [f"task.dataset={tiny_dataset}"]).task
     _, _, clips = load_clips(cfg, ("train",))
     whole = WindowIterator(clips, 3, 4, seed=0)
     halves = [WindowIterator(clips, 3, 4, seed=0, process_index=i, process_count=2) for i in range(2)]

@@ -19,13 +19,13 @@ N_FRAMES = 24
 
 
 @pytest.fixture(scope="module")
-def procedural_clip(encoder_dataset):
+def procedural_clip(tiny_dataset):
     """(model, rig, cfg, crop, target landmarks (T, L, 2), exact tracker vars, images)."""
     from flashtalker_jax.data.vhap import read_vhap
     from flashtalker_jax.flame.loader import find_model_file, load_flame_model
 
-    seq = read_vhap(encoder_dataset / "identity_001")
-    model = load_flame_model(find_model_file(encoder_dataset / "flame"))
+    seq = read_vhap(tiny_dataset / "identity_001")
+    model = load_flame_model(find_model_file(tiny_dataset / "flame"))
     cfg = load_config("track")
     crop = seq.width
     track = {k: np.asarray(v[:N_FRAMES], np.float32) for k, v in seq.flame.items()}
@@ -51,7 +51,7 @@ def _error(vars_, rig, cfg, crop, target):
     return float(np.linalg.norm(fit.reprojection(vars_, rig, cfg.fit, crop, crop) - target, axis=-1).mean())
 
 
-def test_the_code_through_the_trackers_camera_shows_the_same_landmarks(procedural_clip, encoder_dataset):
+def test_the_code_through_the_trackers_camera_shows_the_same_landmarks(procedural_clip, tiny_dataset):
     """Through the tracker's camera at the synthetic focal length, with the neck folded into
     the global rotation, the head lands on its true landmarks (float32 and the skinning
     blend at the neck base: < 0.05 px on a 64 px crop). At the tracker's default focal the
@@ -59,7 +59,7 @@ def test_the_code_through_the_trackers_camera_shows_the_same_landmarks(procedura
     model, rig, cfg, crop, target, _, _ = procedural_clip
     from flashtalker_jax.data.vhap import read_vhap
 
-    seq = read_vhap(encoder_dataset / "identity_001")
+    seq = read_vhap(tiny_dataset / "identity_001")
     cfg = load_config("track", [f"fit.focal_init_over_width={float(seq.K[0, 0, 0]) / crop}"])
     track = {k: np.asarray(v[:N_FRAMES], np.float32) for k, v in seq.flame.items()}
     shape = fit_width(np.asarray(seq.shape, np.float32)[None], model.n_shape)[0]
@@ -86,12 +86,12 @@ def test_a_good_start_needs_fewer_steps(procedural_clip):
     assert _error(started, rig, cfg, crop, target) < _error(default, rig, cfg, crop, target)
 
 
-def test_encoder_start_has_the_trackers_variables(procedural_clip, encoder_run, encoder_dataset):
+def test_encoder_start_has_the_trackers_variables(procedural_clip, encoder_run, tiny_dataset):
     from flashtalker_jax.flame.loader import find_model_file
 
     model, rig, cfg, crop, target, exact, images = procedural_clip
     run, _ = encoder_run
-    init, sha = encoder_init_vars(run, images, find_model_file(encoder_dataset / "flame"), model, cfg, crop)
+    init, sha = encoder_init_vars(run, images, find_model_file(tiny_dataset / "flame"), model, cfg, crop)
     assert len(sha) == 64
     assert {k: np.shape(v) for k, v in init.items()} == {k: np.shape(v) for k, v in exact.items()}
     assert all(np.isfinite(v).all() for v in init.values())
