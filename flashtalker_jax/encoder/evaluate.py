@@ -26,6 +26,7 @@ from flashtalker_jax.encoder.folder import read_encoder
 from flashtalker_jax.encoder.predict import encode_clip, resize_crops, to_flame_params
 from flashtalker_jax.encoder.task import dataset_folders, fit_width, frame_params, load_flame, resolve_flame_file
 from flashtalker_jax.flame.landmarks import N_CONTOUR
+from flashtalker_jax.track.metrics import acceleration
 
 # Static-layout indices (iBUG-68 index - 17) of the outer eye corners and the nose.
 OUTER_EYES = (36 - N_CONTOUR, 45 - N_CONTOUR)
@@ -40,7 +41,8 @@ def project(landmarks: np.ndarray, viewmat: np.ndarray, K: np.ndarray) -> np.nda
 
 
 def jitter(points: np.ndarray) -> float:
-    return float(np.linalg.norm(points[2:] - 2 * points[1:-1] + points[:-2], axis=-1).mean())
+    """track/metrics.acceleration over every frame (an encoder sees a face in each crop)."""
+    return acceleration(points, np.ones(len(points), bool))
 
 
 def landmarks_2d(flame, params, viewmat, K) -> np.ndarray:

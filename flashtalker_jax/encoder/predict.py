@@ -17,6 +17,7 @@ from flax import nnx
 
 from flashtalker_jax.encoder.camera_code import from_camera_code
 from flashtalker_jax.encoder.model import MotionEncoder
+from flashtalker_jax.encoder.task import fit_width
 from flashtalker_jax.flame.model import FlameModel, FlameParams
 
 
@@ -71,8 +72,7 @@ def to_flame_params(flame: FlameModel, motion: dict[str, np.ndarray], shape: np.
     `width` pixels). shape None: a personalised model (shape baked in, as avatars have)."""
     n = motion["expr"].shape[0]
     shape_arr = jnp.zeros((n, 0)) if shape is None else jnp.broadcast_to(jnp.asarray(shape), (n, len(shape)))
-    expr = jnp.asarray(motion["expr"])[:, :flame.n_expr]
-    expr = jnp.pad(expr, ((0, 0), (0, flame.n_expr - expr.shape[1])))
+    expr = jnp.asarray(fit_width(np.asarray(motion["expr"]), flame.n_expr))
     params = FlameParams(shape=shape_arr, expr=expr, rotation=jnp.zeros((n, 3)),
                          neck_pose=jnp.asarray(motion["neck_pose"]), jaw_pose=jnp.asarray(motion["jaw_pose"]),
                          eyes_pose=jnp.asarray(motion["eyes_pose"]), translation=jnp.zeros((n, 3)))

@@ -98,11 +98,9 @@ def fit_width(array: np.ndarray, width: int) -> np.ndarray:
 
 
 def frame_params(flame: FlameModel, shape: np.ndarray, track: dict[str, np.ndarray]) -> FlameParams:
-    n = track["rotation"].shape[0]
-    fields = {k: jnp.asarray(track[k], jnp.float32) for k in ("rotation", "neck_pose", "jaw_pose",
-                                                               "eyes_pose", "translation")}
-    return FlameParams(shape=jnp.broadcast_to(jnp.asarray(shape, jnp.float32), (n, shape.shape[0])),
-                       expr=jnp.asarray(fit_width(track["expr"], flame.n_expr), jnp.float32), **fields)
+    """FlameParams of tracked frames (expr cut / padded to the model's) with the identity's shape."""
+    params = FlameParams.from_track(track, n_expr=flame.n_expr)
+    return params.replace(shape=jnp.broadcast_to(jnp.asarray(shape, jnp.float32), (params.batch, shape.shape[0])))
 
 
 def motion_targets(flame: FlameModel, shape: np.ndarray, track: dict[str, np.ndarray],

@@ -14,7 +14,8 @@ from flashtalker_jax.track.embedding import LandmarkEmbedding
 from flashtalker_jax.track.observations import OUTER_EYE_CORNERS
 
 
-def _acceleration(points: np.ndarray, found: np.ndarray) -> float:
+def acceleration(points: np.ndarray, found: np.ndarray) -> float:
+    """Mean |second difference| of (T, L, 2) points over runs of 3 frames all `found` (T,)."""
     ok = found[2:] & found[1:-1] & found[:-2]
     acc = points[2:] - 2 * points[1:-1] + points[:-2]
     return float(np.linalg.norm(acc[ok], axis=-1).mean()) if ok.any() else float("nan")
@@ -33,5 +34,5 @@ def fit_quality(detected: np.ndarray, fitted: np.ndarray, found: np.ndarray, hel
         "heldout_reprojection_px": float(err[:, held_out].mean()),
         "heldout_reprojection_pct_eye": float(rel[:, held_out].mean()),
         "heldout_landmarks": int(held_out.sum()),
-        "jitter_fit_px": _acceleration(fitted, found), "jitter_mediapipe_px": _acceleration(detected, found),
+        "jitter_fit_px": acceleration(fitted, found), "jitter_mediapipe_px": acceleration(detected, found),
     }
