@@ -22,7 +22,7 @@ def register(subparsers) -> None:
     p.add_argument("--pose", choices=("replay", "static", "generated"), default="replay",
                    help="head pose: replay the tracked one (default), static (its first frame), or generated "
                    "from the audio by the avatar's pose database (AVATAR/pose of `flashtalker adapt-pose`; "
-                   "any length; a real-footage avatar needs --head-only)")
+                   "any length; in a real-footage avatar's full frame the body-loop frames follow it)")
     p.add_argument("--out", required=True, help="output mp4 (written only when every stage succeeded)")
     p.add_argument("--head-only", action="store_true", help="an avatar trained on real footage: the head "
                    "alone on black at the avatar's size (default: the person's own full frame, torso and "

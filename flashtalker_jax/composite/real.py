@@ -8,7 +8,8 @@ parameters: `own_heads`) -> the frame with its head region replaced. The removed
 R = dilate((alpha > 0.5) | own head, radius): the new head AND the frame's recorded head (a
 closed mouth must not leave the recorded open jaw showing below it), widened by the seam
 the inpainter learned to fill. Hair and neck the avatar does not draw stay the frame's:
-the head pose is the frame's own, so they fit. Two methods, named in every report:
+the head pose is the frame's own (a generated one: close to it, `LoopFollower`), so they
+fit. Two methods, named in every report:
   "body inpainter"   GGTalker's U-Net (composite/inpainter.py) paints R from the render
                      and the frame outside R; outside R the output is the frame exactly.
   "alpha over frame" no inpainter trained: the head over the frame by its alpha
@@ -16,10 +17,14 @@ the head pose is the frame's own, so they fit. Two methods, named in every repor
                      recorded one, the recorded one shows.
 
 `FullFrame`: the speak render function for an avatar folder with a body loop
-(composite/body.py): output frame t shows body-loop frame pingpong(t) with the head
-rendered at that frame's tracked pose (the motion stage replays the same schedule), and,
-for sources larger than the crop, the crop pasted back into the source frame
-(composite/paste.py) only where R (feathered) lies.
+(composite/body.py): output frame t shows body-loop frame loop_index(t), and, for sources
+larger than the crop, the crop pasted back into the source frame (composite/paste.py) only
+where R (feathered) lies. loop_index comes with the motion chunks:
+  replayed pose   `with_loop_index`: pingpong(t), the head rendered at that frame's tracked
+                  pose (the motion stage replays the same schedule)
+  generated pose  `LoopFollower`: the frames whose recorded pose follows the pose generated
+                  from the audio (composite/schedule.follow_indices), the head rendered
+                  with the generated rotation on the chosen frame's translation
 """
 from __future__ import annotations
 
@@ -27,10 +32,12 @@ import dataclasses
 from pathlib import Path
 from typing import Callable
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from flashtalker_jax.composite.schedule import follow_indices
 from flashtalker_jax.errors import ConfigError
 
 INPAINTER_DIR = "inpainter"   # in the avatar folder (written by `flashtalker adapt-body`)
@@ -146,7 +153,8 @@ class FullFrame:
 
 def with_loop_index(motion_fn: Callable, n_loop: int) -> Callable:
     """Wrap a MotionFn so each chunk also carries `loop_index`: the body-loop frame of each
-    output frame, by the ping-pong schedule the pose replay uses (composite/schedule.py)."""
+    output frame, by the ping-pong schedule the pose replay uses (composite/schedule.py).
+    For a generated head pose the loop follows the pose instead (`LoopFollower`)."""
     from flashtalker_jax.composite.schedule import pingpong_indices
 
     def wrapped(audio, n_frames: int):
@@ -156,3 +164,77 @@ def with_loop_index(motion_fn: Callable, n_loop: int) -> Callable:
             yield {**chunk, "loop_index": pingpong_indices(start, count, n_loop)}
             start += count
     return wrapped
+
+
+# ------------------------------------------------- speak --pose generated: the loop follows
+
+FOLLOW_KEYS = ("translation", "rotation", "neck_pose")
+# Costs of follow_indices in px^2 at the crop (the unit of the pose distance, `pose_pixels`).
+# A held frame freezes torso and background; a change of step (a reversal, or a hold
+# starting or ending) is a visible event. Measured on the news loop with 60 s of speech
+# (BENCHMARKS.md): how closely the loop follows barely depends on these (mean head-vs-torso
+# rotation 2.03-2.21 deg from hold 1 to 400), how the body moves does: hold 1 / turn 36 holds
+# 85 % of frames; 100 / 400 plays 75 % of them with 1.4 changes a second, close to the
+# replay's always-moving body. A hold then costs as much as one frame 10 px off, a turn 20 px.
+HOLD_COST_PX2 = 100.0
+TURN_COST_PX2 = 400.0
+
+
+def pose_pixels(flame, viewmat: np.ndarray, K: np.ndarray, translation: np.ndarray) -> dict[str, float]:
+    """Pixels at the crop that one unit of each pose key moves the head by, so translation
+    and rotations add up in one distance: translation (per metre) = focal / depth of the
+    root joint; rotation (per radian) = that times the median distance of the head's
+    vertices from the root joint (FLAME's global rotation turns about it, at the base of
+    the neck: ~0.19 m); neck_pose the same from the neck joint. `flame`: the avatar's
+    FlameModel (its shape baked into v_template); `translation` (N, 3) recorded, for the
+    depth; viewmat (4, 4) world-to-camera OpenCV, K (3, 3) at the crop size."""
+    vertices = np.asarray(flame.v_template, np.float64)
+    joints = np.asarray(flame.J_regressor, np.float64) @ vertices
+    root = joints[0] + np.asarray(translation, np.float64).mean(0)
+    depth = float((np.asarray(viewmat, np.float64) @ np.append(root, 1.0))[2])
+    if depth <= 0:
+        raise ValueError(f"the head's root joint is behind the camera (depth {depth})")
+    per_metre = float(K[0, 0]) / depth
+    lever = {k: float(np.median(np.linalg.norm(vertices - joints[j], axis=1))) for k, j in
+             (("rotation", 0), ("neck_pose", 1))}
+    return {"translation": per_metre, "rotation": per_metre * lever["rotation"],
+            "neck_pose": per_metre * lever["neck_pose"]}
+
+
+@dataclasses.dataclass(frozen=True)
+class LoopFollower:
+    """The body loop under a generated head pose: the generated pose of the whole clip ->
+    the loop frame of each output frame (`loop_index`: composite/schedule.follow_indices
+    with the pose in pixels, `pose_pixels`) and the pose the head is rendered with.
+
+    The head keeps the generated rotations (rotation, neck_pose) and takes the chosen loop
+    frame's translation. The translation of FLAME's root joint, at the base of the neck, is
+    where the body is: the recorded neck below the pasted head (outside the replaced
+    region) is there, so a generated translation off it detaches the head from its neck
+    (news loop, 60 s: 8.9 px mean, 18 px at the 95th percentile of 512); it steers which
+    frame plays instead. The generated rotation turns the head about the neck's base (mean
+    2.0 deg from the torso frame's own, 3.8 at the 95th percentile): the face moves, the
+    junction with the neck barely does, and the frame's own head is replaced anyway.
+
+    recorded: {key: (N, 3)} the loop frames' tracked pose in loop order
+    (body.pose_track_for_loop); scale: pose_pixels."""
+    recorded: dict
+    scale: dict
+
+    def features(self, poses: dict, keys: tuple[str, ...]) -> np.ndarray:
+        """{key: (T, 3)} -> (T, 3 * len(keys)) in pixels at the crop."""
+        return np.concatenate([np.asarray(poses[k], np.float64) * self.scale[k] for k in keys], 1)
+
+    def __call__(self, poses: dict) -> dict:
+        """{key: (T, 3)} generated (rotation, translation[, neck_pose]) -> the same keys as
+        rendered + loop_index (T,) int64."""
+        keys = tuple(k for k in FOLLOW_KEYS if k in poses)
+        if "translation" not in keys:
+            raise ValueError(f"the generated pose has {sorted(poses)}: following the body loop needs translation")
+        n_loop = len(self.recorded["translation"])
+        chex.assert_shape([self.recorded[k] for k in keys], (n_loop, 3))
+        chex.assert_shape([poses[k] for k in keys], (len(poses["translation"]), 3))
+        index = follow_indices(self.features(poses, keys), self.features(self.recorded, keys),
+                               hold_cost=HOLD_COST_PX2, turn_cost=TURN_COST_PX2)
+        translation = np.asarray(self.recorded["translation"], np.float32)[index]
+        return {**poses, "translation": translation, "loop_index": index}

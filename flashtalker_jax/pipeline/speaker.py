@@ -9,6 +9,9 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
+from typing import Callable
+
+import numpy as np
 
 from flashtalker_jax.audio.io import FPS
 from flashtalker_jax.errors import ConfigError
@@ -74,9 +77,11 @@ def load_speaker(avatar_dir: str | Path, a2e_run: str | Path | None, *, pose_fro
     the head alone on black at the avatar's size.
 
     `pose`: "replay" (the tracked pose, as above), "static" (= still) or "generated" (head
-    pose from the audio, AVATAR/pose of `flashtalker adapt-pose`: `with_generated_pose`);
-    generated is refused for the full frame of a real-footage avatar, whose torso frames
-    follow the recorded pose (add head_only)."""
+    pose from the audio, AVATAR/pose of `flashtalker adapt-pose`: `with_generated_pose`).
+    In the full frame of a real-footage avatar a generated pose chooses the body-loop
+    frames instead of the ping-pong: those whose recorded pose follows it
+    (composite/real.LoopFollower; the head keeps the generated rotation on the chosen
+    frame's translation)."""
     if pose not in POSE_MODES:
         raise ConfigError(f"pose={pose!r}: use one of {POSE_MODES}")
     if pose == "generated" and pose_from:
@@ -85,9 +90,6 @@ def load_speaker(avatar_dir: str | Path, a2e_run: str | Path | None, *, pose_fro
     a2e_run, _ = motion_run(avatar_dir, a2e_run)
     avatar = load_avatar_renderer(avatar_dir, size=size, backend=backend)
     full_frame = None if head_only else load_full_frame(avatar, pose_from, still, size)
-    if pose == "generated" and full_frame is not None:
-        raise ConfigError("--pose generated cannot drive the full frame of a real-footage avatar: its torso and "
-                          "background frames (body loop) follow the recorded head pose; add --head-only")
     if full_frame is not None:
         from flashtalker_jax.composite.body import pose_track_for_loop
 
@@ -99,30 +101,49 @@ def load_speaker(avatar_dir: str | Path, a2e_run: str | Path | None, *, pose_fro
     if pose == "generated":
         from flashtalker_jax.motion.pose.folder import load_pose_generator
 
-        motion_fn = with_generated_pose(motion_fn, load_pose_generator(avatar.avatar_dir), fps)
+        follow = None if full_frame is None else loop_follower(avatar, poses)
+        motion_fn = with_generated_pose(motion_fn, load_pose_generator(avatar.avatar_dir), fps, follow)
     if avatar.audio_dim:
         motion_fn = with_audio_drive(motion_fn, fps)
     if full_frame is None:
         return Speaker(avatar, motion_fn, fps, batch_size, avatar.render_fn, avatar.size, avatar.size)
-    from flashtalker_jax.composite.real import with_loop_index
+    if pose != "generated":   # a generated pose's chunks carry the loop_index LoopFollower chose
+        from flashtalker_jax.composite.real import with_loop_index
 
+        motion_fn = with_loop_index(motion_fn, len(full_frame.body))
     width, height = full_frame.size
-    return Speaker(avatar, with_loop_index(motion_fn, len(full_frame.body)), fps, batch_size, full_frame,
-                   width, height, full_frame.compositor.method)
+    return Speaker(avatar, motion_fn, fps, batch_size, full_frame, width, height, full_frame.compositor.method)
 
 
-def with_generated_pose(motion_fn: MotionFn, generator, fps: float) -> MotionFn:
+def loop_follower(avatar: LoadedAvatar, recorded: dict):
+    """composite/real.LoopFollower over the body loop's recorded poses (loop order), its
+    pixel scale from the avatar's own FLAME shape and camera."""
+    from flashtalker_jax.avatar.export import view_at
+    from flashtalker_jax.composite.real import LoopFollower, pose_pixels
+
+    viewmat, K = view_at(avatar.view, avatar.size)
+    return LoopFollower(recorded, pose_pixels(avatar.flame, np.asarray(viewmat), np.asarray(K),
+                                              recorded["translation"]))
+
+
+def with_generated_pose(motion_fn: MotionFn, generator, fps: float,
+                        follow: Callable[[dict], dict] | None = None) -> MotionFn:
     """A MotionFn whose chunks carry the head pose generated from the audio (the generator's
     keys: rotation, translation, neck_pose when its identity moves it) in place of the
-    replayed one; eyes stay replayed (gaze is not head pose).
+    replayed one; eyes stay replayed (gaze is not head pose). `follow`: the whole clip's
+    generated pose -> the per-frame arrays the chunks carry instead (composite/real.
+    LoopFollower: the pose as rendered + the body loop's loop_index).
 
     A wrapper rather than a pose track handed to motion_from_run: the track depends on the
     audio, which load_speaker does not have, and the wrapped stream keeps its chunking (the
-    pose of the whole clip is one retrieval, milliseconds per minute of audio, computed
-    before the first chunk)."""
+    pose of the whole clip is one retrieval, milliseconds per minute of audio, and the loop
+    schedule one dynamic programme, ~0.2 s per minute, both computed before the first
+    chunk)."""
 
     def generated(audio, n_frames: int):
         poses = generator.generate(audio, n_frames, fps)
+        if follow is not None:
+            poses = follow(poses)
         start = 0
         for chunk in motion_fn(audio, n_frames):
             t = next(iter(chunk.values())).shape[0]
