@@ -3,7 +3,7 @@
 # Usage: launch/local_2proc.sh [RUN_DIR] [NUM_PROCESSES] [-- extra flashtalker args]
 #   e.g. launch/local_2proc.sh runs/local2 2 -- --config.train.steps=50
 set -euo pipefail
-COMMAND=train                        # the flashtalker command group every launcher runs
+COMMAND=${COMMAND:-train}            # the flashtalker command every launcher runs (train, pretrain-e2v)
 CONFIG=${CONFIG:-configs/train_toy.py}
 RUN=${1:-runs/local_2proc}
 NPROC=${2:-2}

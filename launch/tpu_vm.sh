@@ -6,7 +6,7 @@
 # Install the package on every worker first (see launch/README.md). RUN must be a folder
 # all workers share (Filestore / GCS FUSE mount).
 set -euo pipefail
-COMMAND=train                        # the flashtalker command group every launcher runs
+COMMAND=${COMMAND:-train}            # the flashtalker command every launcher runs (train, pretrain-e2v)
 CONFIG=${CONFIG:-configs/train_toy.py}
 : "${TPU_NAME:?set TPU_NAME}" "${ZONE:?set ZONE}"
 REPO=${REPO:-~/flashtalker-jax}

@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+from flashtalker_jax.cli.train import add_process_options, start_processes
+
 
 def register(subparsers) -> None:
     pre = subparsers.add_parser(
@@ -21,6 +23,7 @@ def register(subparsers) -> None:
     pre.add_argument("--flame", help="FLAME model folder shared by the identities (default DATA/flame)")
     pre.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
     pre.add_argument("--restart", action="store_true", help="start over from step 0 (old steps moved aside)")
+    add_process_options(pre)   # the launchers in launch/ run it on a cluster: COMMAND=pretrain-e2v
     pre.set_defaults(func=run_pretrain, takes_overrides=True)
 
     one = subparsers.add_parser(
@@ -45,8 +48,10 @@ def run_pretrain(args: argparse.Namespace, overrides: list[str]) -> int:
     if args.flame:
         config.task.flame = str(Path(args.flame))
 
+    start_processes(args)
     from flashtalker_jax.e2v.prior import write_prior
     from flashtalker_jax.e2v.task import make_task
+    from flashtalker_jax.train import distributed
     from flashtalker_jax.train.state import merge_model
     from flashtalker_jax.train.trainer import PREEMPTED_EXIT_CODE, fit
     from flashtalker_jax.utils.report import print_table
@@ -56,6 +61,8 @@ def run_pretrain(args: argparse.Namespace, overrides: list[str]) -> int:
     if result.status == "preempted":
         print(f"pretrain-e2v: preempted at step {result.step}; rerun with --resume", file=sys.stderr)
         return PREEMPTED_EXIT_CODE
+    if not distributed.is_main_process():   # the state is replicated: process 0 writes the prior
+        return 0
     prior = write_prior(Path(args.out) / "prior", merge_model(result.graphdef, result.state), config.task,
                         result.step)
     print_table([{"steps": result.step, "seconds": round(time.perf_counter() - start, 1), "prior": str(prior)}])

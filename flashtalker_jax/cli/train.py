@@ -19,13 +19,26 @@ def register(subparsers) -> None:
     parser.add_argument("--restart", action="store_true",
                         help="start over from step 0 when --out holds checkpoints that cannot be read (with "
                              "--resume) or any checkpoints (without); old steps are moved aside, not deleted")
+    add_process_options(parser)
+    parser.set_defaults(func=run_train, takes_overrides=True)
+
+
+def add_process_options(parser) -> None:
+    """The multi-process flags every launcher in launch/ passes (one set for every
+    trainer command: `train`, `pretrain-e2v`)."""
     parser.add_argument("--coordinator", help="host:port of process 0 (explicit multi-process start)")
     parser.add_argument("--num-processes", type=positive_int, help="number of processes (with --coordinator)")
     parser.add_argument("--process-id", type=non_negative_int, help="this process's index (with --coordinator)")
     parser.add_argument("--distributed", action="store_true",
                         help="call jax.distributed.initialize() with cluster auto-detection "
                              "(automatic under SLURM with several tasks and on TPU pods)")
-    parser.set_defaults(func=run_train, takes_overrides=True)
+
+
+def start_processes(args: argparse.Namespace) -> None:
+    """jax.distributed.initialize as the process options ask (nothing for one process)."""
+    from flashtalker_jax.train import distributed
+
+    distributed.initialize(args.coordinator, args.num_processes, args.process_id, auto=args.distributed)
 
 
 def run_train(args: argparse.Namespace, overrides: list[str]) -> int:
@@ -33,7 +46,7 @@ def run_train(args: argparse.Namespace, overrides: list[str]) -> int:
     from flashtalker_jax.train import distributed
 
     config = load_config(args.config, overrides)
-    distributed.initialize(args.coordinator, args.num_processes, args.process_id, auto=args.distributed)
+    start_processes(args)
 
     import jax
 
