@@ -23,6 +23,8 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     t.data_seed = 0
     t.train_splits = ("train",)      # frames pairs are drawn from (held-out frames stay unseen)
     t.background = (1.0, 1.0, 1.0)   # targets composited on it with their masks, as adapt does
+    t.mask_source = "fg"             # "head" for tracked real clips (head_masks/ of `track`: the fg
+                                     # mask holds the torso); data-synth folders' fg masks are heads
     t.eval_splits = ("test", "val")  # written into one-shot avatars (eval-avatar's held-out frames)
 
     # Same placement fields as configs/adapt_flashtalker.py: the prior's Gaussians are the

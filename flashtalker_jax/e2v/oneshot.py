@@ -66,6 +66,7 @@ def avatar_task_config(prior_cfg, data_dir: Path, flame_dir: Path):
     cfg.data, cfg.flame = str(data_dir), str(flame_dir)
     cfg.resolution = prior_cfg.resolution
     cfg.background = tuple(prior_cfg.background)
+    cfg.mask_source = prior_cfg.get("mask_source", "fg")   # priors written before the option: fg
     cfg.eval_splits = tuple(prior_cfg.eval_splits)
     cfg.init_colors_from_frame = False
     cfg.placement = prior_cfg.placement.copy_and_resolve_references()

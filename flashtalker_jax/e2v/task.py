@@ -108,15 +108,38 @@ def load_identities(task_cfg) -> tuple[list[Path], dict[str, np.ndarray]]:
         idx = split_indices(seq, tuple(task_cfg.train_splits))
         if len(idx) < 2:
             raise InputFileError(folder, f"{len(idx)} training frame(s): a pair needs two")
-        frames = load_frames(seq, idx, task_cfg.resolution)
+        frames = load_frames(seq, idx, task_cfg.resolution, None, identity_mask_source(folder, task_cfg.mask_source))
         frames["identity"] = np.full(len(idx), i, np.int32)
         frames["shape"] = np.repeat(np.asarray(seq.shape, np.float32)[None], len(idx), 0)
         parts.append(frames)
-    width = max(p["shape"].shape[1] for p in parts)
-    for p in parts:   # identities with fewer shape components: the rest are zero
-        p["shape"] = np.pad(p["shape"], ((0, 0), (0, width - p["shape"].shape[1])))
+    pad_components(parts, ("shape", "flame_expr"))
     keys = ("image", "mask", "viewmat", "K", "shape", "identity") + tuple(f"flame_{k}" for k in FRAME_KEYS)
     return folders, {k: np.concatenate([p[k] for p in parts]) for k in keys}
+
+
+def pad_components(parts: list[dict[str, np.ndarray]], keys: tuple[str, ...]) -> None:
+    """Zero-pad each key's (N, k) arrays to the widest k over the identities, in place: a
+    synthetic identity with 100 expression coefficients beside a tracked one with 50; a
+    zero coefficient changes no vertex, so padding is exact."""
+    for key in keys:
+        width = max(p[key].shape[1] for p in parts)
+        for p in parts:
+            p[key] = np.pad(p[key], ((0, 0), (0, width - p[key].shape[1])))
+
+
+def identity_mask_source(folder: Path, mask_source: str) -> str:
+    """load_frames' mask source for one identity folder. "head" (the prior renders a head,
+    so a tracked real clip's fg mask, which holds the torso, would ask it to paint the
+    shirt): the folder's head_masks/ of `track`; a data-synth folder has none, and its fg
+    masks are head masks already (its renders hold only the head)."""
+    folder = Path(folder)
+    if mask_source != "head" or (folder / "head_masks").is_dir():
+        return mask_source
+    if (folder / "identity.json").is_file():   # written by `flashtalker data synth`
+        return "fg"
+    raise InputFileError(folder, "task.mask_source='head' but the folder has no head_masks/ and is not a "
+                                 "data-synth identity", "track the clip with `flashtalker track` (it writes "
+                                                        "head_masks/) or use task.mask_source='fg'")
 
 
 class PairIterator:

@@ -6,7 +6,8 @@ import pytest
 from flax import nnx
 
 from conftest import quick_config
-from flashtalker_jax.e2v.task import PairIterator, load_identities, make_task
+from flashtalker_jax.e2v.task import PairIterator, identity_mask_source, load_identities, make_task, pad_components
+from flashtalker_jax.errors import InputFileError
 from flashtalker_jax.train.state import merge_model
 from flashtalker_jax.train.trainer import fit
 
@@ -49,3 +50,20 @@ def test_loss_falls(tiny_dataset, tmp_path):
     before = float(loss_fn(task.make_model(nnx.Rngs(0)), batch))   # untrained: the base map
     after = float(loss_fn(merge_model(full.graphdef, full.state), batch))
     assert after < before - 1e-3, (before, after)
+
+
+def test_mixed_identities_mask_source_and_widths(tmp_path):
+    tracked, synth, other = (tmp_path / n for n in ("tracked", "synth", "other"))
+    (tracked / "head_masks").mkdir(parents=True)
+    synth.mkdir()
+    (synth / "identity.json").write_text("{}")
+    other.mkdir()
+    assert identity_mask_source(tracked, "head") == "head"
+    assert identity_mask_source(synth, "head") == "fg"     # a synthetic render is the head alone
+    assert identity_mask_source(other, "fg") == "fg"
+    with pytest.raises(InputFileError, match="head_masks"):
+        identity_mask_source(other, "head")
+    parts = [{"flame_expr": np.ones((2, 3), np.float32)}, {"flame_expr": np.full((1, 5), 2, np.float32)}]
+    pad_components(parts, ("flame_expr",))
+    np.testing.assert_array_equal(parts[0]["flame_expr"], [[1, 1, 1, 0, 0]] * 2)
+    np.testing.assert_array_equal(parts[1]["flame_expr"], [[2] * 5])
