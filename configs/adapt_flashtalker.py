@@ -63,6 +63,20 @@ def avatar_task() -> ml_collections.ConfigDict:
     t.avatar.color_mlp = True
     t.avatar.color_hidden = 32
     t.avatar.use_audio = True        # lower-face audio token from per-frame log-mel rows
+    # "cross_attention" (FlashTalker, avatar/deform.py) or "region_weighted" (Talk2Me,
+    # avatar/deform_talk2me.py; configs/adapt_talk2me.py), which reads the block below.
+    t.avatar.deformer = "cross_attention"
+    t.avatar.talk2me = ml_collections.ConfigDict(dict(
+        # Eq. 2 thresholds, metres from the nearest neutral static landmark: eyes, eyeballs,
+        # lips and nose lie within 2.5 cm (w_exp = 1); ears (>= 7.6 cm) and 90 % of the
+        # scalp and neck (>= 6.3 / 7.3 cm) beyond 6 cm (w_exp = 0) on the procedural head.
+        d_near=0.025, d_far=0.06,
+        lpe=True,                    # learnable positional encoding (False: NeRF encoding of x)
+        region_weights=True,         # False: both branches with weight 1 everywhere
+        ear=True,                    # eye-aspect ratios in the expression branch
+        index_base=10000.0,          # S(i) bands f_k = base^(-k/K) (the transformer's)
+        coord_frequencies=6,         # lpe=False: sin/cos of 2^k pi x, k < this
+    ))
     # Per-attribute step size relative to optim.lr (3DGS-style learning-rate groups).
     t.avatar.lr_scale = ml_collections.ConfigDict(dict(
         local_means=1.0, local_log_scales=1.0, local_quats=1.0, opacity_logits=5.0,

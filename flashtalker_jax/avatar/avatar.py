@@ -6,7 +6,11 @@
   capacity for per-face densification (unused slots are inactive and fully transparent);
 - the template (nnx Params): local means / log-scales / quaternions (in the triangle
   frame, see binding.py), opacity and colour logits, and per-Gaussian query features;
-- the Deformer (deform.py);
+- the deformer, by `cfg.deformer`: "cross_attention" (deform.Deformer, FlashTalker's
+  disentangled cross-region attention, the default) or "region_weighted"
+  (deform_talk2me.RegionWeightedDeformer, Talk2Me's region-weighted MLP with the learnable
+  positional encoding, which also reads the template attributes, the binding and the
+  neutral `landmarks`); both give the same offsets and colour correction;
 - with `densifiable=True` (per-face placement with densification, densify.py): a
   non-trained shift per template attribute (densification writes a Gaussian's new value
   there, since a train step can only change trained parameters through the optimiser)
@@ -33,7 +37,10 @@ from jaxtyping import Array, Float, Int
 
 from flashtalker_jax.avatar.binding import local_to_world, triangle_frames
 from flashtalker_jax.avatar.deform import Deformer
+from flashtalker_jax.avatar.deform_talk2me import ATTRIBUTES, RegionWeightedDeformer, eye_aspect_ratio
 from flashtalker_jax.avatar.sampling import Placement
+from flashtalker_jax.errors import ConfigError
+from flashtalker_jax.flame.landmarks import N_STATIC
 
 
 class Binding(nnx.Variable):
@@ -71,19 +78,49 @@ jax.tree_util.register_dataclass(Gaussians, data_fields=[f.name for f in datacla
                                  meta_fields=[])
 
 
-def drive_from_flame(params, audio: Array | None = None) -> dict[str, Array]:
-    """The deformer's drive signals from FlameParams (B frames); audio (B, A) optional."""
+def drive_from_flame(params, audio: Array | None = None,
+                     landmarks: Array | None = None) -> dict[str, Array]:
+    """The deformer's drive signals from FlameParams (B frames); audio (B, A) optional;
+    landmarks (B, L, 3): the posed FLAME landmarks, whose eye-aspect ratios become
+    drive["ear"] (B, 2) (deform_talk2me.py; renderer.render always passes them)."""
     drive = {"expr": params.expr, "jaw_pose": params.jaw_pose, "eyes_pose": params.eyes_pose,
              "rotation": params.rotation, "neck_pose": params.neck_pose}
     if audio is not None:
         drive["audio"] = audio
+    # A FLAME folder without a landmark embedding gives none: only the region-weighted
+    # deformer reads "ear", and it refuses a drive without it.
+    if landmarks is not None and landmarks.shape[-2] >= N_STATIC:
+        drive["ear"] = eye_aspect_ratio(landmarks)
     return drive
+
+
+def make_deformer(cfg: ml_collections.ConfigDict, n_expr: int, audio_dim: int, template: np.ndarray,
+                  landmarks: np.ndarray | None, rngs: nnx.Rngs):
+    """The deformer `cfg.deformer` names (module docstring). Avatar folders written before
+    the key existed hold no `deformer`: they are all cross-attention avatars."""
+    kind = cfg.get("deformer", "cross_attention")
+    if kind == "cross_attention":
+        return Deformer(n_expr=n_expr, audio_dim=audio_dim, dim=cfg.feature_dim, heads=cfg.heads,
+                        expr_tokens=cfg.expr_tokens, hidden=cfg.offset_hidden, layers=cfg.offset_layers,
+                        color_mlp=cfg.color_mlp, color_hidden=cfg.color_hidden,
+                        offset_scale=cfg.offset_scale, rngs=rngs)
+    if kind == "region_weighted":
+        if audio_dim:
+            raise ConfigError("task.avatar.deformer='region_weighted' is driven by FLAME "
+                              "expression and pose only: set task.avatar.use_audio=False")
+        t = cfg.talk2me
+        return RegionWeightedDeformer(
+            n_expr=n_expr, dim=cfg.feature_dim, hidden=cfg.offset_hidden, layers=cfg.offset_layers,
+            offset_scale=cfg.offset_scale, template=template, landmarks=landmarks,
+            d_near=t.d_near, d_far=t.d_far, lpe=t.lpe, region_weights=t.region_weights, ear=t.ear,
+            index_base=t.index_base, coord_frequencies=t.coord_frequencies, rngs=rngs)
+    raise ConfigError(f"task.avatar.deformer={kind!r}: expected 'cross_attention' or 'region_weighted'")
 
 
 class GaussianAvatar(nnx.Module):
     def __init__(self, placement: Placement, template: np.ndarray, faces: np.ndarray, n_expr: int,
                  audio_dim: int, cfg: ml_collections.ConfigDict, rngs: nnx.Rngs,
-                 densifiable: bool = False):
+                 densifiable: bool = False, landmarks: np.ndarray | None = None):
         n = placement.count
         capacity = max(n, int(cfg.capacity))
         pad = capacity - n
@@ -128,11 +165,7 @@ class GaussianAvatar(nnx.Module):
             # Zero, added to the world means: the densifying loss replaces it by zeros
             # (B, C, 3) and reads its gradient (adapt.py).
             self.view_probe = ViewProbe(jnp.zeros((1, 1, 3), jnp.float32))
-        self.deformer = Deformer(
-            n_expr=n_expr, audio_dim=audio_dim, dim=cfg.feature_dim, heads=cfg.heads,
-            expr_tokens=cfg.expr_tokens, hidden=cfg.offset_hidden, layers=cfg.offset_layers,
-            color_mlp=cfg.color_mlp, color_hidden=cfg.color_hidden,
-            offset_scale=cfg.offset_scale, rngs=rngs)
+        self.deformer = make_deformer(cfg, n_expr, audio_dim, template, landmarks, rngs)
 
     @property
     def capacity(self) -> int:
@@ -154,8 +187,14 @@ class GaussianAvatar(nnx.Module):
                  drive: Mapping[str, Array]) -> Gaussians:
         chex.assert_rank(vertices, 3)
         color_logits = self.template("color_logits")
-        offsets, color_fix = self.deformer(self.template("features"), self.region[...],
-                                           color_logits, drive)
+        if isinstance(self.deformer, RegionWeightedDeformer):
+            attributes = jnp.concatenate([self.template(name).reshape(self.capacity, -1)
+                                          for name in ATTRIBUTES], -1)
+            offsets, color_fix = self.deformer(self.template("features"), attributes, self.face_ids[...],
+                                               self.barycentrics[...], faces, drive)
+        else:
+            offsets, color_fix = self.deformer(self.template("features"), self.region[...],
+                                               color_logits, drive)
         local_means = self.template("local_means") + offsets["position"]
         local_log_scales = self.template("local_log_scales") + offsets["log_scale"]
         local_quats = self.template("local_quats") + offsets["rotation"]

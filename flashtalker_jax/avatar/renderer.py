@@ -28,6 +28,7 @@ from flax import nnx
 from flashtalker_jax.avatar.avatar import Binding, GaussianAvatar, Gaussians, drive_from_flame
 from flashtalker_jax.avatar.sampling import Placement, build_placement, faces_in_masks
 from flashtalker_jax.errors import ModelFileError
+from flashtalker_jax.flame.landmarks import vertices_to_landmarks
 from flashtalker_jax.flame.lbs import flame_forward
 from flashtalker_jax.flame.loader import flame_template, load_flame_model, load_region_masks, load_uv_layout
 from flashtalker_jax.flame.model import FlameModel, FlameOutput, FlameParams
@@ -111,7 +112,16 @@ def gaussian_avatar(task_cfg, spec: AvatarSpec, rngs: nnx.Rngs) -> GaussianAvata
     audio_dim = 0 if spec.audio_mean is None else int(spec.audio_mean.shape[0])
     return GaussianAvatar(spec.placement, np.asarray(spec.flame.v_template),
                           np.asarray(spec.flame.faces), spec.flame.n_expr, audio_dim,
-                          task_cfg.avatar, rngs, densifiable=task_cfg.densify.enabled)
+                          task_cfg.avatar, rngs, densifiable=task_cfg.densify.enabled,
+                          landmarks=neutral_landmarks(spec.flame))
+
+
+def neutral_landmarks(flame: FlameModel) -> np.ndarray:
+    """The static FLAME landmarks (L, 3) on the personalised neutral template (the
+    region-weighted deformer's anchors; (0, 3) when the model has no embedding)."""
+    with jax.ensure_compile_time_eval():  # constants, also when built inside jit
+        return np.asarray(vertices_to_landmarks(flame.v_template[None], flame.faces, flame.lmk_faces_idx,
+                                                flame.lmk_bary_coords)[0])
 
 
 class AvatarModel(nnx.Module):
@@ -197,7 +207,7 @@ def render(renderer: AvatarRenderer, params: FlameParams, viewmat: jax.Array, K:
     flame = model.flame.model()
     out = flame_forward(flame, params)
     gaussians = model.avatar(out.vertices, flame.faces,
-                             drive_from_flame(params, model.audio_drive(audio, b)))
+                             drive_from_flame(params, model.audio_drive(audio, b), out.landmarks))
     # The lip flags ride along as a fourth colour channel: the lip silhouette loss reads it.
     lip = jnp.broadcast_to(model.is_lip[...].astype(jnp.float32)[None, :, None],
                            gaussians.colors.shape[:2] + (1,))
