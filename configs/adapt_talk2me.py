@@ -5,7 +5,8 @@ render settings) is configs/adapt_flashtalker.py's, so a comparison isolates the
 Not implemented: Talk2Me's adversarial loss (Eq. 10's L_a); its perceptual term is
 adapt_flashtalker's optional task.loss.perceptual (off by default: it needs LPIPS weights).
 
-Presets, combinable with commas (`adapt_talk2me.py:cpu,no_lpe`): `cpu` (the sizes and
+Presets, combinable with "+" (`adapt_talk2me.py:cpu+no_lpe`; not ",", which separates
+config names in lists such as `bench avatar --configs`): `cpu` (the sizes and
 schedule of adapt_flashtalker.py:cpu) and the ablations `no_lpe` (the NeRF encoding of the
 neutral position instead of the learnable positional encoding), `no_region_weights` (both
 branches with weight 1 everywhere) and `no_ear` (no eye-aspect ratios in the drive).
@@ -19,11 +20,11 @@ ABLATIONS = {"no_lpe": "lpe", "no_region_weights": "region_weights", "no_ear": "
 
 
 def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
-    names = preset.split(",") if preset else []
+    names = preset.split("+") if preset else []
     unknown = sorted(set(names) - {"cpu", *ABLATIONS})
     if unknown:
-        raise ConfigError(f"unknown preset {','.join(unknown)!r}: use any of "
-                          f"{['cpu', *ABLATIONS]} joined by commas")
+        raise ConfigError(f"unknown preset {'+'.join(unknown)!r}: use any of "
+                          f"{['cpu', *ABLATIONS]} joined by '+'")
     config = adapt_flashtalker.get_config("cpu" if "cpu" in names else None)
     a = config.task.avatar
     a.deformer = "region_weighted"

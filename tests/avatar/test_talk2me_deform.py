@@ -215,15 +215,15 @@ def test_ablation_presets_change_the_parameters_as_declared(head):
     full, full_params = params("cpu")
     assert {"encoding/gamma/value", "encoding/phi/value", "encoding/blend/value"} <= set(full_params)
     assert full_params["expression/frame/kernel/value"] == (N_EXPR + 3 + 6 + 2, 16)
-    no_lpe, no_lpe_params = params("cpu,no_lpe")
+    no_lpe, no_lpe_params = params("cpu+no_lpe")
     assert not any(k.startswith(("encoding/gamma", "encoding/coords")) for k in no_lpe_params)
     assert no_lpe_params["encoding/proj/kernel/value"] == (3 + 6 * 6, 8)
-    no_ear, no_ear_params = params("cpu,no_ear")
+    no_ear, no_ear_params = params("cpu+no_ear")
     assert no_ear_params["expression/frame/kernel/value"] == (N_EXPR + 3 + 6, 16)
-    no_rw, no_rw_params = params("cpu,no_region_weights")
+    no_rw, no_rw_params = params("cpu+no_region_weights")
     assert no_rw_params == full_params and not no_rw.region_weights and full.region_weights
     with pytest.raises(ConfigError, match="unknown preset 'no_eyes'"):
-        load_config("adapt_talk2me.py:cpu,no_eyes")
+        load_config("adapt_talk2me.py:cpu+no_eyes")
     with pytest.raises(ConfigError, match="use_audio=False"):
         small_avatar(head, avatar_config(), audio_dim=8)
 
