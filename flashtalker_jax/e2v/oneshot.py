@@ -28,6 +28,7 @@ from flashtalker_jax.avatar.frames import load_frames
 from flashtalker_jax.avatar.renderer import build_spec
 from flashtalker_jax.e2v.init import spec_geometry, template_predictor
 from flashtalker_jax.e2v.prior import load_generator, read_prior
+from flashtalker_jax.e2v.task import identity_mask_source
 from flashtalker_jax.errors import InputFileError, ModelFileError
 from flashtalker_jax.flame.loader import find_model_file
 
@@ -66,7 +67,8 @@ def avatar_task_config(prior_cfg, data_dir: Path, flame_dir: Path):
     cfg.data, cfg.flame = str(data_dir), str(flame_dir)
     cfg.resolution = prior_cfg.resolution
     cfg.background = tuple(prior_cfg.background)
-    cfg.mask_source = prior_cfg.get("mask_source", "fg")   # priors written before the option: fg
+    # The prior's mask source as it applies to this folder (priors written before the option: fg).
+    cfg.mask_source = identity_mask_source(data_dir, prior_cfg.get("mask_source", "fg"))
     cfg.eval_splits = tuple(prior_cfg.eval_splits)
     cfg.init_colors_from_frame = False
     cfg.placement = prior_cfg.placement.copy_and_resolve_references()
