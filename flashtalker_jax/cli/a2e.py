@@ -26,9 +26,10 @@ def register(subparsers) -> None:
     p.add_argument("--data", required=True, help="folder of identity folders (VHAP layout with audio)")
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--config", default="pretrain_a2e",
-                   help="pretrain_a2e (diffusion prior), audio2param (baseline) or talk2me_eg (Talk2Me's "
-                        "Expression Generator), with an optional preset: pretrain_a2e.py:tiny, "
-                        "pretrain_a2e.py:cpu")
+                   help="pretrain_a2e (diffusion prior), audio2param (baseline), talk2me_eg (Talk2Me's "
+                        "Expression Generator) or genfacetalk_audio (GenFaceTalk's E_audio + the motion "
+                        "encoder's heads; --config.task.heads_from=RUN starts them from a trained encoder), "
+                        "with an optional preset: pretrain_a2e.py:tiny, pretrain_a2e.py:cpu")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
     p.add_argument("--restart", action="store_true", help="start over from step 0 when --out holds "
                    "checkpoints that cannot be read (with --resume) or any checkpoints (without); old steps "

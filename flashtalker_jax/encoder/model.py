@@ -45,6 +45,20 @@ class Mlp(nnx.Module):
         return self.out(jax.nn.silu(self.hidden(x)))
 
 
+def motion_heads(keys: tuple[str, ...], feature: int, hidden: int, n_expr: int, rngs: nnx.Rngs) -> nnx.Dict:
+    """GenFaceTalk's sub-encoders E_m on x_D (Eq. 2), one Mlp per motion key (motion_widths
+    order of `keys`). Built in one place for both branches: the image encoder takes every
+    MOTION_KEYS head, the audio branch (motion/genfacetalk_audio.py) the ones it predicts, so
+    the two share weights by path (heads/<key>/...)."""
+    widths = motion_widths(n_expr)
+    return nnx.Dict({key: Mlp(feature, hidden, widths[key], rngs) for key in keys})
+
+
+def head_codes(heads: nnx.Dict, keys: tuple[str, ...], feature: Float[Array, "... F"]) -> Float[Array, "... C"]:
+    """The heads' normalised codes of x_D, concatenated in `keys` order."""
+    return jnp.concatenate([heads[k](feature) for k in keys], -1)
+
+
 class Backbone(nnx.Module):
     """(N, R, R, 3) in [0, 1] -> (N, feature) through len(widths) stride-2 3x3 convs."""
 
@@ -92,14 +106,13 @@ class MotionEncoder(nnx.Module):
                 raise ValueError(f"stats[{key!r}] has shape {np.shape(stats[key])}, expected ({size},)")
             setattr(self, key, CodeStats(jnp.asarray(stats[key], jnp.float32)))
         self.backbone = Backbone(resolution, tuple(widths), feature, rngs)
-        self.heads = nnx.Dict({key: Mlp(feature, hidden, widths_of[key], rngs) for key in MOTION_KEYS})
+        self.heads = motion_heads(MOTION_KEYS, feature, hidden, n_expr, rngs)
         self.shape_head = Mlp(feature, hidden, n_shape, rngs)
         self.temporal = Temporal(channels, temporal_kernel, hidden, rngs) if temporal_kernel else None
 
     def frame_codes(self, images: Float[Array, "N R R 3"]) -> Float[Array, "N C"]:
         """Normalised per-frame motion codes (no temporal head)."""
-        feature = self.backbone(images)
-        return jnp.concatenate([self.heads[k](feature) for k in MOTION_KEYS], -1)
+        return head_codes(self.heads, MOTION_KEYS, self.backbone(images))
 
     def smooth(self, codes: Float[Array, "B T C"]) -> Float[Array, "B T C"]:
         """The temporal head over each clip's per-frame codes (identity without one)."""

@@ -2,9 +2,9 @@
 streamed window by window (windows.py).
 
 The diffusion prior samples DiffPoseTalk windows with DDIM and classifier-free guidance
-from a seed. Audio2Param and Talk2Me's Expression Generator (both causal, trained on
-crops of `task.model.window` frames) run on windows of that crop length: `context` frames
-of warm-up history (one PPE period, so positional codes match the full sequence) + `hop`
+from a seed. Audio2Param, Talk2Me's Expression Generator and GenFaceTalk's audio branch
+(all causal, trained on crops of `task.model.window` frames) run on windows of that crop
+length: `context` frames of warm-up history (one PPE period, so positional codes match the full sequence) + `hop`
 new frames, neighbouring windows cross-faded over the context frames. Every window is then a sequence length the model was
 trained on, and time and memory grow linearly with the clip instead of quadratically.
 Head pose is not predicted: `to_flame_params` takes the pose track of the identity's video.
@@ -74,6 +74,8 @@ class Predictor:
             fn = lambda key, *args: self._sampler(key, *args, row)
             chunks = sample_windows(fn, rows, num_frames, task.n_expr + 3, task.model.window,
                                     task.model.context, jax.random.key(seed))
+        elif loaded.kind == "genfacetalk_audio":   # no style input: audio alone
+            chunks = causal_windows(self._apply, rows, num_frames, self.hop, self.context, self.overlap)
         else:
             # speak passes no template for a kind it does not know (the Expression
             # Generator): the run's own style input of this row (templates.npy).

@@ -1,8 +1,9 @@
 """Trainer tasks for the motion models and their saved form.
 
 `make_task(config.task)` builds the GGTalker prior (task.name "a2e_prior"), the
-Audio2Param baseline ("audio2param") or Talk2Me's Expression Generator ("talk2me_eg") on
-a folder of speaking identities: data (random windows of training sentences), model
+Audio2Param baseline ("audio2param"), Talk2Me's Expression Generator ("talk2me_eg") or
+GenFaceTalk's audio branch ("genfacetalk_audio": E_audio + the motion encoder's heads,
+optionally from a trained encoder, task.heads_from) on a folder of speaking identities: data (random windows of training sentences), model
 factory, and loss (with the audio encoder's parameters frozen under `task.freeze`
 prefixes during adaptation). A `flashtalker data
 build-tfds` dataset as task.dataset is read through grain instead (`build_from_records`,
@@ -37,6 +38,8 @@ from flashtalker_jax.errors import ConfigError, InputFileError, ModelFileError
 from flashtalker_jax.flame.model import FlameModel
 from flashtalker_jax.motion import diffusion, losses
 from flashtalker_jax.motion.a2e_prior import A2EPrior, PriorDims, PriorLossWeights, prior_loss
+from flashtalker_jax.motion.genfacetalk_audio import (AudioBranchDims, GenFaceTalkAudio, check_streaming,
+                                                      resolve_heads, with_heads)
 from flashtalker_jax.motion.audio2param import Audio2Param, Audio2ParamDims
 from flashtalker_jax.motion.talk2me_eg import (EGDims, ExpressionGenerator, eye_coefficients, eye_weighted_l1,
                                                eye_weights)
@@ -47,7 +50,7 @@ from flashtalker_jax.train.state import key_path_str
 from flashtalker_jax.train.tasks import Task
 from flashtalker_jax.utils.files import read_npy, read_npz
 
-KINDS = ("a2e_prior", "audio2param", "talk2me_eg")
+KINDS = ("a2e_prior", "audio2param", "talk2me_eg", "genfacetalk_audio")
 
 
 # ----------------------------------------------------------------------------- data
@@ -161,6 +164,9 @@ def make_model_factory(task: ml_collections.ConfigDict, audio_dim: int, template
     if task.name == "talk2me_eg":
         dims = EGDims.from_config(task.model, motion_dim(task), audio_dim, template_dim)
         return lambda rngs: ExpressionGenerator(dims, rngs)
+    if task.name == "genfacetalk_audio":
+        dims = AudioBranchDims.from_config(task.model, task.n_expr, audio_dim)
+        return lambda rngs: GenFaceTalkAudio(dims, rngs)
     raise ConfigError(f"task.name={task.name!r}: use one of {KINDS}")
 
 
@@ -215,7 +221,8 @@ def reference_frames(identities: list[Identity], motion_norm: Normaliser) -> np.
 def style_input(kind: str, flame: FlameModel, ident: Identity, motion_norm: Normaliser) -> np.ndarray | None:
     """What a model of `kind` takes as the style of `ident` (from the identity's own data):
     Audio2Param its template mesh, the Expression Generator its reference frame, the
-    diffusion prior nothing (its style is the embedding row)."""
+    diffusion prior nothing (its style is the embedding row), GenFaceTalk's audio branch
+    nothing (it has no style input)."""
     if kind == "audio2param":
         return identity_template(flame, ident)
     if kind == "talk2me_eg":
@@ -267,6 +274,24 @@ def _loss_fn(task, flame: FlameModel, lip_ids: np.ndarray, motion_norm: Normalis
             return prior_loss(model, batch, key, alpha_bars, weights, lip_term)
 
         return prior_fn
+
+    if task.name == "genfacetalk_audio":
+        frozen = tuple(task.freeze) + (() if task.train_heads else ("heads",))
+        lip_term = mesh_term_on(lip_ids) if loss.vertices else None
+
+        def gft_fn(model, batch, key):
+            freeze(model, frozen)
+            pred = model(batch["audio"], batch["frame_mask"])
+            # GenFaceTalk's soft FLAME-code loss: squared error of the normalised codes.
+            code = losses.regression_loss(pred, batch["motion"], batch["frame_mask"])
+            metrics = {"code": code}
+            total = loss.code * code
+            if lip_term is not None:
+                metrics["lip_mm2"] = lip_term(pred, batch["motion"], batch)
+                total = total + loss.vertices * metrics["lip_mm2"]
+            return total, metrics
+
+        return gft_fn
 
     table = jnp.asarray(templates)
     if task.name == "talk2me_eg":
@@ -321,6 +346,16 @@ def build(task: ml_collections.ConfigDict, names_for_index: list[str] | None = N
     if task.name == "talk2me_eg":
         resolve_eye_ids(task, flame)
         templates = reference_frames(identities, motion_norm)
+    heads = None
+    if task.name == "genfacetalk_audio" and norms is None:
+        # Pretraining (adaptation has norms: it starts from the run's own heads and units).
+        from flashtalker_jax.flame.loader import find_model_file
+
+        heads = resolve_heads(task, find_model_file(flame_folder(task)))
+        if heads is not None:   # the heads' own units: the encoder's CodeStats
+            motion_norm = Normaliser(mean=heads.mean.astype(np.float32), std=heads.std.astype(np.float32))
+    if task.name == "genfacetalk_audio":
+        check_streaming(task, AudioBranchDims.from_config(task.model, task.n_expr, audio_dim))
     template_dim = 0 if templates is None else templates.shape[1]
     context = task.model.context if task.name == "a2e_prior" else 0
     window = task.model.window
@@ -332,7 +367,10 @@ def build(task: ml_collections.ConfigDict, names_for_index: list[str] | None = N
                             task.model.steps_per_frame, task.data_seed, motion_norm, audio_norm,
                             process_index, process_count, augment)
 
-    trainer_task = Task(make_model=make_model_factory(task, audio_dim, template_dim),
+    make_model = make_model_factory(task, audio_dim, template_dim)
+    if heads is not None:
+        make_model = lambda rngs, build_model=make_model: with_heads(build_model(rngs), heads)
+    trainer_task = Task(make_model=make_model,
                         loss_fn=_loss_fn(task, flame, lip_ids, motion_norm, templates), make_data=make_data)
     return MotionTask(trainer_task, identities, motion_norm, audio_norm, flame, templates, audio_dim)
 
@@ -367,7 +405,7 @@ def make_task(task: ml_collections.ConfigDict) -> Task:
 
 # ----------------------------------------------------------------------------- saved models
 
-RUN_PATH_FIELDS = ("dataset", "flame_dir", "wav2vec2_dir", "feature_cache")
+RUN_PATH_FIELDS = ("dataset", "flame_dir", "wav2vec2_dir", "feature_cache", "heads_from")
 
 
 def resolved_task(task: ml_collections.ConfigDict) -> dict:

@@ -23,6 +23,7 @@ TASKS: dict[str, str] = {
     "a2e_prior": "flashtalker_jax.motion.tasks:make_task",
     "audio2param": "flashtalker_jax.motion.tasks:make_task",
     "talk2me_eg": "flashtalker_jax.motion.tasks:make_task",
+    "genfacetalk_audio": "flashtalker_jax.motion.tasks:make_task",
     "body_inpainter": "flashtalker_jax.composite.train_inpainter:make_task",
     "pose_refiner": "flashtalker_jax.motion.pose.refiner:make_task",
     "e2v_prior": "flashtalker_jax.e2v.task:make_task",
