@@ -156,6 +156,13 @@ def test_training_lowers_the_code_loss(runs):
     after = loss_of(tasks.load_motion_model(runs / "gft120").model)
     assert after < 0.6 * before, (before, after)
 
+    # With loss.vertices the lip term (losses.vertex_loss on FLAME 'lips', mm^2) adds to the code loss.
+    with_lips = build(runs, "task.loss.vertices=0.01")
+    total, metrics = with_lips.task.loss_fn(tasks.load_motion_model(runs / "gft120").model, batches[0], None)
+    assert float(metrics["lip_mm2"]) > 0
+    np.testing.assert_allclose(float(total), 5.0 * float(metrics["code"]) + 0.01 * float(metrics["lip_mm2"]),
+                               rtol=1e-5)
+
 
 def test_heads_from_an_encoder_are_its_heads_exactly(data, runs):
     root, encoder = data
