@@ -1,5 +1,5 @@
 """speak --pose generated: the MotionFn wrapper replaces the pose keys chunk by chunk and
-keeps everything else; a real-footage full frame refuses it."""
+keeps everything else (a real-footage full frame: tests/speak/test_generated_full_frame.py)."""
 from __future__ import annotations
 
 import numpy as np
