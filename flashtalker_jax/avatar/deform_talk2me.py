@@ -138,7 +138,8 @@ class CoordinateEncoding(nnx.Module):
 
 class Branch(nnx.Module):
     """One branch of phi_D: per-Gaussian (N, g) and per-frame (B, k) inputs -> (B, N, out),
-    the first layer split so the two terms are added by broadcasting."""
+    the first layer split so the two terms are added by broadcasting; `layers` hidden GELU
+    layers, that one included (as many as deform.Deformer's offset MLP has)."""
 
     def __init__(self, gaussian_in: int, frame_in: int, hidden: int, layers: int, out: int,
                  rngs: nnx.Rngs):
