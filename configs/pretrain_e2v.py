@@ -3,8 +3,11 @@ the Identity-Gaussian Generator trained source-target across identities
 (flashtalker_jax/e2v/generator.py, task.py). `flashtalker oneshot --prior RUN` reads it.
 
 Defaults are the GPU-sized run (256 px crops, a 128^2 UV map). Presets:
-  cpu    64 px frames, 64^2 map, a few hundred steps: the measured CPU run
-  quick  the same sizes, a handful of steps: tests and smoke runs
+  cpu          64 px frames, 64^2 map, a few hundred steps: the measured CPU run
+  quick        the same sizes, a handful of steps: tests and smoke runs
+  genfacetalk  GenFaceTalk's identity learning as the generator (task.generator.kind,
+               e2v/identity_encoder.py) instead of GGTalker's UV U-Net; combines with a
+               size preset as cpu+genfacetalk, quick+genfacetalk
 """
 import ml_collections
 
@@ -39,6 +42,8 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     t.placement.per_face_masks = ()
 
     t.generator = ml_collections.ConfigDict()
+    t.generator.kind = "uv_unet"     # "uv_unet": GGTalker's (generator.py); "genfacetalk": GenFaceTalk's
+                                     # identity learning (identity_encoder.py); both write the same map
     t.generator.map_resolution = 128  # UV map side R (divisible by 4); map texels ~ Gaussians
     t.generator.image_width = 16     # image-encoder channels (local context only: the unwrap aligns)
     t.generator.unet_width = 32      # UV U-Net base width (x2, x4 at the two lower levels)
@@ -47,6 +52,11 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     t.generator.offset_scale = 0.1   # offsets in triangle units; small: early steps stay bound
     t.generator.init_opacity = 0.9   # as adapt's template
     t.generator.init_scale_factor = 0.5  # initial sigma = factor * spacing (as adapt's template)
+    # kind="genfacetalk" only (the uv_unet widths above are unused by it, and these by uv_unet):
+    t.generator.id_widths = (16, 32, 64, 64)  # identity ConvNet (the motion encoder's): stride-2 levels
+    t.generator.id_feature = 128     # its global identity vector
+    t.generator.texel_dim = 16       # learned per-texel embedding (the initial Gaussians' features)
+    t.generator.mlp_width = 64       # per-texel global / local / fusion MLP width
 
     t.loss = ml_collections.ConfigDict()
     t.loss.l1 = 0.8                  # GGTalker / GaussianAvatars photometric mix
@@ -71,7 +81,10 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     config.optim = common.optim("adam", 2e-3, warmup_steps=100, clip_norm=1.0)
     config.train = common.train(20000, log_every=50, checkpoint_every=1000)
     config.mesh = common.mesh()
-    return common.with_preset(config, preset, {"cpu": _cpu, "quick": _quick})
+    return common.with_preset(config, preset, {
+        "cpu": _cpu, "quick": _quick, "genfacetalk": _genfacetalk,
+        "cpu+genfacetalk": lambda c: (_cpu(c), _genfacetalk(c, small=True)),
+        "quick+genfacetalk": lambda c: (_quick(c), _genfacetalk(c, small=True, tiny=True))})
 
 
 def _cpu(config: ml_collections.ConfigDict) -> None:
@@ -96,3 +109,19 @@ def _quick(config: ml_collections.ConfigDict) -> None:
     t.generator.unet_width = 8
     config.optim.warmup_steps = 2
     config.train.update(steps=10, log_every=5, checkpoint_every=5)
+
+
+def _genfacetalk(config: ml_collections.ConfigDict, small: bool = False, tiny: bool = False) -> None:
+    """GenFaceTalk's generator; small: three encoder levels for 64 px crops (an 8 x 8 last
+    map, as the 256 px default's four levels leave 16 x 16) and CPU-sized MLPs; tiny: tests."""
+    g = config.task.generator
+    g.kind = "genfacetalk"
+    if small:
+        g.id_widths = (16, 32, 64)
+        g.id_feature = 64
+        g.texel_dim = 8
+        g.mlp_width = 32
+    if tiny:
+        g.id_widths = (8, 16, 16)
+        g.id_feature = 32
+        g.mlp_width = 16

@@ -114,6 +114,55 @@ def project(points: Float[Array, "B T 3"], viewmat: Float[Array, "B 4 4"], K: Fl
     return pix, cam
 
 
+def pool_image(image: Float[Array, "B H W 3"], K: Float[Array, "B 3 3"], stride: int):
+    """(image average-pooled by `stride`, K in the pooled pixels); unchanged for stride 1."""
+    if stride == 1:
+        return image, K
+    b, h, w, c = image.shape
+    return image.reshape(b, h // stride, stride, w // stride, stride, c).mean((2, 4)), K.at[:, :2].divide(stride)
+
+
+def texel_views(vertices: Float[Array, "B V 3"], faces, texel_face, texel_bary, viewmat: Float[Array, "B 4 4"],
+                K: Float[Array, "B 3 3"], size: tuple[int, int]):
+    """Where the source camera sees every chart texel's surface point: (pixel xy (B, T, 2),
+    facing (B, T, 1): how squarely its triangle faces the camera (1 = straight on, <= 0 =
+    seen from behind: back of the head, under the chin), inside (B, T, 1): 1 when the pixel
+    lies in the (H, W) = size image)."""
+    points = bound_anchors(vertices, faces, texel_face, texel_bary)
+    pix, cam = project(points, viewmat, K)
+    rot, _ = triangle_frames(vertices, faces)
+    normal = rot[:, texel_face][..., 1]                                  # a1 column: the normal
+    normal_cam = jnp.einsum("bij,btj->bti", viewmat[:, :3, :3], normal)
+    view_dir = cam / jnp.linalg.norm(cam, axis=-1, keepdims=True)
+    facing = -jnp.sum(normal_cam * view_dir, -1, keepdims=True)
+    extent = jnp.asarray(tuple(size)[::-1], jnp.float32)
+    inside = jnp.all((pix >= 0) & (pix <= extent), -1, keepdims=True).astype(jnp.float32)
+    return pix, facing, inside
+
+
+def scatter_texels(texel: Float[Array, "B T C"], cell, resolution: int) -> Float[Array, "B R R C"]:
+    """Per-texel values onto the R x R grid at their cells (zero where the chart has no texel)."""
+    b, r = texel.shape[0], resolution
+    grid = jnp.zeros((b, r * r, texel.shape[-1]), texel.dtype)
+    return grid.at[:, cell].set(texel).reshape(b, r, r, -1)
+
+
+def compose_map(raw: Float[Array, "B R R 14"], colour: Float[Array, "B R R 3"], offset_scale: float,
+                init_opacity_logit: float) -> Float[Array, "B R R 14"]:
+    """The map (module docstring's MAP_SPLITS parameterisation) from a network's raw residuals
+    and the unwrapped colour (already clipped to [COLOUR_CLIP, 1 - COLOUR_CLIP]): zero
+    residuals give the projective texture with the template's initial values."""
+    bounds = np.cumsum(list(MAP_SPLITS.values()))[:-1]
+    parts = dict(zip(MAP_SPLITS, jnp.split(raw, bounds, axis=-1)))
+    identity = jnp.array([1.0, 0.0, 0.0, 0.0])
+    return jnp.concatenate([
+        offset_scale * parts["offset"],
+        parts["log_scale"],
+        identity + parts["rotation"],
+        init_opacity_logit + parts["opacity"],
+        jnp.log(colour / (1 - colour)) + parts["colour"]], -1)
+
+
 class UNet(nnx.Module):
     """Two-level conv U-Net (3x3 convs, GELU, stride-2 down, nearest-up + skip), zero last layer."""
 
@@ -182,43 +231,20 @@ class IdentityGaussianGenerator(nnx.Module):
         colour = unwrapped[..., self.enc2.out_features:self.enc2.out_features + 3]
         colour = jnp.clip(colour, COLOUR_CLIP, 1 - COLOUR_CLIP)
         x = jnp.concatenate([unwrapped, jnp.broadcast_to(self.uv_embed[...], (b, r, r, self.uv_embed.shape[-1]))], -1)
-        raw = self.unet(x)
-        bounds = np.cumsum(list(MAP_SPLITS.values()))[:-1]
-        parts = dict(zip(MAP_SPLITS, jnp.split(raw, bounds, axis=-1)))
-        identity = jnp.array([1.0, 0.0, 0.0, 0.0])
-        out = jnp.concatenate([
-            self.offset_scale * parts["offset"],
-            parts["log_scale"],
-            identity + parts["rotation"],
-            self.init_opacity_logit + parts["opacity"],
-            jnp.log(colour / (1 - colour)) + parts["colour"]], -1)
+        out = compose_map(self.unet(x), colour, self.offset_scale, self.init_opacity_logit)
         chex.assert_shape(out, (b, r, r, MAP_CHANNELS))
         return out
 
     def unwrap(self, image, vertices, viewmat, K) -> Float[Array, "B R R C"]:
         """Image features, raw colour, facing, in-frame and coverage per UV texel (zero where
         the chart has no texel)."""
-        s = self.image_stride
-        if s > 1:
-            b, h, w, c = image.shape
-            image = image.reshape(b, h // s, s, w // s, s, c).mean((2, 4))
-            K = K.at[:, :2].divide(s)
+        image, K = pool_image(image, K, self.image_stride)
         feats = jax.nn.gelu(self.enc2(jax.nn.gelu(self.enc1(image))))
-        faces = self.faces[...]
-        points = bound_anchors(vertices, faces, self.texel_face[...], self.texel_bary[...])
-        pix, cam = project(points, viewmat, K)
+        pix, facing, inside = texel_views(vertices, self.faces[...], self.texel_face[...], self.texel_bary[...],
+                                          viewmat, K, image.shape[1:3])
         sampled = bilinear(jnp.concatenate([feats, image], -1), pix)    # (B, T, C + 3)
-        rot, _ = triangle_frames(vertices, faces)
-        normal = rot[:, self.texel_face[...]][..., 1]                    # a1 column: the normal
-        normal_cam = jnp.einsum("bij,btj->bti", viewmat[:, :3, :3], normal)
-        view_dir = cam / jnp.linalg.norm(cam, axis=-1, keepdims=True)
-        facing = -jnp.sum(normal_cam * view_dir, -1, keepdims=True)      # 1 = faces the camera
-        size = jnp.asarray(image.shape[1:3][::-1], jnp.float32)
-        inside = jnp.all((pix >= 0) & (pix <= size), -1, keepdims=True).astype(jnp.float32)
         texel = jnp.concatenate([sampled * inside, facing, inside, jnp.ones_like(facing)], -1)
-        r, b = self.resolution, image.shape[0]
-        grid = jnp.zeros((b, r * r, texel.shape[-1]), texel.dtype)
-        return grid.at[:, self.texel_cell[...]].set(texel).reshape(b, r, r, -1)
+        return scatter_texels(texel, self.texel_cell[...], self.resolution)
 
 
 def sample_at_placement(uv_map: Float[Array, "B R R 14"], uv: Float[Array, "N 2"]) -> Float[Array, "B N 14"]:

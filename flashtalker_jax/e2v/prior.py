@@ -3,7 +3,9 @@
 identity's own, whose UV chart must be the prior's: checked texel by texel).
 
   RUN/prior/config.json    the e2v task config (task.dataset resolved: where it was trained)
-  RUN/prior/meta.json      format_version, steps trained, map resolution, texel count
+  RUN/prior/meta.json      format_version, steps trained, map resolution, texel count,
+                           generator_kind (task.generator.kind; absent in priors written
+                           before the option: "uv_unet", as their config's missing key reads)
   RUN/prior/generator.npz  every generator variable by its path (Params and the UV chart)
 
 `read_prior` raises ModelFileError naming the file that is missing, unreadable, or does
@@ -21,7 +23,7 @@ from flax import nnx
 
 from flashtalker_jax.avatar.export import flat_state, load_flat_state
 from flashtalker_jax.e2v.generator import IdentityGaussianGenerator
-from flashtalker_jax.e2v.task import Geometry, make_generator
+from flashtalker_jax.e2v.task import Geometry, generator_kind, make_generator
 from flashtalker_jax.errors import ModelFileError
 from flashtalker_jax.utils.files import atomic_path, read_json_object, read_npz
 
@@ -56,7 +58,8 @@ def write_prior(out_dir, generator: IdentityGaussianGenerator, task_cfg, steps: 
     saved.dataset = str(Path(task_cfg.dataset).resolve()) if task_cfg.dataset else ""
     (out_dir / "config.json").write_text(saved.to_json_best_effort(indent=1))
     meta = {"format_version": FORMAT_VERSION, "steps": int(steps),
-            "map_resolution": int(generator.resolution), "texels": int(generator.texel_face.shape[0])}
+            "map_resolution": int(generator.resolution), "texels": int(generator.texel_face.shape[0]),
+            "generator_kind": generator_kind(task_cfg)}
     with atomic_path(out_dir / "meta.json") as tmp:
         tmp.write_text(json.dumps(meta, indent=1))
     return out_dir
@@ -79,6 +82,10 @@ def read_prior(prior_dir) -> PriorFolder:
         raise ModelFileError(path / "meta.json", f"format_version {meta.get('format_version')!r}, this "
                                                  f"flashtalker reads {FORMAT_VERSION}", REWRITE)
     cfg = ml_collections.ConfigDict(_read_json(path / "config.json", "prior task config"))
+    kind = meta.get("generator_kind", "uv_unet")
+    if cfg.get("generator", {}).get("kind", "uv_unet") != kind:
+        raise ModelFileError(path / "meta.json", f"generator_kind {kind!r} differs from config.json's "
+                                                 f"task.generator.kind", REWRITE)
     state = read_npz(path / "generator.npz", "prior generator state", REWRITE)
     return PriorFolder(path, cfg, meta, state)
 

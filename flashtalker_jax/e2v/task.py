@@ -80,13 +80,43 @@ def build_geometry(task_cfg, flame_dir: Path) -> Geometry:
     return Geometry(flame, spec.placement, placement_uv(spec.placement, vt, ft), log_scale, vt, ft)
 
 
-def make_generator(task_cfg, geometry: Geometry, rngs: nnx.Rngs) -> IdentityGaussianGenerator:
+def _uv_unet(task_cfg, chart, faces, rngs):
     g = task_cfg.generator
-    chart = build_chart(geometry.vt, geometry.ft, g.map_resolution)
-    return IdentityGaussianGenerator(chart, np.asarray(geometry.flame.faces), image_width=g.image_width,
-                                     unet_width=g.unet_width, pos_dim=g.pos_dim,
-                                     image_stride=g.image_stride, offset_scale=g.offset_scale,
-                                     init_opacity=g.init_opacity, rngs=rngs)
+    return IdentityGaussianGenerator(chart, faces, image_width=g.image_width, unet_width=g.unet_width,
+                                     pos_dim=g.pos_dim, image_stride=g.image_stride,
+                                     offset_scale=g.offset_scale, init_opacity=g.init_opacity, rngs=rngs)
+
+
+def _genfacetalk(task_cfg, chart, faces, rngs):
+    from flashtalker_jax.e2v.identity_encoder import GenFaceTalkIdentityGenerator
+
+    g = task_cfg.generator
+    if task_cfg.resolution % g.image_stride:
+        raise ConfigError(f"task.resolution={task_cfg.resolution} must divide by task.generator.image_stride="
+                          f"{g.image_stride}")
+    return GenFaceTalkIdentityGenerator(chart, faces, image_resolution=task_cfg.resolution // g.image_stride,
+                                        widths=tuple(g.id_widths), feature=g.id_feature, texel_dim=g.texel_dim,
+                                        width=g.mlp_width, image_stride=g.image_stride,
+                                        offset_scale=g.offset_scale, init_opacity=g.init_opacity, rngs=rngs)
+
+
+# task.generator.kind -> builder (task_cfg, chart, faces, rngs): GGTalker's UV U-Net
+# (generator.py) or GenFaceTalk's identity learning (identity_encoder.py); same map out.
+GENERATORS = {"uv_unet": _uv_unet, "genfacetalk": _genfacetalk}
+
+
+def generator_kind(task_cfg) -> str:
+    """task.generator.kind; a config saved before the option (a prior folder's) is "uv_unet"."""
+    kind = task_cfg.generator.get("kind", "uv_unet")
+    if kind not in GENERATORS:
+        raise ConfigError(f"task.generator.kind={kind!r}: use one of {sorted(GENERATORS)}")
+    return kind
+
+
+def make_generator(task_cfg, geometry: Geometry, rngs: nnx.Rngs) -> IdentityGaussianGenerator:
+    """The task's generator (task.generator.kind) on the geometry's UV chart."""
+    chart = build_chart(geometry.vt, geometry.ft, task_cfg.generator.map_resolution)
+    return GENERATORS[generator_kind(task_cfg)](task_cfg, chart, np.asarray(geometry.flame.faces), rngs)
 
 
 # ------------------------------------------------------------------ data

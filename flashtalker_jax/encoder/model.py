@@ -73,10 +73,17 @@ class Backbone(nnx.Module):
         self.project = nnx.Linear(side * side * widths[-1], feature, rngs=rngs)
 
     def __call__(self, images):
-        x = images * 2.0 - 1.0
+        return self.features(images)[1]
+
+    def features(self, images) -> tuple[list[jax.Array], jax.Array]:
+        """(every conv's map, finest first: (N, R / 2^k, R / 2^k, widths[k-1]) for k = 1..;
+        the feature vector (N, feature)): the hierarchical features the e2v identity encoder
+        (e2v/identity_encoder.py) reads, the vector alone being x_D."""
+        x, maps = images * 2.0 - 1.0, []
         for conv in self.convs:
             x = jax.nn.silu(conv(x))
-        return jax.nn.silu(self.project(x.reshape(x.shape[0], -1)))
+            maps.append(x)
+        return maps, jax.nn.silu(self.project(x.reshape(x.shape[0], -1)))
 
 
 class Temporal(nnx.Module):
