@@ -57,6 +57,8 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     t.generator.id_feature = 128     # its global identity vector
     t.generator.texel_dim = 16       # learned per-texel embedding (the initial Gaussians' features)
     t.generator.mlp_width = 64       # per-texel global / local / fusion MLP width
+    t.generator.token_rank = 0       # > 0: rank of a learned mixing across texels before the fusion
+                                     # (lets unseen texels read seen ones; 0 = the paper's per-Gaussian form)
 
     t.loss = ml_collections.ConfigDict()
     t.loss.l1 = 0.8                  # GGTalker / GaussianAvatars photometric mix

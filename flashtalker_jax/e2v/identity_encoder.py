@@ -23,7 +23,9 @@ The paper calls E_global / E_local convolutional; per-texel MLPs are their 1x1 c
 the Gaussians. The contrast with GGTalker is deliberate: NO convolution in UV space, so
 texels share nothing but the identity vector (and the learned weights): an unseen texel
 (back of the head) gets its appearance from its embedding and the global vector, not from
-its seen neighbours. Both generators carry the same colour skip (the unwrapped source
+its seen neighbours. token_rank > 0 adds one cheap exchange between texels before the
+fusion (TokenMix: a rank-k learned mixing over the texel axis, MLP-Mixer style, zero-
+initialised): a measured variant, not the paper's. Both generators carry the same colour skip (the unwrapped source
 colour's logit), so untrained they return the same map, the projective texture: their
 difference after training is what their networks learned.
 """
@@ -64,6 +66,20 @@ def level_coordinates(xy: Float[Array, "B T 2"], levels: int) -> list[jax.Array]
     return out
 
 
+class TokenMix(nnx.Module):
+    """h + up(gelu(down(h))) with down (k, T), up (T, k) over the texel axis of h (B, T, C):
+    every texel may read any other (an unseen one its seen counterparts) through k learned
+    mixtures; up starts at zero, so the block starts as the identity."""
+
+    def __init__(self, texels: int, rank: int, rngs: nnx.Rngs):
+        self.down = nnx.Param(jax.random.normal(rngs.params(), (rank, texels)) / np.sqrt(texels))
+        self.up = nnx.Param(jnp.zeros((texels, rank)))
+
+    def __call__(self, h: Float[Array, "B T C"]) -> Float[Array, "B T C"]:
+        mixed = jax.nn.gelu(jnp.einsum("kt,btc->bkc", self.down[...], h))
+        return h + jnp.einsum("tk,bkc->btc", self.up[...], mixed)
+
+
 class GenFaceTalkIdentityGenerator(nnx.Module):
     """(image, tracked source mesh + camera) -> UV Gaussian map (module docstring).
 
@@ -71,11 +87,12 @@ class GenFaceTalkIdentityGenerator(nnx.Module):
     sees (task.resolution / image_stride; its last map is flattened, so it is fixed);
     widths / feature: the ConvNet's channels per stride-2 level and its vector size;
     texel_dim: the learned per-texel embedding; width: every per-texel MLP's width;
+    token_rank: TokenMix rank before the fusion (0 = none, the paper's per-Gaussian form);
     image_stride, offset_scale, init_opacity: as IdentityGaussianGenerator."""
 
     def __init__(self, chart: UVChart, faces: np.ndarray, *, image_resolution: int,
                  widths: tuple[int, ...] = (16, 32, 64, 64), feature: int = 128, texel_dim: int = 16,
-                 width: int = 64, image_stride: int = 1, offset_scale: float = 0.1,
+                 width: int = 64, token_rank: int = 0, image_stride: int = 1, offset_scale: float = 0.1,
                  init_opacity: float = 0.9, rngs: nnx.Rngs):
         self.resolution, self.image_stride = chart.resolution, int(image_stride)
         self.image_resolution = int(image_resolution)
@@ -90,6 +107,7 @@ class GenFaceTalkIdentityGenerator(nnx.Module):
         self.global_branch = TexelMlp(texel_dim + feature, width, width, rngs)
         # local input: every level's features + raw colour (3) + facing + in-frame
         self.local_branch = TexelMlp(sum(widths) + 3 + 2, width, width, rngs)
+        self.mix = TokenMix(len(chart.face), token_rank, rngs) if token_rank else None
         self.fuse = TexelMlp(2 * width, width, MAP_CHANNELS, rngs, zero_out=True)
 
     def __call__(self, image: Float[Array, "B S S 3"], vertices: Float[Array, "B V 3"],
@@ -114,7 +132,10 @@ class GenFaceTalkIdentityGenerator(nnx.Module):
         embed = jnp.broadcast_to(self.texel_embed[...], (b, t, self.texel_embed.shape[-1]))
         glob = self.global_branch(jnp.concatenate(
             [embed, jnp.broadcast_to(vector[:, None], (b, t, vector.shape[-1]))], -1))
-        raw = scatter_texels(self.fuse(jnp.concatenate([glob, local], -1)), self.texel_cell[...], r)
+        fused = jnp.concatenate([glob, local], -1)
+        if self.mix is not None:
+            fused = self.mix(fused)
+        raw = scatter_texels(self.fuse(fused), self.texel_cell[...], r)
         colour_map = jnp.clip(scatter_texels(colour, self.texel_cell[...], r), COLOUR_CLIP, 1 - COLOUR_CLIP)
         out = compose_map(raw, colour_map, self.offset_scale, self.init_opacity_logit)
         chex.assert_shape(out, (b, r, r, MAP_CHANNELS))

@@ -90,13 +90,14 @@ def _uv_unet(task_cfg, chart, faces, rngs):
 def _genfacetalk(task_cfg, chart, faces, rngs):
     from flashtalker_jax.e2v.identity_encoder import GenFaceTalkIdentityGenerator
 
-    g = task_cfg.generator
+    g = task_cfg.generator   # a prior saved before token_rank existed has none: 0, its form
     if task_cfg.resolution % g.image_stride:
         raise ConfigError(f"task.resolution={task_cfg.resolution} must divide by task.generator.image_stride="
                           f"{g.image_stride}")
     return GenFaceTalkIdentityGenerator(chart, faces, image_resolution=task_cfg.resolution // g.image_stride,
                                         widths=tuple(g.id_widths), feature=g.id_feature, texel_dim=g.texel_dim,
-                                        width=g.mlp_width, image_stride=g.image_stride,
+                                        width=g.mlp_width, token_rank=g.get("token_rank", 0),
+                                        image_stride=g.image_stride,
                                         offset_scale=g.offset_scale, init_opacity=g.init_opacity, rngs=rngs)
 
 

@@ -11,7 +11,7 @@ from flax import nnx
 
 from flashtalker_jax.config import load_config
 from flashtalker_jax.e2v.generator import IdentityGaussianGenerator, bilinear
-from flashtalker_jax.e2v.identity_encoder import GenFaceTalkIdentityGenerator, level_coordinates
+from flashtalker_jax.e2v.identity_encoder import GenFaceTalkIdentityGenerator, TokenMix, level_coordinates
 from flashtalker_jax.e2v.prior import load_generator, read_prior, write_prior
 from flashtalker_jax.e2v.task import (build_geometry, load_identities, make_generator, make_task, predict,
                                       resolve_flame_dir)
@@ -49,9 +49,11 @@ def test_same_map_as_the_uv_generator_untrained(tiny_dataset, setup):
     residuals on the same colour skip (the projective texture). Both sample the same image
     at the same pixels with the same bilinear, so only float rounding may differ (1e-5 on
     logits up to ~4)."""
-    cfg, geometry, frame, shape = setup
+    _, geometry, frame, shape = setup
+    cfg = gft_config(tiny_dataset, "task.generator.token_rank=4").task   # TokenMix starts as the identity
     uv_cfg = load_config("pretrain_e2v:quick", [f"task.dataset={tiny_dataset}"]).task
     ours, theirs = make_generator(cfg, geometry, nnx.Rngs(0)), make_generator(uv_cfg, geometry, nnx.Rngs(0))
+    assert ours.mix is not None
     assert isinstance(ours, GenFaceTalkIdentityGenerator) and isinstance(theirs, IdentityGaussianGenerator)
     background = tuple(cfg.background)
     (map_a, values_a), (map_b, values_b) = _both(geometry, background)(ours, theirs, frame, shape)
@@ -79,6 +81,17 @@ def test_level_coordinates_follow_the_strided_convolutions():
     xy = jnp.array([[[9.3, 12.0], [16.0, 7.7], [20.25, 20.25]]])
     for m, level_xy in zip(maps, level_coordinates(xy, 2)):
         np.testing.assert_allclose(np.asarray(bilinear(m, level_xy))[..., 0], np.asarray(xy[..., 0]), atol=1e-5)
+
+
+def test_token_mix_matches_numpy():
+    mix = TokenMix(5, 3, nnx.Rngs(0))
+    mix.up[...] = jax.random.normal(jax.random.key(1), (5, 3))
+    h = np.asarray(jax.random.normal(jax.random.key(2), (2, 5, 4)))
+    down, up = np.asarray(mix.down[...], np.float64), np.asarray(mix.up[...], np.float64)
+    inner = np.einsum("kt,btc->bkc", down, h)
+    gelu = 0.5 * inner * (1 + np.tanh(np.sqrt(2 / np.pi) * (inner + 0.044715 * inner ** 3)))  # jax's default
+    np.testing.assert_allclose(np.asarray(mix(jnp.asarray(h))), h + np.einsum("tk,bkc->btc", up, gelu),
+                               rtol=1e-5, atol=1e-5)
 
 
 def test_training_lowers_the_target_loss(tiny_dataset, tmp_path):
