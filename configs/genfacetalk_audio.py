@@ -14,7 +14,10 @@ from flashtalker_jax.configs import common
 def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.task = common.motion_task("genfacetalk_audio", batch_size=32)
-    c.task.heads_from = ""      # a motion encoder folder (RUN or RUN/encoder): its heads + CodeStats
+    # A motion encoder folder (RUN or RUN/encoder): its heads + CodeStats. Measured on the a2e
+    # data (BENCHMARKS.md): its gain over heads from scratch comes from the CodeStats as loss
+    # units (the jaw weighs ~4x more than in data units), not from the heads' weights.
+    c.task.heads_from = ""
     c.task.train_heads = True   # False: heads frozen (needs heads_from; optimiser without weight decay)
     c.task.model = ml_collections.ConfigDict(dict(
         channels=128,           # E_audio width
@@ -48,7 +51,8 @@ def _tiny(c: ml_collections.ConfigDict) -> None:
 
 
 def _cpu(c: ml_collections.ConfigDict) -> None:
-    # The CPU benchmark recipe: the other models' cpu batch and crops (16 x 100 frames).
+    # The CPU benchmark recipe: the other models' cpu batch and crops (16 x 100 frames);
+    # ~100 CPU s. 9000 steps is Audio2Param 600 / EG 3000's budget (~270 CPU s).
     c.task.model.update(num_identities=32)
     c.task.batch_size = 16
     c.optim.update(warmup_steps=50)
