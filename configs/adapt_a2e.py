@@ -19,7 +19,7 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     # Audio encoder parameters (by leaf-path prefix) that stay fixed, per model kind.
     c.task.freeze = ml_collections.ConfigDict(dict(
         a2e_prior=("encoder/proj", "encoder/layers"), audio2param=("audio_proj", "audio_layers"),
-        talk2me_eg=("audio_encoder",)))
+        talk2me_eg=("audio_encoder",), genfacetalk_audio=("audio_encoder",)))
     c.early_stop = ml_collections.ConfigDict(dict(
         # opening_pearson: eval-a2e's mouth-opening correlation on the val sentences, sampled
         # as at inference (what the targets are stated in); loss: the training loss on fixed

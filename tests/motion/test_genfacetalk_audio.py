@@ -231,3 +231,19 @@ def test_trained_run_drives_speak_and_eval_a2e(runs):
     assert set(metrics) == {"genfacetalk_audio", "gt_shift_2", "static_mean_face"}
     ours, static = metrics["genfacetalk_audio"], metrics["static_mean_face"]
     assert ours["lve_max_l2_mm"] < static["lve_max_l2_mm"] and ours["opening_pearson"] > 0.3
+
+
+def test_adapt_a2e_keeps_the_audio_encoder(runs, tmp_path):
+    """adapt-a2e fine-tunes a run on one identity with E_audio frozen (configs/adapt_a2e.py
+    task.freeze), the heads free."""
+    from flashtalker_jax.motion.tasks import read_params
+
+    out = tmp_path / "adapted"
+    assert main(["adapt-a2e", "--a2e", str(runs / "gft120"), "--data", str(runs / "ds" / "id001"), "--out", str(out),
+                 "--config.train.steps=4", "--config.train.checkpoint_every=4", "--config.early_stop.eval_every=4",
+                 "--config.early_stop.criterion=loss", "--config.early_stop.min_delta=-1e9",   # keep step 4
+                 "--config.optim.lr=1e-2"]) == 0
+    before, after = read_params(runs / "gft120"), read_params(out)
+    encoder = [k for k in before if k.startswith("audio_encoder")]
+    assert encoder and all(np.array_equal(before[k], after[k]) for k in encoder)
+    assert any(not np.array_equal(before[k], after[k]) for k in before if k.startswith("heads"))
