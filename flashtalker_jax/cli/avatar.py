@@ -115,7 +115,7 @@ def run_eval(args: argparse.Namespace, overrides: list[str]) -> int:
     result = evaluate_avatar(renderer.model, task_cfg, args.data, png_path=png)
     write_report(args.report, {"avatar": str(avatar_dir), "data": str(args.data), "png": str(png),
                                **result})
-    print_table([{k: result[k] for k in ("frames", "psnr", "ssim", "l1", "mouth_psnr")}])
+    print_table([{k: result[k] for k in ("frames", "psnr", "ssim", "l1", "mouth_psnr", "eye_psnr", "blink_corr")}])
     print(f"eval-avatar: side-by-side (ground truth | render | error) in {png}", file=sys.stderr)
     return 0
 
