@@ -1,5 +1,5 @@
-"""launch/ scripts: valid shell/YAML, and every one runs the same `flashtalker train` command
-whose flags the CLI parser accepts (the 2-process CPU run itself is test_train_scale)."""
+"""launch/ scripts: valid shell/YAML, and every one runs the same `flashtalker train` (or
+`pretrain-e2v`) command whose flags the CLI parser accepts (the 2-process CPU run itself is test_train_scale)."""
 from __future__ import annotations
 
 import re
@@ -26,13 +26,17 @@ def flashtalker_args(text: str) -> list[str]:
     return tokens[:redirect[0]] if redirect else tokens
 
 
+@pytest.mark.parametrize("command,extra", [("train", []), ("pretrain-e2v", ["--data", "ds"])])
 @pytest.mark.parametrize("name", SCRIPTS)
-def test_script_is_valid_bash_running_the_shared_command(name):
+def test_script_is_valid_bash_running_the_shared_command(name, command, extra, monkeypatch):
+    """COMMAND defaults to train and may name pretrain-e2v, which takes the same flags (its
+    --data comes through the launcher's extra arguments)."""
     text = (LAUNCH / name).read_text()
     subprocess.run(["bash", "-n", str(LAUNCH / name)], check=True)
-    assert re.search(r"^COMMAND=train\b", text, re.M)
-    args = build_parser().parse_args(flashtalker_args(text))
-    assert args.command == "train" and args.resume and args.config == "configs/train_toy.py"
+    assert re.search(r"^COMMAND=\$\{COMMAND:-train\}", text, re.M)
+    monkeypatch.setitem(VALUES, "COMMAND", command)
+    args = build_parser().parse_args(flashtalker_args(text) + extra)
+    assert args.command == command and args.resume and args.config == "configs/train_toy.py"
 
 
 def test_kubernetes_manifest_is_an_indexed_job_with_coordinator():
