@@ -163,6 +163,20 @@ def compose_map(raw: Float[Array, "B R R 14"], colour: Float[Array, "B R R 3"], 
         jnp.log(colour / (1 - colour)) + parts["colour"]], -1)
 
 
+def bind_chart(generator: nnx.Module, chart: UVChart, faces: np.ndarray, image_stride: int,
+               offset_scale: float, init_opacity: float) -> None:
+    """What every generator holds beside its network (both kinds: same attribute names, so
+    saved priors name the chart tables alike): the UV chart's texel tables, the mesh faces,
+    and the settings compose_map and pool_image read."""
+    generator.resolution, generator.image_stride = chart.resolution, int(image_stride)
+    generator.offset_scale = float(offset_scale)
+    generator.init_opacity_logit = float(np.log(init_opacity / (1 - init_opacity)))
+    generator.texel_face = ChartConst(jnp.asarray(chart.face))
+    generator.texel_bary = ChartConst(jnp.asarray(chart.barycentrics))
+    generator.texel_cell = ChartConst(jnp.asarray(chart.cell))
+    generator.faces = ChartConst(jnp.asarray(faces, jnp.int32))
+
+
 class UNet(nnx.Module):
     """Two-level conv U-Net (3x3 convs, GELU, stride-2 down, nearest-up + skip), zero last layer."""
 
@@ -206,13 +220,7 @@ class IdentityGaussianGenerator(nnx.Module):
         r = chart.resolution
         if r % 4:
             raise ValueError(f"UV map resolution {r} must divide by 4 (two U-Net downsamplings)")
-        self.resolution, self.image_stride = r, int(image_stride)
-        self.offset_scale = float(offset_scale)
-        self.init_opacity_logit = float(np.log(init_opacity / (1 - init_opacity)))
-        self.texel_face = ChartConst(jnp.asarray(chart.face))
-        self.texel_bary = ChartConst(jnp.asarray(chart.barycentrics))
-        self.texel_cell = ChartConst(jnp.asarray(chart.cell))
-        self.faces = ChartConst(jnp.asarray(faces, jnp.int32))
+        bind_chart(self, chart, faces, image_stride, offset_scale, init_opacity)
         self.enc1 = nnx.Conv(3, image_width, (3, 3), padding="SAME", rngs=rngs)
         self.enc2 = nnx.Conv(image_width, image_width, (3, 3), padding="SAME", rngs=rngs)
         self.uv_embed = nnx.Param(0.1 * jax.random.normal(rngs.params(), (r, r, pos_dim)))

@@ -38,7 +38,7 @@ import numpy as np
 from flax import nnx
 from jaxtyping import Array, Float
 
-from flashtalker_jax.e2v.generator import (COLOUR_CLIP, MAP_CHANNELS, ChartConst, UVChart, bilinear, compose_map,
+from flashtalker_jax.e2v.generator import (COLOUR_CLIP, MAP_CHANNELS, UVChart, bilinear, bind_chart, compose_map,
                                            pool_image, scatter_texels, texel_views)
 from flashtalker_jax.encoder.model import Backbone
 
@@ -94,14 +94,8 @@ class GenFaceTalkIdentityGenerator(nnx.Module):
                  widths: tuple[int, ...] = (16, 32, 64, 64), feature: int = 128, texel_dim: int = 16,
                  width: int = 64, token_rank: int = 0, image_stride: int = 1, offset_scale: float = 0.1,
                  init_opacity: float = 0.9, rngs: nnx.Rngs):
-        self.resolution, self.image_stride = chart.resolution, int(image_stride)
+        bind_chart(self, chart, faces, image_stride, offset_scale, init_opacity)
         self.image_resolution = int(image_resolution)
-        self.offset_scale = float(offset_scale)
-        self.init_opacity_logit = float(np.log(init_opacity / (1 - init_opacity)))
-        self.texel_face = ChartConst(jnp.asarray(chart.face))
-        self.texel_bary = ChartConst(jnp.asarray(chart.barycentrics))
-        self.texel_cell = ChartConst(jnp.asarray(chart.cell))
-        self.faces = ChartConst(jnp.asarray(faces, jnp.int32))
         self.identity = Backbone(self.image_resolution, tuple(widths), feature, rngs)
         self.texel_embed = nnx.Param(0.1 * jax.random.normal(rngs.params(), (len(chart.face), texel_dim)))
         self.global_branch = TexelMlp(texel_dim + feature, width, width, rngs)
