@@ -1,6 +1,8 @@
 """Constants and a tiny FLAME-like model shared by the motion tests (imported by name:
 tests/motion/conftest.py puts this folder on sys.path)."""
+import jax
 import numpy as np
+from flax import nnx
 
 from flashtalker_jax.flame.model import FlameModel
 
@@ -25,3 +27,12 @@ def random_flame(num_vertices=30, n_shape=3, n_expr=4, seed=0) -> FlameModel:
         J_regressor=f32(regressor / regressor.sum(1, keepdims=True)), weights=f32(weights),
         faces=np.array([[0, 1, 2]], np.int32), lmk_faces_idx=np.zeros((0,), np.int32),
         lmk_bary_coords=np.zeros((0, 3), np.float32))
+
+
+def assert_init_deterministic(model_cls, dims) -> None:
+    """model_cls(dims, rngs) initialises the same parameters from the same key and other
+    ones from another key."""
+    init = jax.jit(lambda key: nnx.state(model_cls(dims, nnx.Rngs(key)), nnx.Param))
+    a, b, other = (jax.tree.leaves(init(jax.random.key(k))) for k in (3, 3, 4))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert not all(np.array_equal(x, y) for x, y in zip(a, other))

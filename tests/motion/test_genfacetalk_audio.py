@@ -21,6 +21,7 @@ from flashtalker_jax.motion import tasks
 from flashtalker_jax.motion.genfacetalk_audio import (AUDIO_KEYS, AudioBranchDims, GenFaceTalkAudio,
                                                       check_streaming, motion_columns, resolve_heads)
 from flashtalker_jax.motion.layers import jit_apply, jit_init
+from motion_helpers import assert_init_deterministic
 
 TINY = ["--config", "genfacetalk_audio.py:tiny", "--config.task.model.window=12",
         "--config.task.model.period=6", "--config.task.model.dilations=(1,2)",
@@ -86,11 +87,7 @@ def _model_cfg(**kw):
 
 
 def test_determinism(tiny_apply):
-    dims = tiny_dims()
-    init = jax.jit(lambda key: nnx.state(GenFaceTalkAudio(dims, nnx.Rngs(key)), nnx.Param))
-    a, b, other = (jax.tree.leaves(init(jax.random.key(k))) for k in (3, 3, 4))
-    assert all(np.array_equal(x, y) for x, y in zip(a, b))
-    assert not all(np.array_equal(x, y) for x, y in zip(a, other))
+    assert_init_deterministic(GenFaceTalkAudio, tiny_dims())
     np.testing.assert_array_equal(tiny_apply(*inputs(1)), tiny_apply(*inputs(1)))
 
 

@@ -8,7 +8,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from flax import nnx
 
 from flashtalker_jax.cli.main import main
 from flashtalker_jax.config import load_config
@@ -18,6 +17,7 @@ from flashtalker_jax.motion import tasks
 from flashtalker_jax.motion.layers import jit_apply, jit_init
 from flashtalker_jax.motion.talk2me_eg import (EGDims, ExpressionGenerator, eye_coefficients,
                                                eye_weighted_l1, eye_weights)
+from motion_helpers import assert_init_deterministic
 
 TINY = ["--config", "talk2me_eg.py:tiny", "--config.task.model.d_model=16", "--config.task.model.window=12",
         "--config.task.model.period=4", "--config.task.model.emotion_frames=4",
@@ -58,11 +58,7 @@ def test_shapes_causality_and_style(tiny_apply):
 
 
 def test_determinism(tiny_apply):
-    dims = tiny_dims()
-    init = jax.jit(lambda key: nnx.state(ExpressionGenerator(dims, nnx.Rngs(key)), nnx.Param))
-    a, b, other = (jax.tree.leaves(init(jax.random.key(k))) for k in (3, 3, 4))
-    assert all(np.array_equal(x, y) for x, y in zip(a, b))
-    assert not all(np.array_equal(x, y) for x, y in zip(a, other))
+    assert_init_deterministic(ExpressionGenerator, tiny_dims())
     np.testing.assert_array_equal(tiny_apply(*inputs(1)), tiny_apply(*inputs(1)))
 
 
