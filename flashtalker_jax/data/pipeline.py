@@ -9,7 +9,8 @@ the stream exactly.
 
 A batch is a dict of arrays with leading axes (batch, window):
   image (B, T, H, W, 3) uint8, mask (B, T, H, W, 1) uint8, FLAME params (B, T, n),
-  K (B, T, 3, 3), c2w (B, T, 4, 4), identity (B, T), timestep (B, T),
+  K (B, T, 3, 3), c2w and w2c (B, T, 4, 4), identity (B, T), timestep (B, T),
+  head_mask (B, T) PNG bytes (b"" without head masks: tfds_builder.py),
   audio (B, T * sample_rate / fps) float32 and audio_features (B, 2 T, D) log-mel rows
   (2 per frame, `window_log_mel`: equal to the whole clip's rows of those frames).
 
@@ -99,6 +100,11 @@ class AddAudioFeatures(grain.MapTransform):
         return {**element, "audio_features": features}
 
 
+def rebuild_hint(data_dir: str | Path) -> str:
+    """The fix for a missing, old or damaged build: the command that writes it."""
+    return f"build it from the identity folders: `flashtalker data build-tfds SOURCE --out {data_dir}`"
+
+
 def open_split(data_dir: str | Path, split: str):
     """The prepared TalkingHeads builder under `data_dir`, checked to hold `split`."""
     from flashtalker_jax.data.tfds_builder import TalkingHeads
@@ -107,8 +113,7 @@ def open_split(data_dir: str | Path, split: str):
     if not builder.is_prepared():
         found = sorted(p.name for p in (Path(data_dir) / builder.name).glob("[0-9]*"))
         other = f" (found version {', '.join(found)}; this code reads {builder.version})" if found else ""
-        raise InputFileError(data_dir, f"no prepared TalkingHeads dataset here{other}",
-                             "build it with `flashtalker data build-tfds`")
+        raise InputFileError(data_dir, f"no prepared TalkingHeads dataset here{other}", rebuild_hint(data_dir))
     if split not in builder.info.splits:
         raise InputFileError(data_dir, f"dataset has no split {split!r} (has {list(builder.info.splits)})")
     return builder
