@@ -74,8 +74,9 @@ def make_model_factory(task_cfg, spec: AvatarSpec, template: dict[str, np.ndarra
         for name, value in (template or {}).items():   # stored divided by the group's lr scale
             stored = getattr(avatar, name)
             stored[...] = stored[...].at[:len(value)].set(jnp.asarray(value) / avatar.lr_scale[name])
+        # Avatar folders written before `refine_centered` existed trained uncentred.
         refinement = FrameRefinement(spec.n_frames, spec.n_cameras, spec.flame.n_expr,
-                                     task_cfg.refine_lr_scale)
+                                     task_cfg.refine_lr_scale, task_cfg.get("refine_centered", False))
         return AdaptModel(avatar, spec, refinement)
 
     return make_model

@@ -6,6 +6,10 @@ per-camera refinements (GaussianAvatars, GaussianHeadTalk).
   FLAME expression, global/neck/jaw/eye rotations and translation, and of every camera's
   extrinsics (axis-angle + translation applied on the camera side). The adaptation first
   trains with them frozen, then jointly (`refine` flag per batch row).
+  `centered`: every table is used minus its mean over rows (frames; cameras), so the
+  corrections cannot move the training frames on average away from the tracker's
+  convention, which held-out frames, `speak` and `eval` render with (they have no
+  corrections); with one camera (a monocular clip) the camera correction is then zero.
 """
 from __future__ import annotations
 
@@ -23,26 +27,33 @@ REFINED_KEYS = FRAME_KEYS  # every tracked per-frame parameter gets a correction
 
 
 class FrameRefinement(nnx.Module):
-    def __init__(self, n_frames: int, n_cameras: int, n_expr: int, lr_scale: float):
+    def __init__(self, n_frames: int, n_cameras: int, n_expr: int, lr_scale: float,
+                 centered: bool = False):
         self.lr_scale = float(lr_scale)
+        self.centered = bool(centered)
         for key, size in REFINED_KEYS.items():
             setattr(self, key, nnx.Param(jnp.zeros((n_frames, size or n_expr))))
         self.camera = nnx.Param(jnp.zeros((n_cameras, 6)))
 
+    def delta(self, table: nnx.Param, rows: jax.Array, refine: jax.Array) -> jax.Array:
+        """The corrections (B, k) of `rows` (B,) of a table: stored value * lr_scale, minus
+        the table's mean over rows when centered (a reparametrisation: the gradient flows
+        through the mean to every row); no gradient where refine (B,) is False."""
+        values = table[...]
+        if self.centered:
+            values = values - jnp.mean(values, axis=0, keepdims=True)
+        delta = values[rows] * self.lr_scale
+        return jnp.where(refine[:, None], delta, jax.lax.stop_gradient(delta))
+
     def apply(self, params: FlameParams, frames: jax.Array, refine: jax.Array) -> FlameParams:
         """Tracked params + this frame's corrections; corrections get no gradient where
         refine (B,) is False (the frozen stage)."""
-        changes = {}
-        for key in REFINED_KEYS:
-            delta = getattr(self, key)[...][frames] * self.lr_scale
-            delta = jnp.where(refine[:, None], delta, jax.lax.stop_gradient(delta))
-            changes[key] = getattr(params, key) + delta
-        return params.replace(**changes)
+        return params.replace(**{key: getattr(params, key) + self.delta(getattr(self, key), frames, refine)
+                                 for key in REFINED_KEYS})
 
     def viewmat(self, viewmat: jax.Array, cameras: jax.Array, refine: jax.Array) -> jax.Array:
         """viewmat (B, 4, 4) composed on the camera side with the camera's correction."""
-        delta = self.camera[...][cameras] * self.lr_scale
-        delta = jnp.where(refine[:, None], delta, jax.lax.stop_gradient(delta))
+        delta = self.delta(self.camera, cameras, refine)
         fix = jnp.zeros_like(viewmat).at[:, :3, :3].set(batch_rodrigues(delta[:, :3]))
         fix = fix.at[:, :3, 3].set(delta[:, 3:]).at[:, 3, 3].set(1.0)
         return fix @ viewmat
