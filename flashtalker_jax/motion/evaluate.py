@@ -11,8 +11,10 @@ and jaw differ), using flashtalker_jax.metrics.lip:
   late), on the test sentences joined in order;
 - blink statistics from the eye opening (mean eyelid landmark distance, mm): its error,
   correlation and spread, and blinks per minute of prediction and truth.
-Baselines in the same report: the static mean face (training-mean motion every frame) and
-the ground truth shifted by 2 frames (each sentence starts with its first frame repeated).
+Baselines in the same report: the static mean face (every frame the mean motion of the
+evaluated identities' train sentences: a property of the data, not of the model, whose
+normalisation may come from elsewhere, e.g. a motion encoder's) and the ground truth
+shifted by 2 frames (each sentence starts with its first frame repeated).
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from flashtalker_jax.audio.io import FPS, SAMPLE_RATE, load_audio
+from flashtalker_jax.errors import ConfigError
 from flashtalker_jax.flame.landmarks import N_CONTOUR, mouth_opening
 from flashtalker_jax.flame.lbs import flame_forward
 from flashtalker_jax.flame.model import FlameModel, FlameParams
@@ -136,6 +139,16 @@ def ground_truth(ident: Identity, mesh_fn, split: str) -> GroundTruth:
     gt_v, gt_open = mesh_fn(gt, ident.shape)
     neutral = mesh_fn(np.zeros((1, gt.shape[1]), np.float32), ident.shape)[0][0]
     return GroundTruth(gt, gt_v, gt_open, neutral)
+
+
+def training_mean_motion(identities: list[Identity], split: str = "train") -> np.ndarray:
+    """(P,) mean motion over every frame of the identities' `split` sentences."""
+    frames = [s.motion for ident in identities for s in ident.splits.get(split, [])]
+    if not frames:
+        names = ", ".join(ident.name for ident in identities)
+        raise ConfigError(f"no {split} sentences in {names}: the static-mean-face baseline of "
+                          f"eval-a2e needs the evaluated identities' {split} split (--data)")
+    return np.concatenate(frames).mean(0).astype(np.float32)
 
 
 def evaluate_identity(ident: Identity, predictors: dict, flame: FlameModel, mesh_fn, lip_ids, upper_ids,

@@ -250,6 +250,7 @@ def evaluate(model_run: str, data: str, report: str | None, baseline: str | None
         other = tasks.load_motion_model(baseline)
         models[f"baseline_{other.kind}"] = (other, Predictor(other, sample_steps, guidance))
     out_dir = Path(report).with_suffix("") if report else Path(model_run) / "eval"
+    mean_motion = ev.training_mean_motion(identities)
     per_identity, pngs = {}, []
     for ident in identities:
         predictors = {}
@@ -258,7 +259,7 @@ def evaluate(model_run: str, data: str, report: str | None, baseline: str | None
             template = tasks.style_input(m.kind, flame, ident, m.motion_norm)
             predictors[name] = (predictor, row, template)
         results, curves = ev.evaluate_identity(ident, predictors, flame, mesh_fn, lip_ids, upper_ids,
-                                               loaded.motion_norm.mean, seed, split)
+                                               mean_motion, seed, split)
         png = out_dir / f"opening_{ident.name}.png"
         ev.plot_openings(png, {k: v for k, v in curves.items() if k != "static_mean_face"},
                          f"{ident.name}: held-out mouth opening (predicted vs ground truth)")

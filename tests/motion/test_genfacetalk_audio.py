@@ -20,6 +20,7 @@ from flashtalker_jax.errors import ConfigError, ModelFileError
 from flashtalker_jax.motion import tasks
 from flashtalker_jax.motion.genfacetalk_audio import (AUDIO_KEYS, AudioBranchDims, GenFaceTalkAudio,
                                                       check_streaming, motion_columns, resolve_heads)
+from flashtalker_jax.motion.evaluate import training_mean_motion
 from flashtalker_jax.motion.layers import jit_apply, jit_init
 from motion_helpers import assert_init_deterministic
 
@@ -228,6 +229,18 @@ def test_trained_run_drives_speak_and_eval_a2e(runs):
     assert set(metrics) == {"genfacetalk_audio", "gt_shift_2", "static_mean_face"}
     ours, static = metrics["genfacetalk_audio"], metrics["static_mean_face"]
     assert ours["lve_max_l2_mm"] < static["lve_max_l2_mm"] and ours["opening_pearson"] > 0.3
+
+    # The static mean face is the data's train-split mean, whatever the model's units: the
+    # heads_from run normalises with the encoder's statistics, yet its static row is the same.
+    frozen_report = runs / "report_frozen.json"
+    assert main(["eval-a2e", "--a2e", str(runs / "frozen10"), "--data", str(ds / "id001"),
+                 "--report", str(frozen_report)]) == 0
+    frozen_static = json.loads(frozen_report.read_text())["identities"]["id001"]["metrics"]["static_mean_face"]
+    assert frozen_static == static
+    assert ident.name == "id001"
+    train = np.concatenate([s.motion for s in ident.splits["train"]])
+    np.testing.assert_array_equal(training_mean_motion([ident]), train.mean(0).astype(np.float32))
+    assert not np.allclose(training_mean_motion([ident]), tasks.load_motion_model(runs / "frozen10").motion_norm.mean)
 
 
 def test_adapt_a2e_keeps_the_audio_encoder(runs, tmp_path):
