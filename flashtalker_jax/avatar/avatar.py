@@ -10,7 +10,8 @@
   disentangled cross-region attention, the default) or "region_weighted"
   (deform_talk2me.RegionWeightedDeformer, Talk2Me's region-weighted MLP with the learnable
   positional encoding, which also reads the template attributes, the binding and the
-  neutral `landmarks`); both give the same offsets and colour correction;
+  neutral `landmarks`); both are called alike, (deform.TemplateView, drive), each reading
+  the fields it needs, and give the same offsets and colour correction;
 - with `densifiable=True` (per-face placement with densification, densify.py): a
   non-trained shift per template attribute (densification writes a Gaussian's new value
   there, since a train step can only change trained parameters through the optimiser)
@@ -36,7 +37,7 @@ from flax import nnx
 from jaxtyping import Array, Float, Int
 
 from flashtalker_jax.avatar.binding import local_to_world, triangle_frames
-from flashtalker_jax.avatar.deform import Deformer
+from flashtalker_jax.avatar.deform import Deformer, TemplateView
 from flashtalker_jax.avatar.deform_talk2me import ATTRIBUTES, RegionWeightedDeformer, eye_aspect_ratio
 from flashtalker_jax.avatar.sampling import Placement
 from flashtalker_jax.errors import ConfigError
@@ -187,14 +188,10 @@ class GaussianAvatar(nnx.Module):
                  drive: Mapping[str, Array]) -> Gaussians:
         chex.assert_rank(vertices, 3)
         color_logits = self.template("color_logits")
-        if isinstance(self.deformer, RegionWeightedDeformer):
-            attributes = jnp.concatenate([self.template(name).reshape(self.capacity, -1)
-                                          for name in ATTRIBUTES], -1)
-            offsets, color_fix = self.deformer(self.template("features"), attributes, self.face_ids[...],
-                                               self.barycentrics[...], faces, drive)
-        else:
-            offsets, color_fix = self.deformer(self.template("features"), self.region[...],
-                                               color_logits, drive)
+        attributes = jnp.concatenate([self.template(name).reshape(self.capacity, -1) for name in ATTRIBUTES], -1)
+        view = TemplateView(self.template("features"), self.region[...], color_logits, attributes,
+                            self.face_ids[...], self.barycentrics[...], faces)
+        offsets, color_fix = self.deformer(view, drive)
         local_means = self.template("local_means") + offsets["position"]
         local_log_scales = self.template("local_log_scales") + offsets["log_scale"]
         local_quats = self.template("local_quats") + offsets["rotation"]

@@ -21,7 +21,7 @@ layer also starts at zero.
 """
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Mapping, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -32,6 +32,19 @@ from jaxtyping import Array, Float, Int
 from flashtalker_jax.avatar.sampling import LOWER, OTHER, UPPER
 
 OFFSET_SPLITS = {"position": 3, "rotation": 4, "log_scale": 3, "color": 3, "opacity": 1}
+
+
+class TemplateView(NamedTuple):
+    """What a deformer may read of the avatar's N template Gaussians and their binding. Every
+    deformer takes (TemplateView, drive) and reads the fields it needs, so the avatar calls
+    any of them the same way (unread fields cost nothing under jit)."""
+    features: Float[Array, "N d"]        # the per-Gaussian query / LPE table
+    regions: Int[Array, "N"]             # sampling.UPPER / LOWER / OTHER
+    color_logits: Float[Array, "N 3"]
+    attributes: Float[Array, "N 14"]     # deform_talk2me.ATTRIBUTES, concatenated
+    face_ids: Int[Array, "N"]
+    barycentrics: Float[Array, "N 3"]
+    faces: Int[Array, "F 3"]
 
 
 class DriveTokens(nnx.Module):
@@ -109,8 +122,9 @@ class MLP(nnx.Module):
 
 
 class Deformer(nnx.Module):
-    """(Gaussian features (N, d), regions (N,), drive) -> offsets {name: (B, N, k)} and a
-    colour-logit correction (B, N, 3) from the colour MLP (zeros when it is disabled)."""
+    """(TemplateView: features (N, d), regions (N,), colour logits; drive) -> offsets
+    {name: (B, N, k)} and a colour-logit correction (B, N, 3) from the colour MLP (zeros
+    when it is disabled)."""
 
     def __init__(self, *, n_expr: int, audio_dim: int, dim: int, heads: int, expr_tokens: int,
                  hidden: int, layers: int, color_mlp: bool, color_hidden: int,
@@ -128,9 +142,9 @@ class Deformer(nnx.Module):
         else:
             self.color_mlp = None
 
-    def __call__(self, features: Float[Array, "N d"], regions: Int[Array, "N"],
-                 color_logits: Float[Array, "N 3"], drive: Mapping[str, Array]
+    def __call__(self, template: TemplateView, drive: Mapping[str, Array]
                  ) -> tuple[dict[str, Array], Float[Array, "B N 3"]]:
+        features, regions = template.features, template.regions
         tokens = self.tokens(drive)
         mask = regions[:, None] == jnp.asarray(self.tokens.token_regions())[None, :]
         regional = self.regional(features, tokens, mask)
@@ -140,7 +154,7 @@ class Deformer(nnx.Module):
         raw = self.offset_scale * self.offset_mlp(jnp.concatenate([feats, regional, head], -1))
         bounds = np.cumsum(list(OFFSET_SPLITS.values()))[:-1]
         offsets = dict(zip(OFFSET_SPLITS, jnp.split(raw, bounds, axis=-1)))
-        return offsets, self._color_correction(color_logits, drive, batch)
+        return offsets, self._color_correction(template.color_logits, drive, batch)
 
     def _color_correction(self, color_logits, drive, batch):
         n = color_logits.shape[0]

@@ -46,7 +46,7 @@ import numpy as np
 from flax import nnx
 from jaxtyping import Array, Float, Int
 
-from flashtalker_jax.avatar.deform import MLP, OFFSET_SPLITS
+from flashtalker_jax.avatar.deform import MLP, OFFSET_SPLITS, TemplateView
 from flashtalker_jax.errors import ConfigError
 from flashtalker_jax.flame.landmarks import N_CONTOUR, N_STATIC
 
@@ -154,9 +154,9 @@ class Branch(nnx.Module):
 
 
 class RegionWeightedDeformer(nnx.Module):
-    """(features table, template attributes, binding, faces, drive) -> offsets {name: (B, N,
-    k)} and a zero colour-logit correction (B, N, 3): the same contract as deform.Deformer
-    (module docstring)."""
+    """(TemplateView: features table, template attributes, binding, faces; drive) -> offsets
+    {name: (B, N, k)} and a zero colour-logit correction (B, N, 3): the same contract as
+    deform.Deformer (module docstring)."""
 
     def __init__(self, *, n_expr: int, dim: int, hidden: int, layers: int, offset_scale: float,
                  template: np.ndarray, landmarks: np.ndarray, d_near: float, d_far: float,
@@ -194,14 +194,13 @@ class RegionWeightedDeformer(nnx.Module):
             w_exp = jnp.ones(x.shape[0], x.dtype)
         return (x - centre) / radius, w_exp
 
-    def __call__(self, features: Float[Array, "N d"], attributes: Float[Array, "N 14"],
-                 face_ids: Int[Array, "N"], barycentrics: Float[Array, "N 3"], faces: Int[Array, "F 3"],
-                 drive: Mapping[str, Array]) -> tuple[dict[str, Array], Float[Array, "B N 3"]]:
-        n = features.shape[0]
-        chex.assert_shape(attributes, (n, N_ATTRIBUTES))
-        x, w_exp = self.weights(face_ids, barycentrics, faces)
-        z = self.encoding(x, features)
-        per_gaussian = jnp.concatenate([z, jax.lax.stop_gradient(attributes)], -1)
+    def __call__(self, template: TemplateView, drive: Mapping[str, Array]
+                 ) -> tuple[dict[str, Array], Float[Array, "B N 3"]]:
+        n = template.features.shape[0]
+        chex.assert_shape(template.attributes, (n, N_ATTRIBUTES))
+        x, w_exp = self.weights(template.face_ids, template.barycentrics, template.faces)
+        z = self.encoding(x, template.features)
+        per_gaussian = jnp.concatenate([z, jax.lax.stop_gradient(template.attributes)], -1)
         exp_frame = [drive["expr"], drive["jaw_pose"], drive["eyes_pose"]]
         if self.ear:
             if "ear" not in drive:
