@@ -24,8 +24,10 @@ files list frames in time order, as `data synth` and `track` write them.
 Sharding: grain's DataLoader shards by JAX process (ShardOptions(process_index,
 process_count)) and asks its sampler for index k n + p; `PairSampler` maps that to row
 p b + k % b of step k // b (b = B / n): PairIterator's split of the global batch, so the
-global batch is the same on any process count. Rows are stacked into batches here, not by
-grain.Batch: with worker processes grain batches within each worker's interleaved slice.
+global batch is the same on any process count. Reading threads decode the PNGs in
+parallel (grain.ReadOptions); there are no worker processes: grain would batch within
+each worker's interleaved slice, which reorders rows (and its workers need absl flags
+parsed, which the CLI does not do).
 
 State: the stream is a function of (seed, step), so the iterator's state is the step
 count {"step"} (`global_state`, as PairIterator's): a checkpoint resumes exactly on any
@@ -70,7 +72,6 @@ def is_built(dataset: str | Path) -> bool:
 class IdentityRecords:
     """One chosen identity: its records [first, first + count) of `split`, its shape (S,)
     (padded) and the record field its masks come from."""
-    name: str
     split: str
     first: int
     count: int
@@ -185,12 +186,12 @@ class RecordPairIterator:
 
     global_state = True
 
-    def __init__(self, source: PairRecords, process_index: int = 0, process_count: int = 1, workers: int = 0):
+    def __init__(self, source: PairRecords, process_index: int = 0, process_count: int = 1):
         if source.batch % process_count:
             raise ConfigError(f"global batch {source.batch} must divide over {process_count} processes")
-        self._source, self._index, self._count, self._workers = source, process_index, process_count, workers
+        self._source, self._index, self._count = source, process_index, process_count
         self._local = source.batch // process_count
-        self._step, self._rows = 0, None
+        self._step, self._batches = 0, None
 
     def __iter__(self):
         return self
@@ -198,22 +199,23 @@ class RecordPairIterator:
     def _loader(self):
         return iter(grain.DataLoader(
             data_source=self._source, sampler=PairSampler(self._source.batch, self._count, self._step),
-            shard_options=grain.ShardOptions(self._index, self._count), worker_count=self._workers,
+            shard_options=grain.ShardOptions(self._index, self._count), worker_count=0,
+            operations=[grain.Batch(self._local, drop_remainder=True)],
             read_options=grain.ReadOptions(num_threads=min(READ_THREADS, PREFETCH_STEPS * self._local),
                                            prefetch_buffer_size=PREFETCH_STEPS * self._local)))
 
     def __next__(self) -> dict[str, np.ndarray]:
-        if self._rows is None:   # first batch, or after set_state: a loader from this step
-            self._rows = self._loader()
-        rows = [next(self._rows) for _ in range(self._local)]
+        if self._batches is None:   # first batch, or after set_state: a loader from this step
+            self._batches = self._loader()
+        batch = next(self._batches)
         self._step += 1
-        return {k: np.stack([r[k] for r in rows]) for k in rows[0]}
+        return batch
 
     def get_state(self) -> dict:
         return {"step": self._step}
 
     def set_state(self, state: dict) -> None:
-        self._step, self._rows = int(state["step"]), None
+        self._step, self._batches = int(state["step"]), None
 
 
 def _identity_split(dataset: Path, name: str, counts: dict[str, int], splits) -> str:
@@ -270,21 +272,21 @@ def open_pairs(task_cfg: ml_collections.ConfigDict) -> PairRecords:
         if size[0] != size[1]:
             raise InputFileError(dataset, f"identity {names[i]}: frames are {size[1]}x{size[0]}; pretraining "
                                           "expects square frames", "crop the frames to a square and rebuild")
-        identities.append((names[i], split, first, counts[split],
+        identities.append((split, first, counts[split],
                            _mask_field(dataset, names[i], task_cfg.mask_source, meta["head_mask_source"][i])))
     pad_components(parts, ("shape", "flame_expr"))
-    table = [IdentityRecords(name, split, first, count, part["shape"][0], field)
-             for (name, split, first, count, field), part in zip(identities, parts)]
+    table = [IdentityRecords(split, first, count, part["shape"][0], field)
+             for (split, first, count, field), part in zip(identities, parts)]
     return PairRecords(records, table, task_cfg.batch_size, task_cfg.data_seed, task_cfg.resolution,
                        parts[0]["flame_expr"].shape[1], name=builder.info.full_name, where=str(dataset))
 
 
-def make_record_data(task_cfg: ml_collections.ConfigDict, workers: int = 0):
+def make_record_data(task_cfg: ml_collections.ConfigDict):
     """Task.make_data of a built dataset: (process_index, process_count) -> this process's
-    batch iterator. workers: grain worker processes (0: read in the training process)."""
+    batch iterator."""
     source = open_pairs(task_cfg)
 
     def make_data(process_index: int, process_count: int) -> RecordPairIterator:
-        return RecordPairIterator(source, process_index, process_count, workers)
+        return RecordPairIterator(source, process_index, process_count)
 
     return make_data
