@@ -50,6 +50,17 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     t.loss.code = 5.0               # GenFaceTalk's soft FLAME-code loss weight (its first 20k steps)
     t.loss.transform = 5.0          # GenFaceTalk's camera transform loss weight
     t.loss.vertices = 0.1           # per mm of mean vertex distance (ours: weights codes by effect)
+    # GenFaceTalk's image losses (Eq. 15: L1 + 0.01 perceptual), each identity rendered from a
+    # frozen e2v prior's Gaussians posed by the prediction (encoder/image_loss.py). Off (0).
+    t.loss.image = 0.0              # L1 weight (the paper's 1)
+    t.loss.image_ssim = 0.0         # (1 - SSIM) weight (not the paper's)
+    t.loss.perceptual = 0.0         # LPIPS weight (the paper's 0.01); needs perceptual_weights
+    t.loss.perceptual_net = "alex"  # "alex" or "vgg": the network perceptual_weights holds
+    t.loss.perceptual_weights = ""  # LPIPS file: lin layers (+ backbone unless the next is set)
+    t.loss.perceptual_backbone = "" # torchvision backbone file ("" = in perceptual_weights)
+    t.image_prior = ""              # e2v prior (RUN of `pretrain-e2v`, this FLAME model): the Gaussians
+    t.image_resolution = 64         # render size (px) of the image loss
+    t.image_rows = 0                # frames of a batch rendered (0 = all; the first k of random rows)
 
     config = ml_collections.ConfigDict()
     config.task = t

@@ -18,7 +18,10 @@ Loss (GenFaceTalk: soft FLAME-code loss + camera transform loss, both lambda 5 a
   vertices   mean distance (mm) of the posed meshes (true shape, predicted motion vs
              target), through the frame's own camera: code errors weighted by what they
              move (100 expression components do not matter alike); ours, not the paper's
-The paper's image losses through the renderer need an avatar per identity: not in this slice.
+  image      GenFaceTalk's L1 (+ SSIM, + perceptual) of each identity's render posed by the
+             predicted FLAME and camera code against the frame (task.loss.image > 0; the
+             identities' Gaussians from a frozen e2v prior, task.image_prior:
+             encoder/image_loss.py). Off by default.
 """
 from __future__ import annotations
 
@@ -43,13 +46,16 @@ STD_FLOOR = 1e-3     # a constant target (the tracker's zero neck) keeps a unit-
 @dataclasses.dataclass(frozen=True)
 class Clip:
     """One identity's frames in time order: images (N, R, R, 3) uint8, motion (N, C) targets,
-    viewmat (N, 4, 4), K (N, 3, 3) at R pixels, shape (S,), name."""
+    viewmat (N, 4, 4), K (N, 3, 3) at R pixels, shape (S,), name; with the image loss
+    also targets (N, s, s, 3) and masks (N, s, s) uint8 at s = task.image_resolution."""
     name: str
     images: np.ndarray
     motion: np.ndarray
     viewmat: np.ndarray
     K: np.ndarray
     shape: np.ndarray
+    targets: np.ndarray | None = None
+    masks: np.ndarray | None = None
 
 
 def dataset_folders(spec: str) -> list[Path]:
@@ -113,23 +119,33 @@ def motion_targets(flame: FlameModel, shape: np.ndarray, track: dict[str, np.nda
                            track["eyes_pose"], np.asarray(camera)], -1).astype(np.float32)
 
 
-def load_clip(folder: Path, flame: FlameModel, task_cfg, splits: tuple[str, ...]) -> Clip:
-    from flashtalker_jax.avatar.frames import _resize, split_indices
+def load_clip(folder: Path, flame: FlameModel, task_cfg, splits: tuple[str, ...], mask_source: str = "") -> Clip:
+    """One identity folder's frames of `splits`; mask_source ("fg" / "head", "" = none):
+    also the image loss's targets and masks at task.image_resolution."""
+    from flashtalker_jax.avatar.frames import _resize, load_masks, split_indices
     from flashtalker_jax.data.vhap import read_vhap
 
     seq = read_vhap(folder)
     if seq.width != seq.height:
         raise InputFileError(folder, f"frames are {seq.width}x{seq.height}; the encoder reads square crops")
     idx = np.sort(split_indices(seq, splits))
-    r = int(task_cfg.resolution)
-    images = np.stack([_resize(seq.load_image(i), r) for i in idx])
+    r, s = int(task_cfg.resolution), int(task_cfg.image_resolution)
+    images, targets = [], []
+    for i in idx:   # each frame read once: the 512 px PNGs are most of the load time
+        image = seq.load_image(i)
+        images.append(_resize(image, r))
+        if mask_source:
+            targets.append(_resize(image, s))
+    images = np.stack(images)
+    images_loss = {"targets": np.stack(targets), "masks": load_masks(seq, idx, s, mask_source)} \
+        if mask_source else {}
     K = seq.K[idx].astype(np.float32).copy()
     K[:, :2] *= r / seq.width
     viewmat = seq.w2c[idx].astype(np.float32)
     shape = fit_width(np.asarray(seq.shape, np.float32)[None], flame.n_shape)[0]
     track = {k: np.asarray(v[idx], np.float32) for k, v in seq.flame.items()}
     motion = motion_targets(flame, shape, track, viewmat, K, r)
-    return Clip(folder.name, images, motion, viewmat, K, shape)
+    return Clip(folder.name, images, motion, viewmat, K, shape, **images_loss)
 
 
 def load_flame(task_cfg, flame_file: Path) -> FlameModel:
@@ -138,12 +154,18 @@ def load_flame(task_cfg, flame_file: Path) -> FlameModel:
     return load_flame_model(flame_file, n_shape=task_cfg.n_shape, n_expr=task_cfg.n_expr)
 
 
-def load_clips(task_cfg, splits: tuple[str, ...]) -> tuple[FlameModel, Path, list[Clip]]:
+def load_clips(task_cfg, splits: tuple[str, ...], mask_source: str = "") -> tuple[FlameModel, Path, list[Clip]]:
+    """mask_source: the e2v prior's ("head" / "fg") when the image loss is on, as it applies
+    to each folder (e2v/task.identity_mask_source), else ""."""
+    from flashtalker_jax.e2v.task import identity_mask_source
+
     folders = dataset_folders(task_cfg.dataset)
     flame_file = resolve_flame_file(task_cfg.flame, folders)
     check_same_flame(flame_file, folders)
     flame = load_flame(task_cfg, flame_file)
-    return flame, flame_file, [load_clip(f, flame, task_cfg, splits) for f in folders]
+    return flame, flame_file, [load_clip(f, flame, task_cfg, splits,
+                                         identity_mask_source(f, mask_source) if mask_source else "")
+                               for f in folders]
 
 
 def code_stats(clips: list[Clip], augment=None) -> dict[str, np.ndarray]:
@@ -220,9 +242,10 @@ class WindowIterator:
     frame of the same identity. Row r of global step t comes from default_rng((seed, t))
     alone: resumable from the step, the same global batch on any process count.
     Keys: frames (b, T, R, R, 3) uint8, source (b, R, R, 3) uint8, motion (b, T, C),
-    viewmat (b, T, 4, 4), K (b, T, 3, 3), shape (b, S). `augment` (task.augment): each
-    window gets one random zoom, shift and colour change, its camera-code targets moved
-    to match (augment_motion); None = the frames as they are."""
+    viewmat (b, T, 4, 4), K (b, T, 3, 3), shape (b, S); clips with image-loss targets add
+    identity (b,) int32 (the clip's index), target (b, T, s, s, 3) and mask (b, T, s, s).
+    `augment` (task.augment): each window gets one random zoom, shift and colour change,
+    its camera-code targets moved to match (augment_motion); None = the frames as they are."""
 
     global_state = True
 
@@ -257,7 +280,10 @@ class WindowIterator:
     def __next__(self) -> dict[str, np.ndarray]:
         rows = self.rows(self._step)[self._offset:self._offset + self._local]
         self._step += 1
-        parts = {k: [] for k in ("frames", "source", "motion", "viewmat", "K", "shape")}
+        images_loss = self._clips[0].targets is not None
+        keys = ("frames", "source", "motion", "viewmat", "K", "shape") + \
+            (("identity", "target", "mask") if images_loss else ())
+        parts = {k: [] for k in keys}
         for c, start, source, aug, source_aug in rows:
             clip, span = self._clips[c], slice(start, start + self._window)
             parts["frames"].append(augment_images(clip.images[span], aug))
@@ -266,6 +292,10 @@ class WindowIterator:
             parts["viewmat"].append(clip.viewmat[span])
             parts["K"].append(clip.K[span])
             parts["shape"].append(clip.shape)
+            if images_loss:
+                parts["identity"].append(np.int32(c))
+                parts["target"].append(clip.targets[span])
+                parts["mask"].append(clip.masks[span])
         return {k: np.stack(v) for k, v in parts.items()}
 
     def get_state(self) -> dict:
@@ -275,18 +305,29 @@ class WindowIterator:
         self._step = int(state["step"])
 
 
-def posed_vertices(flame: FlameModel, parts: dict, shape: jax.Array, viewmat, K, width: int) -> jax.Array:
-    """(N, V, 3) world vertices of flat frames: shape (N, S), parts {expr, neck_pose,
-    jaw_pose, eyes_pose, camera} (N, k), cameras (N, ...)."""
-    from flashtalker_jax.flame.lbs import flame_forward
-
+def code_params(flame: FlameModel, parts: dict, shape: jax.Array, viewmat, K, width: int) -> FlameParams:
+    """FlameParams of flat frames: shape (N, S), parts {expr, neck_pose, jaw_pose,
+    eyes_pose, camera} (N, k), the camera code turned back through cameras (N, ...) whose
+    K is in pixels of a `width`-wide crop."""
     n = shape.shape[0]
     params = FlameParams(shape=shape, expr=parts["expr"], rotation=jnp.zeros((n, 3)), neck_pose=parts["neck_pose"],
                          jaw_pose=parts["jaw_pose"], eyes_pose=parts["eyes_pose"], translation=jnp.zeros((n, 3)))
-    return flame_forward(flame, from_camera_code(flame, params, parts["camera"], viewmat, K, width)).vertices
+    return from_camera_code(flame, params, parts["camera"], viewmat, K, width)
 
 
-def make_loss_fn(task_cfg, flame: FlameModel):
+def posed_vertices(flame: FlameModel, parts: dict, shape: jax.Array, viewmat, K, width: int) -> jax.Array:
+    """(N, V, 3) world vertices of flat frames (code_params' arguments)."""
+    from flashtalker_jax.flame.lbs import flame_forward
+
+    return flame_forward(flame, code_params(flame, parts, shape, viewmat, K, width)).vertices
+
+
+def make_loss_fn(task_cfg, flame: FlameModel, avatars=None):
+    """loss_fn(encoder, batch, key) -> (loss, metrics) (module docstring); avatars: the
+    identities' Gaussians (image_loss.IdentityAvatars) when the image loss is on."""
+    from flashtalker_jax.encoder.image_loss import make_image_loss
+
+    image_loss = None if avatars is None else make_image_loss(task_cfg, avatars)
     w = task_cfg.loss
     widths = motion_widths(task_cfg.n_expr)
     camera_cols = slice(sum(widths[k] for k in MOTION_KEYS[:-1]), None)
@@ -307,15 +348,22 @@ def make_loss_fn(task_cfg, flame: FlameModel):
         transform = jnp.mean(err[..., camera_cols])
         t = motion.shape[1]
         true_shape = flat(jnp.repeat(batch["shape"][:, None], t, 1))
-        pred, _ = encoder.denormalise(flat(motion), shape)
+        pred, pred_shape = encoder.denormalise(flat(motion), shape)
         true, _ = encoder.denormalise(flat(target), shape)
         cams = (flat(batch["viewmat"]), flat(batch["K"]))
         dist = jnp.linalg.norm(posed_vertices(flame, pred, true_shape, *cams, width)
                                - posed_vertices(flame, true, true_shape, *cams, width), axis=-1)
         vertex_mm = jnp.mean(dist) * MM_PER_M
         total = w.code * code + w.transform * transform + w.vertices * vertex_mm
-        return total, {"code": code, "transform": transform, "vertex_mm": vertex_mm,
-                       "jaw_deg": jnp.degrees(jnp.sqrt(jnp.mean(jnp.sum((pred["jaw_pose"] - true["jaw_pose"]) ** 2, -1))))}
+        metrics = {"code": code, "transform": transform, "vertex_mm": vertex_mm,
+                   "jaw_deg": jnp.degrees(jnp.sqrt(jnp.mean(jnp.sum((pred["jaw_pose"] - true["jaw_pose"]) ** 2, -1))))}
+        if image_loss is not None:
+            rows = {"identity": jnp.repeat(batch["identity"], t), "viewmat": cams[0], "K": cams[1],
+                    "target": flat(batch["target"]), "mask": flat(batch["mask"])}
+            image, image_metrics = image_loss(pred, flat(jnp.repeat(pred_shape[:, None], t, 1)), rows)
+            total = total + image
+            metrics.update(image_metrics)
+        return total, metrics
 
     return loss_fn
 
@@ -361,7 +409,15 @@ def with_weights(encoder: MotionEncoder, weights: dict[str, np.ndarray], source:
 
 
 def make_task(task_cfg: ml_collections.ConfigDict) -> Task:
-    flame, flame_file, clips = load_clips(task_cfg, tuple(task_cfg.train_splits))
+    from flashtalker_jax.encoder.image_loss import check_image_config, image_loss_on, load_identity_avatars
+
+    avatars = None
+    if image_loss_on(task_cfg):   # the prior first: its errors come before minutes of reading frames
+        check_image_config(task_cfg)
+        folders = dataset_folders(task_cfg.dataset)
+        avatars = load_identity_avatars(task_cfg.image_prior, resolve_flame_file(task_cfg.flame, folders), folders)
+    flame, flame_file, clips = load_clips(task_cfg, tuple(task_cfg.train_splits),
+                                          avatars.mask_source if avatars else "")
     augment = task_cfg.augment if task_cfg.augment.enabled else None
     stats, weights = (code_stats(clips, augment), None) if not task_cfg.init_encoder else \
         start_from(task_cfg, flame_file)
@@ -374,4 +430,4 @@ def make_task(task_cfg: ml_collections.ConfigDict) -> Task:
         return WindowIterator(clips, task_cfg.window, task_cfg.batch_size, task_cfg.data_seed,
                               process_index, process_count, augment)
 
-    return Task(make_model=make_model, loss_fn=make_loss_fn(task_cfg, flame), make_data=make_data)
+    return Task(make_model=make_model, loss_fn=make_loss_fn(task_cfg, flame, avatars), make_data=make_data)
