@@ -72,6 +72,11 @@ def test_record_batches_equal_the_in_memory_batches(tiny_dataset, built):
     for count in (1, 2):
         for index in range(count):
             assert_same_batches(take(PairIterator(frames, BATCH, 0, index, count), 3), take(make_data(index, count), 3))
+    memory = PairIterator(frames, BATCH, 0)
+    take(memory, 2)
+    switched = make_data(0, 1)           # the in-memory run's checkpointed state, read from records
+    switched.set_state(memory.get_state())
+    assert_same_batches([next(memory)], [next(switched)])
     other = make_record_data(_config(built, "task.data_seed=1"))(0, 1)
     assert not np.array_equal(next(other)["tgt_image"], next(make_data(0, 1))["tgt_image"])
 
