@@ -4,8 +4,8 @@ task.loss.perceptual; Eq. 15: L1 + 0.01 perceptual beside the code and transform
 The identities' Gaussians come from a FROZEN e2v prior (task.image_prior, `flashtalker
 pretrain-e2v`): when the data loads, its generator predicts each training identity's UV
 map once, from one reference frame (the identity's first training frame with its tracked
-FLAME and camera, at the prior's resolution, as `flashtalker oneshot` does), read at the
-prior's UV placement. Every identity shares that placement (it is built on the mean-shape
+FLAME, shape and camera, at the prior's resolution, as its pretraining saw sources), read
+at the prior's UV placement. Every identity shares that placement (it is built on the mean-shape
 template and bound to faces), so the template values stack into (n_identities, N, ...)
 arrays and a row gathers its identity's. The FLAME model is the unpersonalised one the
 prior trained with (teeth, shape per row), so each row renders its identity's Gaussians
@@ -24,8 +24,9 @@ the first k frames of a batch (rows are drawn at random: a random subset) to bou
 Why a prior rather than per-identity adapted avatars: one frozen network covers every
 identity the encoder trains on (and unseen ones for evaluation, `render_psnr`) at no
 per-identity adaptation cost, and all identities share one placement, so the batch renders
-in one rasterize call. Its renders are blurrier than adapted avatars' (~27 dB on its
-training frames), which bounds what the loss can see.
+in one rasterize call. Its renders are blurrier than adapted avatars' (posed by the tracked
+parameters, 20-28 dB on held-out clips at 64 px: BENCHMARKS.md), which bounds what the
+loss can see.
 """
 from __future__ import annotations
 
@@ -61,8 +62,8 @@ def check_image_config(task_cfg) -> None:
     if task_cfg.augment.enabled:
         raise ConfigError("task.augment.enabled=True with task.loss.image > 0: augmentation moves and "
                           "recolours the crops, which the identity's render would not match; turn one off")
-    if task_cfg.image_resolution <= 0:
-        raise ConfigError(f"task.image_resolution={task_cfg.image_resolution} must be > 0 (render size, px)")
+    if task_cfg.image_resolution < 16:   # SSIM (always computed, for its metric) has an 11 px window
+        raise ConfigError(f"task.image_resolution={task_cfg.image_resolution} must be >= 16 (render size, px)")
     if task_cfg.image_rows < 0:
         raise ConfigError(f"task.image_rows={task_cfg.image_rows} must be >= 0 (0 = every frame of a batch)")
 
