@@ -17,7 +17,7 @@ from flashtalker_jax.configs import common
 def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     t = ml_collections.ConfigDict()
     t.name = "e2v_prior"
-    t.dataset = ""                   # folder of identity folders (data synth output); set by --data
+    t.dataset = ""                   # identity folders (data synth output) or a build-tfds output; --data
     t.flame = ""                     # FLAME folder ("" = DATASET/flame, shared by every identity)
     t.identity_start = 0             # use identities [start, start + max_identities) of the sorted
     t.max_identities = -1            # folder list (-1: all): the rest stay held out for one-shot tests

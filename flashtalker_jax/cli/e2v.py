@@ -17,7 +17,8 @@ def register(subparsers) -> None:
                     "FLAME params and camera render it, the target frame supervises. Writes checkpoints "
                     "and RUN/prior (read by `flashtalker oneshot`). Presets: --config pretrain_e2v.py:cpu, "
                     ":quick; hold identities out with --config.task.max_identities=N.")
-    pre.add_argument("--data", required=True, help="folder of identity folders (data synth output)")
+    pre.add_argument("--data", required=True, help="folder of identity folders (data synth output), or a "
+                                                   "`data build-tfds` output (read lazily: large sets)")
     pre.add_argument("--out", required=True, help="run folder (checkpoints, metrics, prior/)")
     pre.add_argument("--config", default="pretrain_e2v", help="config file[:preset] (default configs/pretrain_e2v.py)")
     pre.add_argument("--flame", help="FLAME model folder shared by the identities (default DATA/flame)")

@@ -13,7 +13,8 @@ the target frame (composited on `background` with its mask, as adaptation does):
 Data: every identity folder of the dataset (data synth output) shares one FLAME model
 (DATASET/flame); each identity has its own shape (canonical_flame_param.npz), passed per
 row as FlameParams.shape to the unpersonalised model. Frames of the chosen identities are
-held in memory (small sets; large ones would read the TFDS/array_record pipeline, left).
+held in memory, or, when DATASET is a `data build-tfds` output (DATASET/flame inside), read
+per pair through grain (e2v/records.py: the same batches, memory flat in the set's size).
 `PairIterator` draws pairs from (data_seed, step) alone: deterministic, resumable from its
 step, and the global batch is the same on any process count.
 """
@@ -300,13 +301,19 @@ def make_loss_fn(task_cfg, geometry: Geometry):
 
 def make_task(task_cfg: ml_collections.ConfigDict) -> Task:
     if not task_cfg.dataset:
-        raise ConfigError("task.dataset is empty: pass --data DATASET (a folder of identity folders)")
+        raise ConfigError("task.dataset is empty: pass --data DATASET (a folder of identity folders or a "
+                          "`data build-tfds` output)")
+    from flashtalker_jax.e2v import records   # imports this module
+
     dataset = Path(task_cfg.dataset)
     geometry = build_geometry(task_cfg, resolve_flame_dir(task_cfg, dataset))
-    _, frames = load_identities(task_cfg)
+    if records.is_built(dataset):
+        make_data = records.make_record_data(task_cfg)
+    else:
+        _, frames = load_identities(task_cfg)
 
-    def make_data(process_index: int, process_count: int):
-        return PairIterator(frames, task_cfg.batch_size, task_cfg.data_seed, process_index, process_count)
+        def make_data(process_index: int, process_count: int):
+            return PairIterator(frames, task_cfg.batch_size, task_cfg.data_seed, process_index, process_count)
 
     return Task(make_model=lambda rngs: make_generator(task_cfg, geometry, rngs),
                 loss_fn=make_loss_fn(task_cfg, geometry), make_data=make_data)

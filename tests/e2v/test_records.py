@@ -11,7 +11,7 @@ from PIL import Image
 from conftest import quick_config
 from flashtalker_jax.data.tfds_builder import build
 from flashtalker_jax.e2v.records import is_built, make_record_data
-from flashtalker_jax.e2v.task import PairIterator, load_identities, resolve_flame_dir
+from flashtalker_jax.e2v.task import PairIterator, load_identities, make_task, resolve_flame_dir
 from flashtalker_jax.errors import InputFileError
 
 BATCH = 4
@@ -79,6 +79,14 @@ def test_record_batches_equal_the_in_memory_batches(tiny_dataset, built):
     assert_same_batches([next(memory)], [next(switched)])
     other = make_record_data(_config(built, "task.data_seed=1"))(0, 1)
     assert not np.array_equal(next(other)["tgt_image"], next(make_data(0, 1))["tgt_image"])
+
+
+def test_pretrain_e2v_reads_a_build_through_the_record_reader(tiny_dataset, built):
+    """make_task (what `pretrain-e2v --data` runs) picks the reader by the folder: a build
+    gives the record reader, identity folders PairIterator, the same batches either way."""
+    from_build, from_folders = make_task(_config(built)).make_data(0, 1), make_task(_config(tiny_dataset)).make_data(0, 1)
+    assert not isinstance(from_build, PairIterator) and isinstance(from_folders, PairIterator)
+    assert_same_batches(take(from_folders, 2), take(from_build, 2))
 
 
 def test_head_masks_and_widths_of_mixed_identities(mixed):
