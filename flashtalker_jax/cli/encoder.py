@@ -35,6 +35,10 @@ def register(subparsers) -> None:
                                                         "(default test,val; 'all' = every frame)")
     ev.add_argument("--report", help="JSON report path")
     ev.add_argument("--plot", help="PNG: per-frame jaw / expression curves of encoder vs reference")
+    ev.add_argument("--render-prior", help="e2v prior RUN: also the PSNR of each clip's one-shot render (its "
+                                           "Gaussians from the prior) posed by the encoder and by the reference "
+                                           "(psnr_render, psnr_render_reference)")
+    ev.add_argument("--render-size", type=positive_int, default=64, help="render size for --render-prior (px)")
     ev.set_defaults(func=run_eval)
 
     re = subparsers.add_parser(
@@ -82,7 +86,8 @@ def run_eval(args: argparse.Namespace, overrides: list[str]) -> int:
     from flashtalker_jax.utils.report import print_table, write_report
 
     splits = None if args.splits == "all" else tuple(s for s in args.splits.split(",") if s)
-    report = evaluate(args.encoder, args.data, splits, plot=args.plot)
+    report = evaluate(args.encoder, args.data, splits, plot=args.plot, render_prior=args.render_prior,
+                      render_size=args.render_size)
     write_report(args.report, {"command": "eval-motion-encoder", "encoder": args.encoder, **report})
     print_table(table_rows(report))
     return 0

@@ -12,6 +12,9 @@ back through the clip's camera (encoder/camera_code.py). Per clip:
                         encoder with its temporal head, raw per-frame encoder, reference
   stability             metrics/stability score of the nose landmarks vs the reference
   frames_per_s          encoder throughput on this machine (warm, crops already in memory)
+  psnr_render           (with an e2v prior, `--render-prior`) the PSNR of the clip's one-shot
+                        render posed by the encoder; psnr_render_reference: by the reference
+                        (what the prior's Gaussians allow): image_loss.render_psnr
 """
 from __future__ import annotations
 
@@ -98,7 +101,8 @@ def evaluate_clip(folder: Path, encoder, flame, splits) -> tuple[dict, dict]:
     return metrics, curves
 
 
-def evaluate(encoder_dir, data: str, splits: tuple[str, ...] | None, *, plot=None, flame: str = "") -> dict:
+def evaluate(encoder_dir, data: str, splits: tuple[str, ...] | None, *, plot=None, flame: str = "",
+             render_prior=None, render_size: int = 64) -> dict:
     """Every clip of `data` (comma-separated VHAP folders); `splits` None = all frames."""
     folders = dataset_folders(data)
     flame_file = resolve_flame_file(flame, folders)
@@ -108,6 +112,12 @@ def evaluate(encoder_dir, data: str, splits: tuple[str, ...] | None, *, plot=Non
     for path in folders:
         metrics, curves[path.name] = evaluate_clip(path, folder.encoder, flame, splits)
         clips.append(metrics)
+    if render_prior:
+        from flashtalker_jax.encoder.image_loss import render_psnr
+
+        renders = render_psnr({"encoder": encoder_dir}, data, render_prior, splits, render_size)
+        for clip, row in zip(clips, renders, strict=True):
+            clip.update(psnr_render=row["psnr_encoder"], psnr_render_reference=row["psnr_reference"])
     if plot:
         plot_curves(Path(plot), curves)
     return {"encoder_meta": folder.meta, "splits": list(splits) if splits else "all", "clips": clips,
@@ -116,8 +126,8 @@ def evaluate(encoder_dir, data: str, splits: tuple[str, ...] | None, *, plot=Non
 
 def table_rows(report: dict) -> list[dict]:
     keys = ("clip", "frames", "lmk_px", "lmk_pct_eye", "expr_rmse", "jaw_deg", "jitter_px", "jitter_raw_px",
-            "jitter_reference_px", "stability", "frames_per_s")
-    return [{k: (round(c[k], 3) if isinstance(c[k], float) else c[k]) for k in keys} for c in report["clips"]]
+            "jitter_reference_px", "stability", "frames_per_s", "psnr_render", "psnr_render_reference")
+    return [{k: (round(c[k], 3) if isinstance(c[k], float) else c[k]) for k in keys if k in c} for c in report["clips"]]
 
 
 def plot_curves(path: Path, curves: dict[str, dict[str, np.ndarray]]) -> None:

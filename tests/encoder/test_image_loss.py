@@ -134,3 +134,27 @@ def test_prior_of_another_flame_model_is_refused(tiny_dataset, tiny_prior, tmp_p
     (other / "config.json").write_text(json.dumps(saved))
     with pytest.raises(ModelFileError, match=str(pkl)):
         make_task(image_config(tiny_dataset, other))
+
+
+def test_eval_motion_encoder_reports_the_render_it_drives(encoder_run, tiny_dataset, tiny_prior, tmp_path):
+    """`eval-motion-encoder --render-prior`: the landmark / jitter metrics of every clip plus
+    the PSNR of its one-shot render posed by the encoder and by the reference, the latter
+    what render_psnr gives for the folder's own parameters (whatever the encoder)."""
+    import json
+
+    from flashtalker_jax.cli.main import main
+    from flashtalker_jax.encoder.image_loss import render_psnr
+
+    run, _ = encoder_run
+    data = str(tiny_dataset / "identity_001")
+    report = tmp_path / "eval.json"
+    assert main(["eval-motion-encoder", "--encoder", str(run), "--data", data, "--splits", "test",
+                 "--render-prior", str(tiny_prior), "--render-size", "16", "--report", str(report)]) == 0
+    clips = json.loads(report.read_text())["clips"]
+    assert [c["clip"] for c in clips] == ["identity_001"]
+    direct = render_psnr({}, data, tiny_prior, ("test",), 16)
+    for clip, row in zip(clips, direct, strict=True):
+        assert clip["frames"] == row["frames"] > 0
+        assert np.isfinite([clip["lmk_px"], clip["jitter_px"], clip["psnr_render"]]).all()
+        np.testing.assert_allclose(clip["psnr_render_reference"], row["psnr_reference"], rtol=1e-6)
+        assert 5.0 < clip["psnr_render"] < 60.0
