@@ -119,6 +119,17 @@ def open_split(data_dir: str | Path, split: str):
     return builder
 
 
+def data_loader(**kwargs) -> grain.DataLoader:
+    """grain.DataLoader(**kwargs), its absl flags marked parsed first: with worker processes
+    grain reads its flags (their defaults suit us), and a program started by argparse
+    rather than absl.app never parsed them (UnparsedFlagAccessError at the first batch)."""
+    from absl import flags
+
+    if kwargs.get("worker_count", 0) and not flags.FLAGS.is_parsed():
+        flags.FLAGS.mark_as_parsed()
+    return grain.DataLoader(**kwargs)
+
+
 def make_loader(data_dir: str | Path, split: str, cfg: ml_collections.ConfigDict,
                 num_epochs: int | None = None,
                 shard_options: grain.ShardOptions | None = None) -> grain.DataLoader:
@@ -138,7 +149,7 @@ def make_loader(data_dir: str | Path, split: str, cfg: ml_collections.ConfigDict
     sampler = grain.IndexSampler(
         num_records=len(source), shard_options=shard_options or grain.ShardByJaxProcess(drop_remainder=True),
         shuffle=True, num_epochs=num_epochs, seed=int(cfg.seed))
-    return grain.DataLoader(
+    return data_loader(
         data_source=source, sampler=sampler,
         operations=[AddAudioFeatures(int(meta["sample_rate"]), float(meta["fps"])),
                     grain.Batch(int(cfg.batch_size), drop_remainder=True)],

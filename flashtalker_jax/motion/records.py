@@ -46,7 +46,7 @@ import grain.python as grain
 import ml_collections
 import numpy as np
 
-from flashtalker_jax.data.pipeline import open_split, window_log_mel
+from flashtalker_jax.data.pipeline import data_loader, open_split, window_log_mel
 from flashtalker_jax.errors import ConfigError, InputFileError
 from flashtalker_jax.motion.dataset import Identity, Normaliser
 
@@ -229,7 +229,7 @@ def make_data_fn(data: RecordData, task: ml_collections.ConfigDict, motion_norm:
             num_records=len(data.source), shuffle=True, num_epochs=None, seed=int(task.data_seed),
             shard_options=grain.ShardOptions(process_index, process_count, drop_remainder=True))
         normalise = NormaliseWindow(data.source.context, data.source.steps, motion_norm, audio_norm, augment)
-        loader = grain.DataLoader(
+        loader = data_loader(
             data_source=data.source, sampler=sampler,
             operations=[normalise, grain.Batch(task.batch_size // process_count, drop_remainder=True)],
             worker_count=int(task.data_workers))

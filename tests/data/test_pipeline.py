@@ -84,6 +84,16 @@ def test_same_seed_same_order_other_seed_other_order(built, cfg):
     assert first == again and first != other
 
 
+def test_worker_processes_give_the_same_batches(built, cfg):
+    """worker_count > 0 runs (grain reads its absl flags in a program that never parsed
+    them: pipeline.data_loader marks them parsed) and yields the in-process batches."""
+    workers = cfg.copy_and_resolve_references()
+    workers.worker_count = 1
+    want, got = take(iter(make_loader(built, "train", cfg)), 2), take(iter(make_loader(built, "train", workers)), 2)
+    for a, b in zip(want, got, strict=True):
+        assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
 def test_shards_split_the_windows_disjointly(built, cfg):
     cfg.batch_size = 1
     seen = []
