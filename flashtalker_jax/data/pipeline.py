@@ -105,6 +105,17 @@ def rebuild_hint(data_dir: str | Path) -> str:
     return f"build it from the identity folders: `flashtalker data build-tfds SOURCE --out {data_dir}`"
 
 
+def one_rate(data_dir: str | Path, meta) -> tuple[int, float]:
+    """(sample_rate, fps) of a build whose identities share them: windows of audio need one
+    rate. InputFileError naming the identities' rates otherwise (a build mixing rates is
+    for e2v pretraining, which reads frames alone)."""
+    if meta["sample_rate"] is None or meta["fps"] is None:
+        rates = dict(zip(meta["identities"], map(tuple, meta["rates"])))
+        raise InputFileError(data_dir, f"its identities disagree on (sample_rate, fps): {rates}; windows of "
+                                       "audio need one rate", "build the identities of one rate on their own")
+    return int(meta["sample_rate"]), float(meta["fps"])
+
+
 def open_split(data_dir: str | Path, split: str):
     """The prepared TalkingHeads builder under `data_dir`, checked to hold `split`."""
     from flashtalker_jax.data.tfds_builder import TalkingHeads
@@ -151,6 +162,6 @@ def make_loader(data_dir: str | Path, split: str, cfg: ml_collections.ConfigDict
         shuffle=True, num_epochs=num_epochs, seed=int(cfg.seed))
     return data_loader(
         data_source=source, sampler=sampler,
-        operations=[AddAudioFeatures(int(meta["sample_rate"]), float(meta["fps"])),
+        operations=[AddAudioFeatures(*one_rate(data_dir, meta)),
                     grain.Batch(int(cfg.batch_size), drop_remainder=True)],
         worker_count=int(cfg.worker_count))

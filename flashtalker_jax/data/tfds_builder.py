@@ -61,7 +61,9 @@ class TalkingHeads(tfds.core.GeneratorBasedBuilder):
     RELEASE_NOTES = {"1.0.0": "Frames, masks, FLAME params, cameras and per-frame audio.",
                      "1.1.0": "audio_margins: the neighbouring timesteps' audio of every frame.",
                      "1.2.0": "w2c, head_mask and per-identity head_mask_source metadata; "
-                              "DATA_DIR/flame: what e2v pretraining (e2v/records.py) reads."}
+                              "DATA_DIR/flame: what e2v pretraining (e2v/records.py) reads; "
+                              "identities of different (sample_rate, fps) build (metadata 'rates'; "
+                              "'sample_rate' and 'fps' are null then): e2v reads them, motion refuses."}
     MANUAL_DOWNLOAD_INSTRUCTIONS = (
         "Set download_config.manual_dir to a folder of VHAP-format identity folders "
         "(e.g. the output of `flashtalker data synth`).")
@@ -100,14 +102,17 @@ class TalkingHeads(tfds.core.GeneratorBasedBuilder):
         return {split: self._generate_examples(sequences, heads, split) for split in present}
 
     def _record_metadata(self, folders, sequences) -> None:
-        rates = {(s.sample_rate, s.fps) for s in sequences}
-        if len(rates) != 1:
-            raise InputFileError(folders[0].parent, f"identities disagree on (sample_rate, fps): {rates}")
-        sample_rate, fps = rates.pop()
+        # Synthetic identities (25 fps) and tracked real clips (their video's rate) may share
+        # a build: e2v pretraining reads frames alone. A window of audio needs one rate, so
+        # the motion readers refuse a build whose scalar 'sample_rate' / 'fps' are null
+        # (pipeline.one_rate).
+        rates = [[int(s.sample_rate), float(s.fps)] for s in sequences]
+        distinct = {tuple(r) for r in rates}
+        sample_rate, fps = distinct.pop() if len(distinct) == 1 else (None, None)
         self.info.metadata.update({
             "identities": [f.name for f in folders],
             "head_mask_source": [_head_mask_source(f) for f in folders],
-            "sample_rate": int(sample_rate), "fps": float(fps),
+            "rates": rates, "sample_rate": sample_rate, "fps": fps,
             "timesteps": {split: [[int(t) for t in np.sort(s.timesteps[s.splits.get(split, [])])]
                                   for s in sequences] for split in SPLITS},
         })
@@ -145,11 +150,14 @@ def _head_mask_source(folder: Path) -> str | None:
 
 
 def _neighbour_audio(seq, timestep: int) -> np.ndarray:
-    """(2, sample_rate / fps): the samples of timesteps t - 1 and t + 1, zeros outside the clip
-    (what log-mel's zero padding sees there when it runs on the whole clip)."""
+    """(2, ~sample_rate / fps): the samples of timesteps t - 1 and t + 1, zeros outside the
+    clip (what log-mel's zero padding sees there when it runs on the whole clip). When a
+    frame is not a whole number of samples (16 kHz at 30 fps: 533 or 534) the shorter row
+    gets one zero on its far side, away from frame t, where window_log_mel never reads."""
     after = seq.audio_for_frames(timestep + 1, timestep + 2)
     before = seq.audio_for_frames(timestep - 1, timestep) if timestep > 0 else np.zeros_like(after)
-    return np.stack([before, after]).astype(np.float32)
+    n = max(len(before), len(after))
+    return np.stack([np.pad(before, (n - len(before), 0)), np.pad(after, (0, n - len(after)))]).astype(np.float32)
 
 
 def _encode_png(array: np.ndarray) -> bytes:

@@ -46,7 +46,7 @@ import grain.python as grain
 import ml_collections
 import numpy as np
 
-from flashtalker_jax.data.pipeline import data_loader, open_split, window_log_mel
+from flashtalker_jax.data.pipeline import data_loader, one_rate, open_split, window_log_mel
 from flashtalker_jax.errors import ConfigError, InputFileError
 from flashtalker_jax.motion.dataset import Identity, Normaliser
 
@@ -174,8 +174,9 @@ def open_records(task: ml_collections.ConfigDict) -> RecordData:
     data_dir = Path(task.dataset)
     builder = open_split(data_dir, SPLIT)
     meta = builder.info.metadata
-    if int(meta["sample_rate"]) != audio_config.sample_rate:
-        raise InputFileError(data_dir, f"audio is stored at {meta['sample_rate']} Hz, the features need "
+    sample_rate, fps = one_rate(data_dir, meta)
+    if sample_rate != audio_config.sample_rate:
+        raise InputFileError(data_dir, f"audio is stored at {sample_rate} Hz, the features need "
                                        f"{audio_config.sample_rate} Hz", "rebuild from audio at that rate")
     names = list(meta["identities"])
     if task.max_identities > 0:
@@ -196,7 +197,7 @@ def open_records(task: ml_collections.ConfigDict) -> RecordData:
                                        f"task.n_expr={task.n_expr}")
     context = task.model.context
     source = RecordWindows(records, windows, task.model.window, context, task.n_expr, audio_config,
-                           int(meta["sample_rate"]), float(meta["fps"]), name=f"{builder.info.full_name}:{SPLIT}")
+                           sample_rate, fps, name=f"{builder.info.full_name}:{SPLIT}")
     offsets = np.cumsum([0, *(len(t) for t in timesteps)])
     # Identities without train frames never reach a batch: no shape is needed for them.
     identities = [Identity(name, i + 1, np.asarray(records[int(offsets[i])]["shape"], np.float32)

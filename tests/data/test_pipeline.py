@@ -63,6 +63,27 @@ def test_build_records_every_frame_with_metadata(built):
     np.testing.assert_allclose(record["audio"], 0.01 + 0.001, atol=1e-6)
 
 
+def test_identities_of_other_frame_rates_build_and_motion_windows_refuse_them(tmp_path, cfg):
+    """A 25 fps and a 30 fps identity (a synthetic set beside a tracked clip) build, with
+    each rate in the metadata, for e2v; windows of audio need one rate: a clear error."""
+    import json
+
+    from flashtalker_jax.data.tfds_builder import TalkingHeads
+    from flashtalker_jax.errors import InputFileError
+
+    for seed in (0, 1):
+        make_toy_identity(tmp_path / "src" / f"id{seed}", seed=seed, num_frames=12, test_frames=4)
+    for path in (tmp_path / "src" / "id1").glob("transforms*.json"):
+        meta = json.loads(path.read_text())
+        if "fps" in meta:
+            path.write_text(json.dumps({**meta, "fps": 30.0}))
+    build(tmp_path / "src", tmp_path / "out")
+    meta = TalkingHeads(data_dir=str(tmp_path / "out")).info.metadata
+    assert meta["rates"] == [[16000, 25.0], [16000, 30.0]] and meta["fps"] is None
+    with pytest.raises(InputFileError, match=r"disagree on \(sample_rate, fps\).*'id1': \(16000, 30.0\)"):
+        make_loader(tmp_path / "out", "train", cfg)
+
+
 def test_windows_are_consistent_frames_of_one_identity_with_their_audio(built, cfg):
     batch = next(iter(make_loader(built, "train", cfg)))
     assert batch["image"].shape == (2, 4, 16, 16, 3) and batch["audio"].shape == (2, 4 * 640)
