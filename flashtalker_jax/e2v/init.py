@@ -4,10 +4,18 @@ Adaptation" on top of avatar/adapt.py.
 The prior's generator predicts the UV Gaussian map M from one reference frame of the
 identity (task.prior.reference_frame: a row of the training split, read at the prior's
 own resolution, the one it was trained on); M is read at the avatar's UV placement and the
-values replace the fresh template's local means, log-scales, rotations, opacities and
-colours (`prior_template`; teeth keep the template values, generator.avatar_parameters).
+values of the template attributes named in task.prior.attributes replace the fresh
+template's (`prior_template`; teeth keep the template values, generator.avatar_parameters;
+the attributes not named keep the default initialisation). `condition_template` raises the
+map's log-scales to at least the initial ones + task.prior.min_log_scale and normalises its
+quaternions. Why not all of the map: the prior paints with Gaussians 4-6x smaller than the
+initial ones and hides a fifth of them (opacity ~1e-5); a run started there fits its
+training frames as well but draws the head's outline (an ear) worse on held-out poses and
+expressions: ~1 dB lower plateau (BENCHMARKS, issue 18). The default takes the map without
+its opacities and with no Gaussian below its initial scale: level with from scratch at the
+end, ahead of it at 1/5 of the steps, but no longer the one-shot render at step 0.
 The rest is today's adaptation: the deformer, colour MLP and query features start as
-usual (zero last layers: step 0 renders exactly the predicted Gaussians), and the FLAME /
+usual (zero last layers: step 0 renders exactly the template's Gaussians), and the FLAME /
 camera refinement stays frozen until task.refine_start, then trains jointly with the map
 (GGTalker: the map alone with FLAME frozen first, then both).
 
@@ -27,6 +35,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -165,4 +174,28 @@ def prior_template(task_cfg, spec: AvatarSpec, flame_dir: Path) -> dict[str, np.
     generator = load_generator(folder, geometry)
     predict_frame = template_predictor(generator, geometry, tuple(folder.task_cfg.background))
     values = predict_frame(reference_frame(task_cfg, int(folder.task_cfg.resolution)))
-    return {name: np.asarray(value[0]) for name, value in values.items()}
+    return condition_template({name: np.asarray(value[0]) for name, value in values.items()},
+                              geometry.init_log_scale, task_cfg.prior)
+
+
+def condition_template(values: dict[str, np.ndarray], init_log_scale: np.ndarray, prior_cfg) -> dict[str, np.ndarray]:
+    """The part of the predicted template adaptation starts from (module docstring): the
+    attributes named in prior.attributes (the others keep the default initialisation),
+    log-scales raised to at least the initial one + prior.min_log_scale, quaternions
+    normalised (the same rotation; Adam turns a quaternion of norm q 1/q as far per step,
+    and the prior's reach q ~ 25). values: (N, ...) template arrays at their true scale;
+    init_log_scale (N,) the placement's."""
+    names = tuple(prior_cfg.attributes)
+    unknown = sorted(set(names) - set(values))
+    if unknown:
+        raise ConfigError(f"task.prior.attributes={names}: {unknown} not predicted by the prior (choose from "
+                          f"{sorted(values)})")
+    chex.assert_shape(values["local_log_scales"], (init_log_scale.shape[0], 3))
+    out = {name: values[name] for name in names}
+    if "local_log_scales" in out:
+        floor = init_log_scale[:, None] + float(prior_cfg.min_log_scale)
+        out["local_log_scales"] = np.maximum(out["local_log_scales"], floor).astype(np.float32)
+    if "local_quats" in out:
+        quats = out["local_quats"]
+        out["local_quats"] = (quats / np.linalg.norm(quats, axis=-1, keepdims=True)).astype(np.float32)
+    return out

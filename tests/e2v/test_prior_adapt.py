@@ -2,7 +2,8 @@
 adaptation of an identity it never saw ahead of the default initialisation and stays ahead
 at equal steps; a prior pretrained for other Gaussians or another FLAME chart is refused;
 the run records its prior and a resume uses that one (and only that one); the curves' goal
-check reads the measured steps."""
+check reads the measured steps; condition_template keeps the attributes asked, floors the
+log-scales and keeps the rotations."""
 import json
 import shutil
 
@@ -15,10 +16,11 @@ from flashtalker_jax.avatar.adapt import load_avatar, prepare
 from flashtalker_jax.avatar.jobs import adapt
 from flashtalker_jax.config import load_config
 from flashtalker_jax.e2v.curves import goal_check, heldout_psnr
-from flashtalker_jax.e2v.init import pin_prior, prior_template
+from flashtalker_jax.e2v.init import condition_template, pin_prior, prior_template
 from flashtalker_jax.e2v.prior import write_prior
 from flashtalker_jax.e2v.task import build_geometry, make_generator, make_task, resolve_flame_dir
 from flashtalker_jax.errors import ConfigError, ModelFileError
+from flashtalker_jax.render.projection import quat_to_rotmat
 from flashtalker_jax.train.state import merge_model
 from flashtalker_jax.train.trainer import fit
 
@@ -27,8 +29,10 @@ PRIOR_STEPS, ADAPT_STEPS = 20, 5
 
 def adapt_config(dataset, prior=""):
     """A tiny adaptation of identity 1 placed like the quick prior (32^2 UV grid, 3 teeth
-    Gaussians per face, 64 px) so that its UV map fits."""
-    return load_config("adapt_flashtalker", [
+    Gaussians per face, 64 px) so that its UV map fits. It takes the whole map (every
+    attribute, no scale floor): the runs below check the prior's one-shot head start; the
+    default's conditioning is tested on its own (test_condition_template_...)."""
+    config = load_config("adapt_flashtalker", [
         f"task.data={dataset / 'identity_001'}", f"task.flame={dataset / 'flame'}", f"task.prior.path={prior}",
         "task.resolution=64", "task.placement.uv_resolution=32", "task.avatar.feature_dim=8",
         "task.avatar.heads=2", "task.avatar.expr_tokens=2", "task.avatar.offset_hidden=16",
@@ -36,6 +40,9 @@ def adapt_config(dataset, prior=""):
         "task.eval_max_frames=8",
         f"train.steps={ADAPT_STEPS}", f"train.checkpoint_every={ADAPT_STEPS}", "train.log_every=3",
         "train.async_checkpoint=False", "optim.warmup_steps=2"])
+    config.task.prior.attributes = ("local_means", "local_log_scales", "local_quats", "opacity_logits", "color_logits")
+    config.task.prior.min_log_scale = -100.0
+    return config
 
 
 @pytest.fixture(scope="module")
@@ -153,3 +160,33 @@ def test_goal_check_reads_the_curves():
     prior["psnr"] = [20.0, 22.0, 24.0, 26.0, 26.4, 26.5]
     assert goal_check(scratch, prior, short)["prior_first_step_at_scratch_final"] == 200
     assert not goal_check(scratch, prior, short)["met"]
+
+
+def test_condition_template_takes_the_named_attributes_floors_scales_keeps_rotations():
+    rng = np.random.default_rng(0)
+    n = 50
+    init = rng.normal(-1.0, 0.3, n).astype(np.float32)
+    values = {"local_log_scales": init[:, None] + rng.normal(-1.0, 3.0, (n, 3)).astype(np.float32),
+              "opacity_logits": rng.normal(0.0, 6.0, n).astype(np.float32),
+              "local_quats": (rng.normal(size=(n, 4)) * rng.uniform(0.5, 30.0, (n, 1))).astype(np.float32),
+              "local_means": rng.normal(0.0, 0.01, (n, 3)).astype(np.float32),
+              "color_logits": rng.normal(size=(n, 3)).astype(np.float32)}
+    prior_cfg = load_config("adapt_flashtalker").task.prior
+    prior_cfg.attributes = ("local_means", "local_log_scales", "local_quats", "color_logits")
+    prior_cfg.min_log_scale = -0.5
+    out = condition_template(values, init, prior_cfg)
+    assert sorted(out) == sorted(prior_cfg.attributes)   # opacity: the default initialisation
+    floor = init[:, None] - 0.5
+    scales, above = values["local_log_scales"], values["local_log_scales"] >= init[:, None] - 0.5
+    np.testing.assert_array_equal(out["local_log_scales"][above], scales[above])
+    np.testing.assert_allclose(out["local_log_scales"][~above], np.broadcast_to(floor, scales.shape)[~above],
+                               rtol=0, atol=1e-6)
+    quats = out["local_quats"]
+    np.testing.assert_allclose(np.linalg.norm(quats, axis=-1), 1.0, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(quat_to_rotmat(quats)), np.asarray(quat_to_rotmat(values["local_quats"])),
+                               atol=1e-5)   # the same rotations (the renderer normalises)
+    for key in ("local_means", "color_logits"):
+        np.testing.assert_array_equal(out[key], values[key])
+    prior_cfg.attributes = ("local_means", "features")
+    with pytest.raises(ConfigError, match=r"task\.prior\.attributes.*features"):
+        condition_template(values, init, prior_cfg)
