@@ -106,9 +106,12 @@ def rasterize(means, quats, scales, opacities, colors, viewmat, K, width: int, h
     traced = any(isinstance(a, jax.core.Tracer) for a in jax.tree_util.tree_leaves(args))
     if traced:
         out, longest = _render(*args, **sizes, **static)
+        # Scalars, not the (B,) per-frame values: a host callback reads its arguments on
+        # one device, so batch-sharded (B,) inputs were gathered by an "involuntary full
+        # rematerialization" (XLA SPMD warning) on every data-parallel step.
         jax.debug.callback(functools.partial(_raise_on_overflow, capacity=cap,
                                              per_tile=sizes["per_tile"]),
-                           out.n_intersections, longest, out.overflow)
+                           jnp.max(out.n_intersections), jnp.max(longest), jnp.any(out.overflow))
     else:
         out, longest = _render_jit(*args, **sizes, **static)
         # At most two re-runs: a short buffer truncates the tile lists, so the per-tile
