@@ -38,8 +38,9 @@ def adapted(tmp_path_factory):
                                             "task.placement.teeth_per_face=1", f"task.data={ident}",
                                             "task.render.backend=reference"]).task
     audio = np.random.default_rng(0).normal(size=(2, AUDIO_DIM)).astype(np.float32)
+    # Two cameras: centred camera corrections (task.refine_centered) are zero for a single one.
     spec = adapt.build_spec(cfg, adapt.resolve_flame_dir(cfg, ident), np.zeros(300, np.float32), None,
-                            n_frames=2, n_cameras=1, audio=audio)
+                            n_frames=2, n_cameras=2, audio=audio)
     model = adapt.make_model_factory(cfg, spec)(nnx.Rngs(0))
     keys = iter(jax.random.split(jax.random.key(1), 1000))
     nnx.update(model, jax.tree.map(lambda p: p + 0.05 * jax.random.normal(next(keys), p.shape),
