@@ -25,11 +25,12 @@ from flashtalker_jax.avatar.export import flat_state, load_flat_state
 from flashtalker_jax.e2v.generator import IdentityGaussianGenerator
 from flashtalker_jax.e2v.task import Geometry, generator_kind, make_generator
 from flashtalker_jax.errors import ModelFileError
-from flashtalker_jax.utils.files import atomic_path, read_json_object, read_npz
+from flashtalker_jax.utils.files import atomic_path, read_model_folder
 
 FORMAT_VERSION = 1
 FILES = ("meta.json", "config.json", "generator.npz")
 REWRITE = "re-run `flashtalker pretrain-e2v --resume` on the run folder (a finished run rewrites RUN/prior)"
+GIVE = "pass --prior RUN written by `flashtalker pretrain-e2v`"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,28 +66,15 @@ def write_prior(out_dir, generator: IdentityGaussianGenerator, task_cfg, steps: 
     return out_dir
 
 
-def _read_json(path: Path, what: str) -> dict:
-    if not path.is_file():
-        raise ModelFileError(path, f"{what} file not found",
-                             "pass --prior RUN written by `flashtalker pretrain-e2v`")
-    return read_json_object(path, what, REWRITE)
-
-
 def read_prior(prior_dir) -> PriorFolder:
     """Every file of a prior folder (RUN or RUN/prior), checked (module docstring)."""
     path = resolve_prior_dir(prior_dir)
-    if not path.is_dir():
-        raise ModelFileError(path, "prior folder not found", "pass --prior RUN written by `flashtalker pretrain-e2v`")
-    meta = _read_json(path / "meta.json", "prior metadata")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise ModelFileError(path / "meta.json", f"format_version {meta.get('format_version')!r}, this "
-                                                 f"flashtalker reads {FORMAT_VERSION}", REWRITE)
-    cfg = ml_collections.ConfigDict(_read_json(path / "config.json", "prior task config"))
+    meta, config, state = read_model_folder(path, "prior", "generator.npz", FORMAT_VERSION, GIVE, REWRITE)
+    cfg = ml_collections.ConfigDict(config)
     kind = meta.get("generator_kind", "uv_unet")
     if cfg.get("generator", {}).get("kind", "uv_unet") != kind:
         raise ModelFileError(path / "meta.json", f"generator_kind {kind!r} differs from config.json's "
                                                  f"task.generator.kind", REWRITE)
-    state = read_npz(path / "generator.npz", "prior generator state", REWRITE)
     return PriorFolder(path, cfg, meta, state)
 
 

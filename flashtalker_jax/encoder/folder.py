@@ -20,7 +20,7 @@ from flax import nnx
 
 from flashtalker_jax.encoder.model import MotionEncoder, motion_widths
 from flashtalker_jax.errors import ModelFileError
-from flashtalker_jax.utils.files import atomic_path, read_json_object, read_npz, sha256_file
+from flashtalker_jax.utils.files import atomic_path, read_model_folder, sha256_file
 
 FORMAT_VERSION = 1
 REWRITE = "re-run `flashtalker pretrain-motion-encoder --resume` on the run folder (a finished run rewrites RUN/encoder)"
@@ -66,21 +66,12 @@ def read_encoder(encoder_dir, flame_file: Path | None = None) -> EncoderFolder:
     """The folder's encoder with its weights (module docstring). `flame_file`: the FLAME
     model the caller drives; ModelFileError when it is not the one the encoder learned."""
     path = resolve_encoder_dir(encoder_dir)
-    if not path.is_dir():
-        raise ModelFileError(path, "encoder folder not found", GIVE)
-    for name in ("meta.json", "config.json", "encoder.npz"):
-        if not (path / name).is_file():
-            raise ModelFileError(path / name, "file of the encoder folder is missing", REWRITE)
-    meta = read_json_object(path / "meta.json", "encoder metadata", REWRITE)
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise ModelFileError(path / "meta.json", f"format_version {meta.get('format_version')!r}, this "
-                                                 f"flashtalker reads {FORMAT_VERSION}", REWRITE)
+    meta, config, state = read_model_folder(path, "encoder", "encoder.npz", FORMAT_VERSION, GIVE, REWRITE)
     if flame_file is not None and sha256_file(flame_file) != meta.get("flame_sha256"):
         raise ModelFileError(Path(flame_file), "is not the FLAME model the encoder was trained with "
                              f"({meta.get('flame_file')})", "drive a head of that FLAME model, or train an "
                                                            "encoder on this one")
-    cfg = ml_collections.ConfigDict(read_json_object(path / "config.json", "encoder task config", REWRITE))
-    state = read_npz(path / "encoder.npz", "encoder weights", REWRITE)
+    cfg = ml_collections.ConfigDict(config)
     return EncoderFolder(path, cfg, meta, _restore(cfg, state, path / "encoder.npz"))
 
 

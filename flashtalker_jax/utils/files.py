@@ -98,6 +98,26 @@ def read_json_object(path: str | os.PathLike, what: str, fix: str,
     return value
 
 
+def read_model_folder(path: Path, kind: str, weights: str, version: int, give: str, rewrite: str
+                      ) -> tuple[dict, dict, dict[str, np.ndarray]]:
+    """(meta, config, weights) of a versioned model folder: meta.json (with format_version),
+    config.json and the `weights` .npz, as RUN/prior and RUN/encoder are written (meta.json
+    last). ModelFileError naming the folder (`give`: how to get one) when it is absent, else
+    the file that is missing, unreadable or of another format version (`rewrite`: how to
+    write it again)."""
+    if not path.is_dir():
+        raise ModelFileError(path, f"{kind} folder not found", give)
+    for name in ("meta.json", "config.json", weights):
+        if not (path / name).is_file():
+            raise ModelFileError(path / name, f"file of the {kind} folder is missing", rewrite)
+    meta = read_json_object(path / "meta.json", f"{kind} metadata", rewrite)
+    if meta.get("format_version") != version:
+        raise ModelFileError(path / "meta.json", f"format_version {meta.get('format_version')!r}, this "
+                                                 f"flashtalker reads {version}", rewrite)
+    config = read_json_object(path / "config.json", f"{kind} task config", rewrite)
+    return meta, config, read_npz(path / weights, f"{kind} weights", rewrite)
+
+
 def read_npy(path: str | os.PathLike, what: str, fix: str, error: type[Exception] = ModelFileError) -> np.ndarray:
     """The array of the .npy at `path`, or `error(path, problem, fix)` (see read_npz)."""
     path = Path(path)
