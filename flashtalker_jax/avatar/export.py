@@ -36,6 +36,7 @@ import numpy as np
 from flax import nnx
 
 from flashtalker_jax.errors import ModelFileError
+from flashtalker_jax.render.camera import scale_intrinsics
 from flashtalker_jax.utils.files import read_json_object, read_npz, sha256_file
 
 FORMAT_VERSION = 3
@@ -114,8 +115,7 @@ def replay_track(seq, camera: int = 0) -> dict[str, np.ndarray]:
 def view_at(view: dict, size: int) -> tuple[np.ndarray, np.ndarray]:
     """(viewmat (4, 4), K (3, 3)) of a view with K scaled to size x size pixels (square
     frames: the width sets the scale, as avatar/frames.load_frames does)."""
-    K = np.asarray(view["K"], np.float32).copy()
-    K[:2] *= size / int(view["width"])
+    K = scale_intrinsics(np.asarray(view["K"], np.float32), size / int(view["width"]))
     return np.asarray(view["viewmat"], np.float32), K
 
 

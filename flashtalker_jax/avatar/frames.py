@@ -21,9 +21,12 @@ from PIL import Image
 from flashtalker_jax.data.vhap import VhapSequence
 from flashtalker_jax.errors import InputFileError
 from flashtalker_jax.flame.model import FRAME_KEYS
+from flashtalker_jax.render.camera import scale_intrinsics
 
 
-def _resize(array: np.ndarray, size: int) -> np.ndarray:
+def resize(array: np.ndarray, size: int) -> np.ndarray:
+    """A (h, w[, c]) uint8 image or mask box-downsampled to (size, size[, c]): every frame
+    reader uses this one filter, so the same frame reads bit-equal everywhere."""
     if array.shape[0] == size and array.shape[1] == size:
         return array
     return np.asarray(Image.fromarray(array).resize((size, size), Image.Resampling.BOX))
@@ -51,10 +54,9 @@ def load_frames(seq: VhapSequence, indices: np.ndarray, resolution: int,
     if seq.width != seq.height:
         raise InputFileError(seq.root, f"frames are {seq.width}x{seq.height}; adaptation expects "
                                        "square frames", "crop the frames to a square first")
-    images = np.stack([_resize(seq.load_image(i), resolution) for i in indices])
+    images = np.stack([resize(seq.load_image(i), resolution) for i in indices])
     masks = load_masks(seq, indices, resolution, mask_source)
-    K = seq.K[indices].astype(np.float32).copy()
-    K[:, :2] *= resolution / seq.width
+    K = scale_intrinsics(seq.K[indices].astype(np.float32), resolution / seq.width)
     out = {"image": images, "mask": masks, "viewmat": seq.w2c[indices].astype(np.float32),
            "K": K, "camera": seq.cameras[indices].astype(np.int32),
            "slot": np.arange(len(indices), dtype=np.int32)}
@@ -74,7 +76,7 @@ def load_masks(seq: VhapSequence, indices: np.ndarray, resolution: int, source: 
     if source not in MASK_SOURCES:
         raise ValueError(f"mask_source must be one of {MASK_SOURCES}, got {source!r}")
     load_mask = seq.load_head_mask if source == "head" else seq.load_mask
-    return np.stack([_resize(load_mask(i), resolution) for i in indices])
+    return np.stack([resize(load_mask(i), resolution) for i in indices])
 
 
 def split_indices(seq: VhapSequence, names: tuple[str, ...]) -> np.ndarray:

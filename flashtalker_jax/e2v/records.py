@@ -47,11 +47,12 @@ import ml_collections
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from flashtalker_jax.avatar.frames import MASK_SOURCES, _resize
+from flashtalker_jax.avatar.frames import MASK_SOURCES, resize
 from flashtalker_jax.data.pipeline import open_split, rebuild_hint
 from flashtalker_jax.e2v.task import SIDES, PairIterator, pad_components
 from flashtalker_jax.errors import ConfigError, InputFileError
 from flashtalker_jax.flame.model import FRAME_KEYS
+from flashtalker_jax.render.camera import scale_intrinsics
 
 # Steps before the pair stream would wrap (grain sources are finite): beyond any run.
 MAX_STEPS = 2 ** 40
@@ -128,9 +129,8 @@ class PairRecords(grain.RandomAccessDataSource):
         image = _decode_png(record["image"], "RGB", self._where)
         mask = _decode_png(record[ident.mask_field], "L", self._where)
         width = image.shape[1]
-        K = np.asarray(record["K"], np.float32).copy()
-        K[:2] *= self.resolution / width
-        out = {"image": _resize(image, self.resolution), "mask": _resize(mask, self.resolution),
+        K = scale_intrinsics(np.asarray(record["K"], np.float32), self.resolution / width)
+        out = {"image": resize(image, self.resolution), "mask": resize(mask, self.resolution),
                "viewmat": np.asarray(record["w2c"], np.float32), "K": K}
         for key in FRAME_KEYS:
             out[f"flame_{key}"] = np.asarray(record[key], np.float32)

@@ -43,6 +43,7 @@ from flax import nnx
 
 from flashtalker_jax.errors import ConfigError, ModelFileError
 from flashtalker_jax.flame.model import FRAME_KEYS, FlameParams
+from flashtalker_jax.render.camera import scale_intrinsics
 
 
 def image_loss_on(task_cfg) -> bool:
@@ -147,11 +148,6 @@ def render_rows(avatars: IdentityAvatars, params: FlameParams, identity: jax.Arr
     return rgb
 
 
-def scale_K(K: jax.Array, factor: float) -> jax.Array:
-    """Intrinsics (..., 3, 3) of the same camera on an image `factor` times as wide."""
-    return jnp.asarray(K).at[..., :2, :].multiply(factor)
-
-
 def make_image_loss(task_cfg, avatars: IdentityAvatars):
     """image_loss(parts, shape, batch_rows) -> (weighted image loss, metrics) (module
     docstring). parts: the encoder's denormalised codes {key: (N, k)} and shape (N, S) of N
@@ -169,7 +165,7 @@ def make_image_loss(task_cfg, avatars: IdentityAvatars):
         n = shape.shape[0] if keep == 0 else min(keep, shape.shape[0])
         parts, rows = ({k: v[:n] for k, v in d.items()} for d in (parts, rows))
         params = code_params(avatars.geometry.flame, parts, shape[:n], rows["viewmat"], rows["K"], width)
-        rgb = render_rows(avatars, params, rows["identity"], rows["viewmat"], scale_K(rows["K"], size / width),
+        rgb = render_rows(avatars, params, rows["identity"], rows["viewmat"], scale_intrinsics(rows["K"], size / width),
                           size)
         target = composite_target({"image": rows["target"], "mask": rows["mask"]}, avatars.background)
         total, photo = losses.photometric_loss(rgb, target, w.image, w.image_ssim)
@@ -193,7 +189,7 @@ def render_psnr(encoder_dirs: dict[str, str], data: str, prior_dir, splits: tupl
     `psnr_reference`: the same Gaussians posed by the folder's own parameters (the
     tracker's fit or the truth: what the prior's Gaussians allow). `keep`: frame rows whose
     images are returned (`target` and one per name: (k, size, size, 3) in [0, 1])."""
-    from flashtalker_jax.avatar.frames import _resize, composite_target, load_masks, split_indices
+    from flashtalker_jax.avatar.frames import composite_target, load_masks, resize, split_indices
     from flashtalker_jax.data.vhap import read_vhap
     from flashtalker_jax.e2v.task import identity_mask_source
     from flashtalker_jax.encoder.folder import read_encoder
@@ -215,8 +211,8 @@ def render_psnr(encoder_dirs: dict[str, str], data: str, prior_dir, splits: tupl
         for i in idx:
             image = seq.load_image(i)
             for r in resolutions:
-                crops[r].append(_resize(image, r))
-            targets.append(_resize(image, size))
+                crops[r].append(resize(image, r))
+            targets.append(resize(image, size))
         masks = load_masks(seq, idx, size, identity_mask_source(path, avatars.mask_source))
         target = np.asarray(composite_target({"image": np.stack(targets), "mask": masks}, avatars.background))
         viewmat, K = jnp.asarray(seq.w2c[idx], jnp.float32), jnp.asarray(seq.K[idx], jnp.float32)
@@ -229,7 +225,7 @@ def render_psnr(encoder_dirs: dict[str, str], data: str, prior_dir, splits: tupl
         track = {k: jnp.asarray(v[idx], jnp.float32) for k, v in seq.flame.items()}
         posed["reference"] = FlameParams.from_track(track, n_expr=flame.n_expr).replace(
             shape=jnp.broadcast_to(jnp.asarray(seq.shape, jnp.float32), (n, len(seq.shape))))
-        K_render = scale_K(K, size / seq.width)
+        K_render = scale_intrinsics(K, size / seq.width)
         row = {"clip": path.name, "frames": int(n)}
         for name, params in posed.items():
             rgb = []

@@ -23,9 +23,9 @@ from flashtalker_jax.flame.model import FlameModel, FlameParams
 
 def resize_crops(images: np.ndarray, resolution: int) -> np.ndarray:
     """(N, H, W, 3) uint8 square crops -> (N, R, R, 3) uint8 (box filter, as training)."""
-    from flashtalker_jax.avatar.frames import _resize
+    from flashtalker_jax.avatar.frames import resize
 
-    return np.stack([_resize(np.asarray(im), resolution) for im in images])
+    return np.stack([resize(np.asarray(im), resolution) for im in images])
 
 
 @functools.partial(jax.jit, static_argnums=0)

@@ -37,6 +37,7 @@ from flashtalker_jax.encoder.camera_code import from_camera_code, to_camera_code
 from flashtalker_jax.encoder.model import MOTION_KEYS, MotionEncoder, motion_widths
 from flashtalker_jax.errors import ConfigError, InputFileError, ModelFileError
 from flashtalker_jax.flame.model import FlameModel, FlameParams
+from flashtalker_jax.render.camera import scale_intrinsics
 from flashtalker_jax.train.tasks import Task
 
 MM_PER_M = 1000.0
@@ -122,7 +123,7 @@ def motion_targets(flame: FlameModel, shape: np.ndarray, track: dict[str, np.nda
 def load_clip(folder: Path, flame: FlameModel, task_cfg, splits: tuple[str, ...], mask_source: str = "") -> Clip:
     """One identity folder's frames of `splits`; mask_source ("fg" / "head", "" = none):
     also the image loss's targets and masks at task.image_resolution."""
-    from flashtalker_jax.avatar.frames import _resize, load_masks, split_indices
+    from flashtalker_jax.avatar.frames import load_masks, resize, split_indices
     from flashtalker_jax.data.vhap import read_vhap
 
     seq = read_vhap(folder)
@@ -133,14 +134,13 @@ def load_clip(folder: Path, flame: FlameModel, task_cfg, splits: tuple[str, ...]
     images, targets = [], []
     for i in idx:   # each frame read once: the 512 px PNGs are most of the load time
         image = seq.load_image(i)
-        images.append(_resize(image, r))
+        images.append(resize(image, r))
         if mask_source:
-            targets.append(_resize(image, s))
+            targets.append(resize(image, s))
     images = np.stack(images)
     images_loss = {"targets": np.stack(targets), "masks": load_masks(seq, idx, s, mask_source)} \
         if mask_source else {}
-    K = seq.K[idx].astype(np.float32).copy()
-    K[:, :2] *= r / seq.width
+    K = scale_intrinsics(seq.K[idx].astype(np.float32), r / seq.width)
     viewmat = seq.w2c[idx].astype(np.float32)
     shape = fit_width(np.asarray(seq.shape, np.float32)[None], flame.n_shape)[0]
     track = {k: np.asarray(v[idx], np.float32) for k, v in seq.flame.items()}

@@ -3,7 +3,22 @@ z forward), K (3, 3) intrinsics in pixels, principal point in pixel units where 
 (i, j) has its centre at (j + 0.5, i + 0.5)."""
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
+import numpy as np
+
+
+def scale_intrinsics(K, factor: float):
+    """Intrinsics (..., 3, 3) of the same camera on an image resized by `factor` (both axes).
+    Rows fx/0/cx and 0/fy/cy scale; with pixel centres at (j + 0.5, i + 0.5) the image's
+    continuous extent [0, W] maps to [0, factor W], so no half-pixel shift is needed. A numpy
+    K gives a scaled numpy copy of the same dtype (bit-equal wherever frames are read: the
+    loaders and the record reader must agree); a jax K a jax array."""
+    if isinstance(K, jax.Array):
+        return K.at[..., :2, :].multiply(factor)
+    out = np.array(K, copy=True)
+    out[..., :2, :] *= factor
+    return out
 
 
 def camera_position(viewmat: jnp.ndarray) -> jnp.ndarray:

@@ -56,3 +56,22 @@ def test_callers_get_what_the_former_copies_gave():
     np.testing.assert_array_equal(jax.jit(losses.project_points)(points, views, Ks),
                                   jax.jit(_former_losses)(points, views, Ks))
     np.testing.assert_allclose(project_points(points, views, Ks), vmapped, rtol=1e-6)  # batched cameras
+
+
+def test_scale_intrinsics_scales_projected_pixels():
+    """A point lands `factor` times as far from the image corner on the resized image; numpy
+    in gives numpy out of the same dtype, the input untouched; jax in (traced too) the same values."""
+    from flashtalker_jax.render.camera import scale_intrinsics
+
+    viewmat, K = _camera()
+    points = np.array([[0.1, 0.2, 1.0], [-0.3, 0.1, 0.5]], np.float32)
+    scaled = scale_intrinsics(K, 0.25)
+    assert isinstance(scaled, np.ndarray) and scaled.dtype == np.float32
+    np.testing.assert_array_equal(K, _camera()[1])
+    np.testing.assert_allclose(np.asarray(project_points(points, viewmat, scaled)),
+                               0.25 * np.asarray(project_points(points, viewmat, K)), rtol=1e-6)
+    batch = np.stack([K, 2 * K]).astype(np.float64)
+    assert scale_intrinsics(batch, 3).dtype == np.float64
+    np.testing.assert_array_equal(scale_intrinsics(batch, 3)[:, 2], batch[:, 2])
+    traced = jax.jit(lambda k: scale_intrinsics(k, 0.25))(jnp.asarray(K))
+    np.testing.assert_array_equal(np.asarray(traced), scaled)

@@ -14,6 +14,7 @@ import dataclasses
 
 import numpy as np
 
+from flashtalker_jax.render.camera import scale_intrinsics
 from flashtalker_jax.render.mesh import (Fragments, interpolate, interpolate_at, project,  # noqa: F401
                                          rasterize, vertex_normals)
 
@@ -51,8 +52,7 @@ def render_textured(vertices, faces, uv_coords, uv_faces, texture, K, w2c, width
     """Render a textured, shaded mesh -> rgb (H, W, 3) float32 in [0, 1], alpha (H, W) float32
     (coverage fraction when supersampling) and the full-resolution fragments."""
     k = int(supersample)
-    K_hi = np.asarray(K, np.float64).copy()
-    K_hi[:2] *= k
+    K_hi = scale_intrinsics(np.asarray(K, np.float64), k)
     frags = rasterize(vertices, faces, K_hi, w2c, width * k, height * k)
     mask = frags.mask
     face, bary = frags.face[mask], frags.bary[mask]       # shade covered pixels only
