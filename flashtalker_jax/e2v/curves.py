@@ -15,6 +15,9 @@ avatar's background (procedural identities: `render_over_frame` configs are refu
 The goal (issue 18): `prior` reaches `scratch`'s final PSNR within N / 5 steps; the
 report gives the first step it does, and `prior_short`'s final PSNR beside it.
 Writes DIR/curves.json and DIR/curves.png; the runs' folders stay in DIR/<run>.
+
+  python -m flashtalker_jax.e2v.curves combine --out FIG.png DIR/curves.json [...] [--report R.json]
+One panel per report (identity) and a table of the goal across them (`summarize`).
 """
 from __future__ import annotations
 
@@ -33,7 +36,7 @@ from flashtalker_jax.avatar.adapt import make_task
 from flashtalker_jax.avatar.frames import audio_frame_features, composite_target, load_frames, split_indices
 from flashtalker_jax.avatar.renderer import AvatarRenderer, RenderSettings, render
 from flashtalker_jax.e2v.init import pin_prior
-from flashtalker_jax.errors import ConfigError
+from flashtalker_jax.errors import ConfigError, FlashtalkerError, InputFileError
 from flashtalker_jax.flame.model import FlameParams
 from flashtalker_jax.metrics.image import psnr
 from flashtalker_jax.train.trainer import fit
@@ -147,6 +150,64 @@ def plot(report: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def summarize(reports: list[dict]) -> dict:
+    """The goal across identities: per report (clip name) the fraction of the from-scratch
+    steps the prior run needed (None: never), the PSNRs at 1/5 of the steps and at the end,
+    and how many identities met the goal."""
+    rows = []
+    for report in reports:
+        goal, runs = report["goal"], report["runs"]
+        at = goal["scratch_steps"] // SHORT_FACTOR
+        psnr_at = {name: dict(zip(runs[name]["steps"], runs[name]["psnr"])).get(at) for name in ("scratch", "prior")}
+        rows.append({"identity": Path(report["data"]).name, "scratch_final": goal["scratch_final_psnr"],
+                     "prior_final": runs["prior"]["psnr"][-1], f"scratch_at_{at}": psnr_at["scratch"],
+                     f"prior_at_{at}": psnr_at["prior"], "prior_fraction": goal["prior_fraction_of_scratch_steps"],
+                     "met": goal["met"]})
+    return {"identities": rows, "met": sum(r["met"] for r in rows), "of": len(rows)}
+
+
+def plot_many(reports: list[dict], path: Path) -> None:
+    """One panel per report, side by side (at most 4 per row)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = min(4, len(reports))
+    rows = -(-len(reports) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), dpi=110, squeeze=False)
+    for ax, report in zip(axes.flat, reports):
+        plot_on(ax, report)
+        ax.set_title(Path(report["data"]).name, fontsize=9)
+    for ax in axes.flat[len(reports):]:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def combine(argv: list[str]) -> int:
+    from flashtalker_jax.utils.files import read_json_object
+    from flashtalker_jax.utils.report import print_table, write_report
+
+    parser = argparse.ArgumentParser(prog="python -m flashtalker_jax.e2v.curves combine")
+    parser.add_argument("reports", nargs="+", help="curves.json files of this command")
+    parser.add_argument("--out", required=True, help="PNG with one panel per report")
+    parser.add_argument("--report", default="", help="JSON of the goal across the reports")
+    args = parser.parse_args(argv)
+    fix = "pass the curves.json files this command wrote (DIR/curves.json)"
+    reports = [read_json_object(path, "a curves report", fix, InputFileError) for path in args.reports]
+    for path, report in zip(args.reports, reports):
+        if not {"goal", "runs", "data"} <= set(report):
+            raise InputFileError(path, "not a curves report (no 'goal', 'runs' or 'data')", fix)
+    plot_many(reports, Path(args.out))
+    summary = summarize(reports)
+    print_table(summary["identities"])
+    print(f"goal met on {summary['met']} of {summary['of']} identities; figure: {args.out}")
+    if args.report:
+        write_report(Path(args.report), summary)
+    return 0
+
+
 def measure(prior_dir, data_dir, out_dir, steps: int, every: int, config_name: str,
             overrides: list[str]) -> dict:
     """The three runs and the report (module docstring); writes curves.json and curves.png."""
@@ -179,6 +240,14 @@ def measure(prior_dir, data_dir, out_dir, steps: int, every: int, config_name: s
 
 def main(argv: list[str] | None = None) -> int:
     from flashtalker_jax.utils.report import write_report
+
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["combine"]:
+        try:
+            return combine(argv[1:])
+        except FlashtalkerError as exc:
+            print(f"curves combine: error: {exc}", file=sys.stderr)
+            return 2
 
     parser = argparse.ArgumentParser(prog="python -m flashtalker_jax.e2v.curves", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -15,6 +15,7 @@ from conftest import quick_config
 from flashtalker_jax.avatar.adapt import load_avatar, prepare
 from flashtalker_jax.avatar.jobs import adapt
 from flashtalker_jax.config import load_config
+from flashtalker_jax.e2v import curves
 from flashtalker_jax.e2v.curves import goal_check, heldout_psnr
 from flashtalker_jax.e2v.init import condition_template, pin_prior, prior_template
 from flashtalker_jax.e2v.prior import write_prior
@@ -160,6 +161,30 @@ def test_goal_check_reads_the_curves():
     prior["psnr"] = [20.0, 22.0, 24.0, 26.0, 26.4, 26.5]
     assert goal_check(scratch, prior, short)["prior_first_step_at_scratch_final"] == 200
     assert not goal_check(scratch, prior, short)["met"]
+
+
+def test_combine_summarises_the_goal_across_identities_and_refuses_other_json(tmp_path, capsys):
+    steps = [0, 40, 80, 120, 160, 200]
+    paths = []
+    for name, prior_psnr in (("id_a", [25.0, 26.6, 28.0, 29.5, 30.2, 29.0]), ("id_b", [20.0, 22.0, 24.0, 26.0, 26.4, 26.5])):
+        scratch = {"steps": steps, "psnr": [17.0, 24.0, 29.0, 30.0, 27.0, 26.5]}
+        prior, short = {"steps": steps, "psnr": prior_psnr}, {"steps": [0, 40], "psnr": [25.0, 26.0]}
+        report = {"data": f"/x/{name}", "refine_start": -1, "runs": {"scratch": scratch, "prior": prior, "prior_short": short},
+                  "goal": goal_check(scratch, prior, short)}
+        paths.append(tmp_path / f"{name}.json")
+        paths[-1].write_text(json.dumps(report))
+    out = tmp_path / "fig.png"
+    assert curves.main(["combine", *map(str, paths), "--out", str(out), "--report", str(tmp_path / "s.json")]) == 0
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert (summary["met"], summary["of"]) == (1, 2)
+    a, b = summary["identities"]
+    assert (a["identity"], a["prior_fraction"], a["scratch_at_40"], a["prior_at_40"]) == ("id_a", 0.2, 24.0, 26.6)
+    assert (b["prior_fraction"], b["met"]) == (1.0, False)
+    assert out.stat().st_size > 0 and "goal met on 1 of 2" in capsys.readouterr().out
+    (tmp_path / "other.json").write_text(json.dumps({"psnr": 30.0}))
+    assert curves.main(["combine", str(tmp_path / "other.json"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "other.json" in err and "not a curves report" in err
 
 
 def test_condition_template_takes_the_named_attributes_floors_scales_keeps_rotations():
