@@ -12,8 +12,11 @@ quaternions. Why not all of the map: the prior paints with Gaussians 4-6x smalle
 initial ones and hides a fifth of them (opacity ~1e-5); a run started there fits its
 training frames as well but draws the head's outline (an ear) worse on held-out poses and
 expressions: ~1 dB lower plateau (BENCHMARKS, issue 18). The default takes the map without
-its opacities and with no Gaussian below its initial scale: level with from scratch at the
-end, ahead of it at 1/5 of the steps, but no longer the one-shot render at step 0.
+its opacities and with no Gaussian below its initial scale: with the 120-identity prior
+(pretrain_e2v.py:cpu_long) ahead of from scratch from step 80 on and +0.25-1.4 dB at the end
+on six unseen identities, but no longer the one-shot render at step 0. Adapting the whole
+map loses held-out PSNR from the first steps: its Gaussians over-fit the training frames
+once moved (BENCHMARKS, issue 18, session 10).
 The rest is today's adaptation: the deformer, colour MLP and query features start as
 usual (zero last layers: step 0 renders exactly the template's Gaussians), and the FLAME /
 camera refinement stays frozen until task.refine_start, then trains jointly with the map
