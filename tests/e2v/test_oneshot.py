@@ -51,3 +51,27 @@ def test_damaged_prior_names_the_file(tiny_dataset, prior, tmp_path):
     (bad / "meta.json").unlink()
     with pytest.raises(ModelFileError, match="meta.json"):
         oneshot(bad, "0", tiny_dataset / "identity_001", tmp_path / "avatar")
+
+
+def test_oneshot_of_a_tracked_clip_is_scored_against_its_head_masks(tiny_dataset, prior, tmp_path):
+    """The prior (trained on fg masks: data-synth heads) draws a head, so the one-shot avatar
+    of a folder with head_masks/ (a `track` output: its fg masks hold the torso) evaluates
+    against those; a data-synth folder keeps its fg masks."""
+    import json
+    import shutil
+
+    from PIL import Image
+
+    assert json.loads((prior / "config.json").read_text())["mask_source"] == "fg"
+    tracked = tmp_path / "clips" / "tracked"
+    shutil.copytree(tiny_dataset / "identity_001", tracked)
+    (tmp_path / "clips" / "flame").symlink_to(tiny_dataset / "flame")   # as DATASET/flame
+    (tracked / "identity.json").unlink()
+    (tracked / "head_masks").mkdir()
+    for image in sorted((tracked / "images").iterdir()):
+        Image.fromarray(np.zeros((64, 64), np.uint8)).save(tracked / "head_masks" / image.name)
+    oneshot(prior.parent, "0", tracked, tmp_path / "avatar_tracked")
+    oneshot(prior.parent, "0", tiny_dataset / "identity_001", tmp_path / "avatar_synth")
+    sources = [json.loads((tmp_path / name / "config.json").read_text())["mask_source"]
+               for name in ("avatar_tracked", "avatar_synth")]
+    assert sources == ["head", "fg"]
