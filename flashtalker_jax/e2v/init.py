@@ -14,7 +14,7 @@ training frames as well but draws the head's outline (an ear) worse on held-out 
 expressions: ~1 dB lower plateau (BENCHMARKS, issue 18). The default takes the map without
 its opacities and with no Gaussian below its initial scale: with the 120-identity prior
 (pretrain_e2v.py:cpu_long) ahead of from scratch from step 80 on and +0.25-1.4 dB at the end
-on six unseen identities, but no longer the one-shot render at step 0. Adapting the whole
+on eight unseen identities, but no longer the one-shot render at step 0. Adapting the whole
 map loses held-out PSNR from the first steps: its Gaussians over-fit the training frames
 once moved (BENCHMARKS, issue 18, session 10).
 The rest is today's adaptation: the deformer, colour MLP and query features start as
