@@ -1,7 +1,7 @@
 """PSNR-vs-steps of prior-initialised vs from-scratch adaptation (issue 18's measurement).
 
   python -m flashtalker_jax.e2v.curves --prior RUN --data IDENTITY --out DIR --steps N
-      [--every K] [--config adapt_flashtalker.py:cpu] [--config.task.<field>=VALUE ...]
+      [--every K] [--seeds 0,1,2] [--config adapt_flashtalker.py:cpu] [--config.task.<field>=VALUE ...]
 
 Three adaptations of one identity (one the prior never saw) under the same config:
   scratch      the default initialisation, N steps
@@ -14,7 +14,13 @@ with the renderer eval-avatar uses, mean per-frame PSNR against the ground truth
 avatar's background (procedural identities: `render_over_frame` configs are refused).
 The goal (issue 18): `prior` reaches `scratch`'s final PSNR within N / 5 steps; the
 report gives the first step it does, and `prior_short`'s final PSNR beside it.
-Writes DIR/curves.json and DIR/curves.png; the runs' folders stay in DIR/<run>.
+--seeds: each run once per seed k, with train.seed = task.data_seed = k (the deformer's
+initialisation and the order of the frames; the prior's map depends on neither): with
+batch 1 two initialisations of one run end up to 1.3 dB apart (BENCHMARKS, issue 18,
+session 11), so a single-seed comparison can be noise. Each run's `psnr` is then the per-step mean over the seeds (what the goal reads),
+`psnr_per_seed` keeps each curve, and `goal_per_seed` asks the goal of every seed's pair.
+Writes DIR/curves.json and DIR/curves.png (the seeds' range shaded); the runs' folders
+stay in DIR/<run>_seed<k>.
 
   python -m flashtalker_jax.e2v.curves combine --out FIG.png DIR/curves.json [...] [--report R.json]
 One panel per report (identity) and a table of the goal across them (`summarize`).
@@ -95,6 +101,17 @@ def adaptation_curve(config, run_dir: Path, every: int) -> dict:
             "prior": dict(config.task.prior)}
 
 
+def over_seeds(curves: list[dict]) -> dict:
+    """One run's curves (adaptation_curve, one per seed, the same steps) as one: `psnr` the
+    per-step mean, `psnr_per_seed` each seed's, `seconds_train` the sum."""
+    steps = curves[0]["steps"]
+    if any(curve["steps"] != steps for curve in curves):
+        raise ValueError("the seeds' curves were measured at different steps")
+    per_seed = np.asarray([curve["psnr"] for curve in curves], np.float64)
+    return {"steps": steps, "psnr": per_seed.mean(axis=0).tolist(), "psnr_per_seed": per_seed.tolist(),
+            "seconds_train": float(sum(curve["seconds_train"] for curve in curves)), "prior": curves[0]["prior"]}
+
+
 def first_step_at(run: dict, level: float) -> int | None:
     """The first measured step where a run's held-out PSNR reaches `level` (None: never)."""
     return next((s for s, p in zip(run["steps"], run["psnr"]) if p >= level), None)
@@ -125,6 +142,9 @@ def plot_on(ax, report: dict) -> None:
     for name, (label, style, colour) in styles.items():
         run = report["runs"][name]
         ax.plot(run["steps"], run["psnr"], style, color=colour, marker=".", label=label)
+        if len(run.get("psnr_per_seed", ())) > 1:
+            per_seed = np.asarray(run["psnr_per_seed"])
+            ax.fill_between(run["steps"], per_seed.min(axis=0), per_seed.max(axis=0), color=colour, alpha=0.15, lw=0)
     goal = report["goal"]
     ax.axhline(goal["scratch_final_psnr"], color="tab:gray", lw=0.8, ls=":")
     ax.axvline(goal["scratch_steps"] / SHORT_FACTOR, color="tab:red", lw=0.8, ls=":",
@@ -159,7 +179,8 @@ def summarize(reports: list[dict]) -> dict:
         goal, runs = report["goal"], report["runs"]
         at = goal["scratch_steps"] // SHORT_FACTOR
         psnr_at = {name: dict(zip(runs[name]["steps"], runs[name]["psnr"])).get(at) for name in ("scratch", "prior")}
-        rows.append({"identity": Path(report["data"]).name, "scratch_final": goal["scratch_final_psnr"],
+        rows.append({"identity": Path(report["data"]).name, "seeds": len(report.get("seeds", [0])),
+                     "scratch_final": goal["scratch_final_psnr"],
                      "prior_final": runs["prior"]["psnr"][-1], f"scratch_at_{at}": psnr_at["scratch"],
                      f"prior_at_{at}": psnr_at["prior"], "prior_fraction": goal["prior_fraction_of_scratch_steps"],
                      "met": goal["met"]})
@@ -209,8 +230,9 @@ def combine(argv: list[str]) -> int:
 
 
 def measure(prior_dir, data_dir, out_dir, steps: int, every: int, config_name: str,
-            overrides: list[str]) -> dict:
-    """The three runs and the report (module docstring); writes curves.json and curves.png."""
+            overrides: list[str], seeds: tuple[int, ...] = (0,)) -> dict:
+    """The three runs per seed and the report (module docstring); writes curves.json and
+    curves.png."""
     from flashtalker_jax.config import load_config
 
     out_dir = Path(out_dir)
@@ -218,24 +240,41 @@ def measure(prior_dir, data_dir, out_dir, steps: int, every: int, config_name: s
     short_refine = refine_start // SHORT_FACTOR if refine_start > 0 else refine_start
     plans = {"scratch": (steps, refine_start, ""), "prior": (steps, refine_start, prior_dir),
              "prior_short": (steps // SHORT_FACTOR, short_refine, prior_dir)}
-    runs = {}
-    for name, (n, refine, prior) in plans.items():
-        config = load_config(config_name, [*overrides, f"--config.train.steps={n}",
-                                           f"--config.train.checkpoint_every={n}",
-                                           f"--config.task.refine_start={refine}"])
-        config.task.data = str(Path(data_dir))
-        config.task.prior.path = str(prior)
-        config.task.prior.update(pin_prior(config.task.prior, out_dir / name, resume=False))
-        runs[name] = adaptation_curve(config, out_dir / name, every)
-        print(f"curves: {name}: {runs[name]['psnr'][0]:.2f} -> {runs[name]['psnr'][-1]:.2f} dB in {n} steps",
-              file=sys.stderr)
+    per_seed = {name: [] for name in plans}
+    for seed in seeds:
+        for name, (n, refine, prior) in plans.items():
+            config = load_config(config_name, [*overrides, f"--config.train.steps={n}",
+                                               f"--config.train.checkpoint_every={n}",
+                                               f"--config.task.refine_start={refine}", f"--config.train.seed={seed}",
+                                               f"--config.task.data_seed={seed}"])
+            config.task.data = str(Path(data_dir))
+            config.task.prior.path = str(prior)
+            run_dir = out_dir / f"{name}_seed{seed}"
+            config.task.prior.update(pin_prior(config.task.prior, run_dir, resume=False))
+            curve = adaptation_curve(config, run_dir, every)
+            per_seed[name].append(curve)
+            print(f"curves: {name}, seed {seed}: {curve['psnr'][0]:.2f} -> {curve['psnr'][-1]:.2f} dB in {n} steps",
+                  file=sys.stderr)
+    runs = {name: over_seeds(curves) for name, curves in per_seed.items()}
     report = {"command": "python -m flashtalker_jax.e2v.curves", "data": str(data_dir), "prior": str(prior_dir),
               "config": config_name, "overrides": overrides, "every": every, "refine_start": refine_start,
-              "runs": runs,
-              "goal": goal_check(runs["scratch"], runs["prior"], runs["prior_short"])}
+              "seeds": list(seeds), "runs": runs,
+              "goal": goal_check(runs["scratch"], runs["prior"], runs["prior_short"]),
+              "goal_per_seed": [goal_check(*(per_seed[name][k] for name in plans)) for k in range(len(seeds))]}
     out_dir.mkdir(parents=True, exist_ok=True)
     plot(report, out_dir / "curves.png")
     return report
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """--seeds "0,1,2" -> (0, 1, 2): distinct non-negative integers."""
+    try:
+        seeds = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: comma-separated integers, e.g. 0,1,2") from None
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"{text!r}: distinct non-negative integers, e.g. 0,1,2")
+    return seeds
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -256,9 +295,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="folder for the three runs, curves.json and curves.png")
     parser.add_argument("--steps", type=int, default=600, help="steps of the from-scratch run")
     parser.add_argument("--every", type=int, default=20, help="held-out PSNR every this many steps")
+    parser.add_argument("--seeds", default="0", type=parse_seeds,
+                        help="comma-separated seeds (train.seed = task.data_seed): each run once per seed, curves averaged")
     parser.add_argument("--config", default="adapt_flashtalker.py:cpu", help="adapt config file[:preset]")
     args, overrides = parser.parse_known_args(argv)
-    report = measure(args.prior, args.data, args.out, args.steps, args.every, args.config, overrides)
+    if any(arg.startswith(("--config.train.seed", "--config.task.data_seed")) for arg in overrides):
+        parser.error("pass the seeds with --seeds, not --config.train.seed / --config.task.data_seed")
+    report = measure(args.prior, args.data, args.out, args.steps, args.every, args.config, overrides, args.seeds)
     write_report(Path(args.out) / "curves.json", report)
     print(json.dumps(report["goal"], indent=1))
     return 0

@@ -2,7 +2,7 @@
 adaptation of an identity it never saw ahead of the default initialisation and stays ahead
 at equal steps; a prior pretrained for other Gaussians or another FLAME chart is refused;
 the run records its prior and a resume uses that one (and only that one); the curves' goal
-check reads the measured steps; condition_template keeps the attributes asked, floors the
+check reads the measured steps and several seeds' curves average per step; condition_template keeps the attributes asked, floors the
 log-scales and keeps the rotations."""
 import json
 import shutil
@@ -16,7 +16,7 @@ from flashtalker_jax.avatar.adapt import load_avatar, prepare
 from flashtalker_jax.avatar.jobs import adapt
 from flashtalker_jax.config import load_config
 from flashtalker_jax.e2v import curves
-from flashtalker_jax.e2v.curves import goal_check, heldout_psnr
+from flashtalker_jax.e2v.curves import goal_check, heldout_psnr, over_seeds, parse_seeds
 from flashtalker_jax.e2v.init import condition_template, pin_prior, prior_template
 from flashtalker_jax.e2v.prior import write_prior
 from flashtalker_jax.e2v.task import build_geometry, make_generator, make_task, resolve_flame_dir
@@ -185,6 +185,34 @@ def test_combine_summarises_the_goal_across_identities_and_refuses_other_json(tm
     assert curves.main(["combine", str(tmp_path / "other.json"), "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "other.json" in err and "not a curves report" in err
+
+
+def test_seeds_average_per_step_and_combine_shades_their_range(tmp_path):
+    steps = [0, 40, 80]
+    seed0 = {"steps": steps, "psnr": [17.0, 25.0, 28.0], "seconds_train": 2.0, "prior": {}}
+    seed1 = {"steps": steps, "psnr": [17.0, 27.0, 26.0], "seconds_train": 3.0, "prior": {}}
+    run = over_seeds([seed0, seed1])
+    assert run["psnr"] == [17.0, 26.0, 27.0] and run["psnr_per_seed"] == [seed0["psnr"], seed1["psnr"]]
+    assert run["seconds_train"] == 5.0
+    with pytest.raises(ValueError, match="different steps"):
+        over_seeds([seed0, {**seed1, "steps": [0, 40, 120]}])
+    assert parse_seeds("0,1,2") == (0, 1, 2) and parse_seeds("3") == (3,)
+    for bad in ("0,0", "-1", "a,b", ""):
+        with pytest.raises(Exception, match="integers"):
+            parse_seeds(bad)
+    report = {"data": "/x/id_a", "refine_start": -1, "seeds": [0, 1],
+              "runs": {"scratch": run, "prior": run, "prior_short": over_seeds([seed0, seed1])},
+              "goal": goal_check(run, run, run)}
+    (tmp_path / "a.json").write_text(json.dumps(report))
+    out = tmp_path / "fig.png"
+    assert curves.main(["combine", str(tmp_path / "a.json"), "--out", str(out), "--report", str(tmp_path / "s.json")]) == 0
+    assert json.loads((tmp_path / "s.json").read_text())["identities"][0]["seeds"] == 2 and out.stat().st_size > 0
+
+
+def test_curves_refuses_a_seed_override_beside_seeds(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        curves.main(["--prior", "P", "--data", "D", "--out", "O", "--config.train.seed=3"])
+    assert exit_info.value.code == 2 and "--seeds" in capsys.readouterr().err
 
 
 def test_condition_template_takes_the_named_attributes_floors_scales_keeps_rotations():
