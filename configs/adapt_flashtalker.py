@@ -52,9 +52,10 @@ def avatar_task() -> ml_collections.ConfigDict:
     # Template attributes taken from the map (the rest: the default initialisation) and a
     # floor on its log-scales relative to the initial ones (e2v/init.py condition_template).
     # Without the map's opacities (it hides a fifth of the Gaussians) and with no Gaussian
-    # smaller than the initial one, the run ends above from-scratch instead of ~1 dB below
-    # (a 120-identity prior: +0.25-1.4 dB), but its step-0 render is no longer the one-shot
-    # avatar; the whole map over-fits once adapted (BENCHMARKS, issue 18).
+    # smaller than the initial one, the run ends level with or above from-scratch instead of
+    # ~1 dB below (a 120-identity prior, 3 seeds: -0.4 to +1.0 dB; +0.1 to +2.2 at 1/5 of the
+    # steps), but its step-0 render is no longer the one-shot avatar; the whole map over-fits
+    # once adapted (BENCHMARKS, issue 18).
     t.prior.attributes = ("local_means", "local_log_scales", "local_quats", "color_logits")
     t.prior.min_log_scale = 0.0
 

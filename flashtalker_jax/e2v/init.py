@@ -13,8 +13,9 @@ initial ones and hides a fifth of them (opacity ~1e-5); a run started there fits
 training frames as well but draws the head's outline (an ear) worse on held-out poses and
 expressions: ~1 dB lower plateau (BENCHMARKS, issue 18). The default takes the map without
 its opacities and with no Gaussian below its initial scale: with the 120-identity prior
-(pretrain_e2v.py:cpu_long) ahead of from scratch from step 80 on and +0.25-1.4 dB at the end
-on eight unseen identities, but no longer the one-shot render at step 0. Adapting the whole
+(pretrain_e2v.py:cpu_long), three seeds and a tuned step size, +0.1 to +2.2 dB over from
+scratch at 1/5 of the steps on eight unseen identities and -0.4 to +1.0 dB at the end (not
+the 5x shorter adaptation the issue asks), but no longer the one-shot render at step 0. Adapting the whole
 map loses held-out PSNR from the first steps: its Gaussians over-fit the training frames
 once moved (BENCHMARKS, issue 18, session 10).
 The rest is today's adaptation: the deformer, colour MLP and query features start as
