@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 
 from flashtalker_jax import __version__
@@ -63,8 +64,27 @@ def check_overrides(args: argparse.Namespace, overrides: list[str]) -> None:
         raise ConfigError(f"takes no --config.* overrides (it reads no config file), got {' '.join(overrides)}")
 
 
+class _ReportedOverflow(logging.Filter):
+    """Drops jax.debug.callback's traceback log of the rasterizer's BufferOverflowError: the
+    compiled step re-raises it wrapped in a JaxRuntimeError, and the trainer and the eval
+    renderer turn that into the error the command prints (the fix named, no traceback).
+    Any other failed callback is still logged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.exc_info:
+            return True
+        from flashtalker_jax.render.rasterize import BufferOverflowError
+
+        return not isinstance(record.exc_info[1], BufferOverflowError)
+
+
+REPORTED_OVERFLOW = _ReportedOverflow()
+JAX_CALLBACK_LOGGER = "jax._src.debugging"   # where jax.debug.callback logs a failed callback
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    logging.getLogger(JAX_CALLBACK_LOGGER).addFilter(REPORTED_OVERFLOW)   # idempotent
     rest, overrides = split_overrides(argv)
     parser = build_parser()
     args = parser.parse_args(rest)

@@ -168,6 +168,31 @@ def _graft_pretrained(state: TrainState, target: TrainState, train) -> TrainStat
     return state.replace(params=jax.tree_util.tree_map_with_path(pick, state.params))
 
 
+def _buffer_overflow(exc: Exception) -> str | None:
+    """What overflowed, when `exc` carries the rasterizer's BufferOverflowError: raised in
+    a host callback inside the compiled step (render/rasterize.py), it reaches the loop
+    wrapped in a JaxRuntimeError; None for any other failure."""
+    marker = "BufferOverflowError: "
+    lines = [line for line in str(exc).splitlines() if marker in line]
+    return lines[-1].split(marker, 1)[1].split(";")[0].strip() if lines else None
+
+
+def _overflow_error(exc: Exception, step: int, ckpt: Checkpointer) -> TrainingError:
+    """A render-buffer overflow in training as the error a user can act on (no traceback)."""
+    return TrainingError(
+        f"{_buffer_overflow(exc)} at or shortly before step {step}: the Gaussians grew to cover more image "
+        f"tiles than the compiled render's static buffer holds (often a step size too large for the scene: "
+        f"optim.lr). Lower the step size or raise the buffer (--config.task.render.intersections_per_gaussian"
+        f"=N; the 'tiles' backend: --config.task.render.per_tile=N), then {_restart_hint(ckpt)}")
+
+
+def _restart_hint(ckpt: Checkpointer) -> str:
+    latest = ckpt.latest_step()
+    if latest is None:
+        return f"run it again (no checkpoint was saved yet in {ckpt.directory})"
+    return f"--resume. Last good checkpoint: step {latest} in {ckpt.directory}"
+
+
 def _check_nonfinite(metrics: dict, step: int, limit: int, ckpt: Checkpointer) -> None:
     run = int(metrics["nonfinite_run"])
     if run >= limit:
@@ -197,29 +222,35 @@ def _loop(state, graphdef, step_fn, data, mesh, config, ckpt, logger, stop, afte
     bar = progress(total=train.steps, initial=step, desc="train", unit="step",
                    disable=not distributed.is_main_process())
     blocks, previous, status, rate = [], None, "completed", _Rate(step)
-    while step < train.steps:
-        batch = distributed.global_batch(next(data), sharding)
-        state, metrics = step_fn(state, batch)
-        step += 1
-        if previous is not None:  # the previous step is done or nearly: no pipeline stall
-            _check_nonfinite(previous, step - 1, train.max_nonfinite, ckpt)
-        previous = metrics
-        saving = step % train.checkpoint_every == 0 or step == train.steps
-        if saving or step % train.log_every == 0:
-            _check_nonfinite(metrics, step, train.max_nonfinite, ckpt)
-        if step % train.log_every == 0 or step == train.steps:
-            values = {k: float(v) for k, v in jax.device_get(metrics).items()}
-            logger.log(step, {**values, "steps_per_s": rate.update(step)})
-            bar.set_postfix(loss=f"{values['loss']:.4g}", refresh=False)
-        if after_step is not None:
-            after_step(step, state)
-        preempted = stop.requested(step)
-        if saving or preempted:
-            blocks.append(ckpt.save(step, state, data, saved_config))
-        bar.update(1)
-        if preempted:
-            status = "preempted"
-            break
+    try:
+        while step < train.steps:
+            batch = distributed.global_batch(next(data), sharding)
+            state, metrics = step_fn(state, batch)
+            step += 1
+            if previous is not None:  # the previous step is done or nearly: no pipeline stall
+                _check_nonfinite(previous, step - 1, train.max_nonfinite, ckpt)
+            previous = metrics
+            saving = step % train.checkpoint_every == 0 or step == train.steps
+            if saving or step % train.log_every == 0:
+                _check_nonfinite(metrics, step, train.max_nonfinite, ckpt)
+            if step % train.log_every == 0 or step == train.steps:
+                values = {k: float(v) for k, v in jax.device_get(metrics).items()}
+                logger.log(step, {**values, "steps_per_s": rate.update(step)})
+                bar.set_postfix(loss=f"{values['loss']:.4g}", refresh=False)
+            if after_step is not None:
+                after_step(step, state)
+            preempted = stop.requested(step)
+            if saving or preempted:
+                blocks.append(ckpt.save(step, state, data, saved_config))
+            bar.update(1)
+            if preempted:
+                status = "preempted"
+                break
+    except jax.errors.JaxRuntimeError as exc:
+        if _buffer_overflow(exc) is None:
+            raise
+        bar.close()   # the error then starts its own line
+        raise _overflow_error(exc, step + 1, ckpt) from None
     bar.close()
     ckpt.wait()
     return FitResult(state=state, graphdef=graphdef, step=step, status=status, save_block_seconds=blocks)

@@ -1,16 +1,20 @@
-"""Non-finite guard, partial restore of a pretrained subtree, data iterators, CLI (1 device)."""
+"""Non-finite guard, a render-buffer overflow inside the compiled step, partial restore of a
+pretrained subtree, data iterators, CLI (1 device)."""
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 
 import grain
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from flashtalker_jax.cli.main import main
 from flashtalker_jax.errors import TrainingError
+from flashtalker_jax.render import BufferOverflowError, rasterize
 from flashtalker_jax.train.checkpoint import Checkpointer
 from flashtalker_jax.train.data import ArrayBatchIterator
 from flashtalker_jax.train.optim import make_optimizer
@@ -72,6 +76,69 @@ def test_nan_batch_is_skipped_and_counted_then_persistent_nan_stops(tmp_path):
         ckpt.close()
     assert step == 4 and int(state.nonfinite_total) == 1
     assert all(np.isfinite(v).all() for v in params_as_numpy(state).values())
+
+
+class GrowFrom(NaNFrom):
+    """Batches number `steps` (1-based) get grow=1 (else 0): the overflow task's Gaussians
+    swell to cover the whole image."""
+
+    def __next__(self):
+        batch = next(self.inner)
+        self.count += 1
+        return {**batch, "grow": np.full((batch["x"].shape[0],), float(self.count in self.steps), np.float32)}
+
+
+def overflow_task(config, steps):
+    """The toy task plus a real rasterize of 32 Gaussians (32 x 32 px, 4 tiles, 64 buffer
+    slots) whose loss term is zero: 32 tile intersections while they are small, 128 once the
+    batch grows them, which overflows the compiled render's buffer."""
+    task = get_task(config.task)
+    grid = (np.stack(np.meshgrid(np.arange(8), np.arange(4)), -1).reshape(-1, 2) - [3.5, 1.5]) * 0.1
+    means = jnp.asarray(np.concatenate([grid, np.full((32, 1), 2.0)], 1), jnp.float32)
+    camera = dict(viewmat=jnp.eye(4), K=jnp.array([[40.0, 0, 16], [0, 40.0, 16], [0, 0, 1]]))
+
+    def loss_fn(model, batch, key):
+        loss, metrics = task.loss_fn(model, batch, key)
+        scales = jnp.full((32, 3), 1e-3 + batch["grow"][0])
+        out = rasterize(means, jnp.tile(jnp.array([1.0, 0, 0, 0]), (32, 1)), scales, jnp.full((32,), 0.9),
+                        jnp.ones((32, 3)), camera["viewmat"], camera["K"], 32, 32, capacity=64)
+        return loss + 0.0 * out.rgb.sum(), metrics
+
+    return dataclasses.replace(task, loss_fn=loss_fn, make_data=lambda i, n: GrowFrom(task.make_data(i, n), steps))
+
+
+def test_render_buffer_overflow_in_the_step_is_a_training_error_naming_the_fix(tmp_path):
+    config = small_config()
+    fit(overflow_task(config, set()), config, tmp_path / "small")   # 32 intersections: no overflow
+    with pytest.raises(TrainingError) as info:
+        fit(overflow_task(config, set(range(6, 13))), config, tmp_path / "grown")
+    message = str(info.value)
+    assert "128 tile intersections do not fit the buffer of 64 slots at or shortly before step" in message
+    assert "intersections_per_gaussian" in message and "optim.lr" in message and "--resume" in message
+    assert f"Last good checkpoint: step 4 in {tmp_path / 'grown' / 'checkpoints'}" in message
+    assert "Traceback" not in message and "CpuCallback" not in message
+
+
+def test_cli_drops_the_callback_traceback_log_of_an_overflow_only(caplog):
+    """jax.debug.callback logs a failed callback's traceback before re-raising it; the CLI
+    reports an overflow itself (above), so only that record is dropped."""
+    from flashtalker_jax.cli.main import JAX_CALLBACK_LOGGER, REPORTED_OVERFLOW
+
+    def failing(error):
+        def callback(x):
+            raise error
+        return jax.jit(lambda x: (jax.debug.callback(callback, x), x + 1.0)[1])
+
+    logger = logging.getLogger(JAX_CALLBACK_LOGGER)
+    logger.addFilter(REPORTED_OVERFLOW)
+    try:
+        for error in (BufferOverflowError("rasterize: 9 tile intersections do not fit"), ValueError("other")):
+            with pytest.raises(jax.errors.JaxRuntimeError, match=type(error).__name__):
+                jax.block_until_ready(failing(error)(jnp.float32(1.0)))
+    finally:
+        logger.removeFilter(REPORTED_OVERFLOW)
+    logged = [record.exc_info[1] for record in caplog.records if record.name == JAX_CALLBACK_LOGGER]
+    assert [type(e) for e in logged] == [ValueError]
 
 
 def test_pretrained_subtree_is_grafted(tmp_path, baseline):
