@@ -17,8 +17,9 @@ report gives the first step it does, and `prior_short`'s final PSNR beside it.
 --seeds: each run once per seed k, with train.seed = task.data_seed = k (the deformer's
 initialisation and the order of the frames; the prior's map depends on neither): with
 batch 1 two initialisations of one run end up to 1.3 dB apart (BENCHMARKS, issue 18,
-session 11), so a single-seed comparison can be noise. Each run's `psnr` is then the per-step mean over the seeds (what the goal reads),
-`psnr_per_seed` keeps each curve, and `goal_per_seed` asks the goal of every seed's pair.
+session 11), so a single-seed comparison can be noise. Each run's `psnr` is then the
+per-step mean over the seeds (what the goal reads), `psnr_per_seed` keeps each curve, and
+`goal_per_seed` asks the goal of every seed's pair.
 Writes DIR/curves.json and DIR/curves.png (the seeds' range shaded); the runs' folders
 stay in DIR/<run>_seed<k>.
 
