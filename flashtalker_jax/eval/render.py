@@ -21,6 +21,7 @@ from flashtalker_jax.errors import ConfigError
 from flashtalker_jax.flame.landmarks import mouth_opening
 from flashtalker_jax.metrics.lip import MM_PER_M
 from flashtalker_jax.render.camera import project_points
+from flashtalker_jax.render.rasterize import overflow_message
 from flashtalker_jax.utils.progress import progress
 
 if TYPE_CHECKING:  # the renderer's imports (flax, the rasterizer) load when an avatar does
@@ -102,11 +103,11 @@ class EvalRenderer:
             try:
                 outputs = fn(self.renderer, batch)
             except jax.errors.JaxRuntimeError as exc:
-                if "BufferOverflowError" not in str(exc):
+                message = overflow_message(exc)
+                if message is None:
                     raise
                 # Raised by rasterize under jit; the buffer sizes live in the avatar's config.
-                line = next(x for x in str(exc).splitlines() if "BufferOverflowError" in x)
-                raise ConfigError(f"rendering {self.avatar_dir} overflowed a buffer ({line.strip()}); "
+                raise ConfigError(f"rendering {self.avatar_dir} overflowed a buffer (BufferOverflowError: {message}); "
                                   "raise it with --config.task.render.per_tile=N or "
                                   "--config.task.render.intersections_per_gaussian=N") from None
             parts.append([np.asarray(x)[:min(b, t - start)] for x in outputs])

@@ -61,6 +61,15 @@ class BufferOverflowError(RuntimeError):
     """The static tile-intersection buffer was too small inside a traced (jitted) call."""
 
 
+def overflow_message(exc: BaseException) -> str | None:
+    """The message of the BufferOverflowError a traced rasterize raised from its host
+    callback, which reaches the caller as a JaxRuntimeError carrying that text; None when
+    `exc` carries none (any other failure)."""
+    marker = f"{BufferOverflowError.__name__}: "
+    lines = [line for line in str(exc).splitlines() if marker in line]
+    return lines[-1].split(marker, 1)[1].strip() if lines else None
+
+
 def rasterize(means, quats, scales, opacities, colors, viewmat, K, width: int, height: int,
               *, sh_degree: int | None = None, background=None, backend: str = "auto",
               capacity: int | None = None, per_tile: int | None = None,

@@ -168,19 +168,11 @@ def _graft_pretrained(state: TrainState, target: TrainState, train) -> TrainStat
     return state.replace(params=jax.tree_util.tree_map_with_path(pick, state.params))
 
 
-def _buffer_overflow(exc: Exception) -> str | None:
-    """What overflowed, when `exc` carries the rasterizer's BufferOverflowError: raised in
-    a host callback inside the compiled step (render/rasterize.py), it reaches the loop
-    wrapped in a JaxRuntimeError; None for any other failure."""
-    marker = "BufferOverflowError: "
-    lines = [line for line in str(exc).splitlines() if marker in line]
-    return lines[-1].split(marker, 1)[1].split(";")[0].strip() if lines else None
-
-
-def _overflow_error(exc: Exception, step: int, ckpt: Checkpointer) -> TrainingError:
-    """A render-buffer overflow in training as the error a user can act on (no traceback)."""
+def _overflow_error(message: str, step: int, ckpt: Checkpointer) -> TrainingError:
+    """A render-buffer overflow in training (rasterize's message) as the error a user can act
+    on (no traceback); rasterize's own remedy (after the ';') is for API callers."""
     return TrainingError(
-        f"{_buffer_overflow(exc)} at or shortly before step {step}: the Gaussians grew to cover more image "
+        f"{message.split(';')[0]} at or shortly before step {step}: the Gaussians grew to cover more image "
         f"tiles than the compiled render's static buffer holds (often a step size too large for the scene: "
         f"optim.lr). Lower the step size or raise the buffer (--config.task.render.intersections_per_gaussian"
         f"=N; the 'tiles' backend: --config.task.render.per_tile=N), then {_restart_hint(ckpt)}")
@@ -247,10 +239,13 @@ def _loop(state, graphdef, step_fn, data, mesh, config, ckpt, logger, stop, afte
                 status = "preempted"
                 break
     except jax.errors.JaxRuntimeError as exc:
-        if _buffer_overflow(exc) is None:
+        from flashtalker_jax.render.rasterize import overflow_message   # only on this failure path
+
+        message = overflow_message(exc)
+        if message is None:
             raise
         bar.close()   # the error then starts its own line
-        raise _overflow_error(exc, step + 1, ckpt) from None
+        raise _overflow_error(message, step + 1, ckpt) from None
     bar.close()
     ckpt.wait()
     return FitResult(state=state, graphdef=graphdef, step=step, status=status, save_block_seconds=blocks)
