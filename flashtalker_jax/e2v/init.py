@@ -15,9 +15,9 @@ expressions: ~1 dB lower plateau (BENCHMARKS, issue 18). The default takes the m
 its opacities and with no Gaussian below its initial scale: with the 120-identity prior
 (pretrain_e2v.py:cpu_long), three seeds and a tuned step size, +0.1 to +2.2 dB over from
 scratch at 1/5 of the steps on eight unseen identities and -0.4 to +1.0 dB at the end (not
-the 5x shorter adaptation the issue asks), but no longer the one-shot render at step 0. Adapting the whole
-map loses held-out PSNR from the first steps: its Gaussians over-fit the training frames
-once moved (BENCHMARKS, issue 18, session 10).
+the 5x shorter adaptation the issue asks), but no longer the one-shot render at step 0.
+Adapting the whole map loses held-out PSNR from the first steps: its Gaussians over-fit the
+training frames once moved (BENCHMARKS, issue 18, session 10).
 The rest is today's adaptation: the deformer, colour MLP and query features start as
 usual (zero last layers: step 0 renders exactly the template's Gaussians), and the FLAME /
 camera refinement stays frozen until task.refine_start, then trains jointly with the map

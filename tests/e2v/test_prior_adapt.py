@@ -2,8 +2,9 @@
 adaptation of an identity it never saw ahead of the default initialisation and stays ahead
 at equal steps; a prior pretrained for other Gaussians or another FLAME chart is refused;
 the run records its prior and a resume uses that one (and only that one); the curves' goal
-check reads the measured steps and several seeds' curves average per step; condition_template keeps the attributes asked, floors the
-log-scales and keeps the rotations."""
+check reads the measured steps and several seeds' curves average per step;
+condition_template keeps the attributes asked, floors the log-scales and keeps the
+rotations."""
 import json
 import shutil
 
