@@ -52,6 +52,11 @@ HEAD_MASK_DIR = "head_masks"  # head-and-neck masks of `flashtalker track` (not 
 MAX_SHAPE = 300  # shape components of every FLAME release (flame.loader.N_SHAPE_FILE)
 
 
+def has_head_masks(folder: str | Path) -> bool:
+    """Whether a VHAP folder holds `flashtalker track`'s head masks (HEAD_MASK_DIR)."""
+    return (Path(folder) / HEAD_MASK_DIR).is_dir()
+
+
 def frame_stem(timestep: int, camera: int = 0) -> str:
     return f"{timestep:05d}_{camera:02d}"
 

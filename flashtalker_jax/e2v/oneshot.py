@@ -26,6 +26,7 @@ from flax import nnx
 from flashtalker_jax.avatar.adapt import export_avatar, make_model_factory
 from flashtalker_jax.avatar.frames import load_frames
 from flashtalker_jax.avatar.renderer import build_spec
+from flashtalker_jax.data.vhap import has_head_masks
 from flashtalker_jax.e2v.init import spec_geometry, template_predictor
 from flashtalker_jax.e2v.prior import load_generator, read_prior
 from flashtalker_jax.e2v.task import identity_mask_source
@@ -71,7 +72,7 @@ def avatar_task_config(prior_cfg, data_dir: Path, flame_dir: Path):
     # masks are heads), so a tracked clip's head masks whenever it has them: its fg masks hold
     # the torso (a procedural-only prior's one-shot of the news anchor scored 6.2 dB against
     # them, 13.5 against the head). Other folders: the prior's mask source as it applies.
-    cfg.mask_source = "head" if (Path(data_dir) / "head_masks").is_dir() else \
+    cfg.mask_source = "head" if has_head_masks(data_dir) else \
         identity_mask_source(data_dir, prior_cfg.get("mask_source", "fg"))
     cfg.eval_splits = tuple(prior_cfg.eval_splits)
     cfg.init_colors_from_frame = False

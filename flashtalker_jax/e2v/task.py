@@ -35,6 +35,7 @@ from flashtalker_jax.avatar.binding import local_to_world
 from flashtalker_jax.avatar.frames import composite_target, load_frames, split_indices
 from flashtalker_jax.avatar.renderer import build_spec
 from flashtalker_jax.avatar.sampling import Placement
+from flashtalker_jax.data.vhap import has_head_masks
 from flashtalker_jax.e2v.generator import (IdentityGaussianGenerator, avatar_parameters, build_chart,
                                            initial_log_scale, placement_uv, sample_at_placement)
 from flashtalker_jax.errors import ConfigError, InputFileError, ModelFileError
@@ -165,7 +166,7 @@ def identity_mask_source(folder: Path, mask_source: str) -> str:
     shirt): the folder's head_masks/ of `track`; a data-synth folder has none, and its fg
     masks are head masks already (its renders hold only the head)."""
     folder = Path(folder)
-    if mask_source != "head" or (folder / "head_masks").is_dir():
+    if mask_source != "head" or has_head_masks(folder):
         return mask_source
     if (folder / "identity.json").is_file():   # written by `flashtalker data synth`
         return "fg"
