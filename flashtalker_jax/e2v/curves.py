@@ -78,12 +78,19 @@ def heldout_psnr(task_cfg, graphdef: nnx.GraphDef):
     return run
 
 
-def adaptation_curve(config, run_dir: Path, every: int) -> dict:
+def curve_evaluator(task_cfg, task=None):
+    """heldout_psnr for the model of task_cfg (its task, made here unless given)."""
+    task = task or make_task(task_cfg)
+    return heldout_psnr(task_cfg, nnx.graphdef(nnx.eval_shape(lambda: task.make_model(nnx.Rngs(0)))))
+
+
+def adaptation_curve(config, run_dir: Path, every: int, evaluate=None) -> dict:
     """Train config (fit, fresh run folder) and take the held-out PSNR at step 0, every
-    `every` steps and the last: {"steps", "psnr", "seconds_train", "prior"}."""
+    `every` steps and the last: {"steps", "psnr", "seconds_train", "prior"}. evaluate: a
+    curve_evaluator of an equal model and held-out set, compiled once for several runs
+    (built here when None)."""
     task = make_task(config.task)
-    graphdef = nnx.graphdef(nnx.eval_shape(lambda: task.make_model(nnx.Rngs(0))))
-    evaluate = heldout_psnr(config.task, graphdef)
+    evaluate = evaluate or curve_evaluator(config.task, task)
     _, params, rest = nnx.split(task.make_model(nnx.Rngs(config.train.seed)), nnx.Param, ...)
     curve = {0: float(np.mean(evaluate(params, rest)))}   # the untrained deformer adds nothing
     eval_seconds = []
@@ -241,7 +248,7 @@ def measure(prior_dir, data_dir, out_dir, steps: int, every: int, config_name: s
     short_refine = refine_start // SHORT_FACTOR if refine_start > 0 else refine_start
     plans = {"scratch": (steps, refine_start, ""), "prior": (steps, refine_start, prior_dir),
              "prior_short": (steps // SHORT_FACTOR, short_refine, prior_dir)}
-    per_seed = {name: [] for name in plans}
+    per_seed, evaluate = {name: [] for name in plans}, None
     for seed in seeds:
         for name, (n, refine, prior) in plans.items():
             config = load_config(config_name, [*overrides, f"--config.train.steps={n}",
@@ -252,7 +259,8 @@ def measure(prior_dir, data_dir, out_dir, steps: int, every: int, config_name: s
             config.task.prior.path = str(prior)
             run_dir = out_dir / f"{name}_seed{seed}"
             config.task.prior.update(pin_prior(config.task.prior, run_dir, resume=False))
-            curve = adaptation_curve(config, run_dir, every)
+            evaluate = evaluate or curve_evaluator(config.task)   # every run: the same model and frames
+            curve = adaptation_curve(config, run_dir, every, evaluate)
             per_seed[name].append(curve)
             print(f"curves: {name}, seed {seed}: {curve['psnr'][0]:.2f} -> {curve['psnr'][-1]:.2f} dB in {n} steps",
                   file=sys.stderr)
