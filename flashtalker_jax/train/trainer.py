@@ -190,7 +190,7 @@ def _check_nonfinite(metrics: dict, step: int, limit: int, ckpt: Checkpointer) -
     if run >= limit:
         raise TrainingError(
             f"{run} non-finite losses in a row (steps {step - run + 1}..{step}); updates were skipped and "
-            f"training stopped. Last good checkpoint: step {ckpt.latest_step()} in {ckpt.directory}")
+            f"training stopped: find the cause (data, optim.lr), then {_restart_hint(ckpt)}")
 
 
 class _Rate:

@@ -59,8 +59,9 @@ def test_nan_batch_is_skipped_and_counted_then_persistent_nan_stops(tmp_path):
         if step in (2, 3, 5):
             seen[step] = (params_as_numpy(state), int(state.nonfinite_total), int(state.nonfinite_run))
 
-    with pytest.raises(TrainingError, match="3 non-finite losses in a row"):
+    with pytest.raises(TrainingError, match="3 non-finite losses in a row") as info:
         fit(nan_task(config, {3, *range(6, 13)}), config, tmp_path, after_step=keep)
+    assert f"--resume. Last good checkpoint: step 4 in {tmp_path / 'checkpoints'}" in str(info.value)
     for name, value in seen[2][0].items():  # step 3's update was not applied
         np.testing.assert_array_equal(seen[3][0][name], value)
     assert seen[3][1:] == (1, 1) and seen[5][1:] == (1, 0)  # counted; the run reset after a finite step
@@ -76,6 +77,14 @@ def test_nan_batch_is_skipped_and_counted_then_persistent_nan_stops(tmp_path):
         ckpt.close()
     assert step == 4 and int(state.nonfinite_total) == 1
     assert all(np.isfinite(v).all() for v in params_as_numpy(state).values())
+
+
+def test_nan_from_the_first_step_says_no_checkpoint_was_saved(tmp_path):
+    config = small_config("--config.train.max_nonfinite=2")
+    with pytest.raises(TrainingError, match="2 non-finite losses in a row") as info:
+        fit(nan_task(config, set(range(1, 13))), config, tmp_path)
+    assert f"run it again (no checkpoint was saved yet in {tmp_path / 'checkpoints'})" in str(info.value)
+    assert "step None" not in str(info.value)
 
 
 class GrowFrom(NaNFrom):
