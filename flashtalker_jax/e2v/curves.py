@@ -65,7 +65,8 @@ def heldout_psnr(task_cfg, graphdef: nnx.GraphDef):
         indices = indices[:task_cfg.eval_max_frames]
     settings = RenderSettings.from_config(task_cfg)
     audio = audio_frame_features(seq) if task_cfg.avatar.use_audio else None
-    batch = {k: jnp.asarray(v) for k, v in load_frames(seq, indices, settings.size, audio).items()}
+    frames = load_frames(seq, indices, settings.size, audio, task_cfg.get("mask_source", "fg"))
+    batch = {k: jnp.asarray(v) for k, v in frames.items()}
     target = composite_target(batch, settings.background)
 
     @jax.jit
@@ -165,19 +166,6 @@ def plot_on(ax, report: dict) -> None:
     ax.legend(fontsize=7, loc="lower right")
 
 
-def plot(report: dict, path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
-    plot_on(ax, report)
-    ax.set_title(f"{Path(report['data']).name}: prior-initialised vs from-scratch adaptation", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-
-
 def summarize(reports: list[dict]) -> dict:
     """The goal across identities: per report (clip name) the fraction of the from-scratch
     steps the prior run needed (None: never), the PSNRs at 1/5 of the steps and at the end,
@@ -196,7 +184,7 @@ def summarize(reports: list[dict]) -> dict:
 
 
 def plot_many(reports: list[dict], path: Path) -> None:
-    """One panel per report, side by side (at most 4 per row)."""
+    """One panel per report, side by side (at most 4 per row); titled by identity."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -271,7 +259,7 @@ def measure(prior_dir, data_dir, out_dir, steps: int, every: int, config_name: s
               "goal": goal_check(runs["scratch"], runs["prior"], runs["prior_short"]),
               "goal_per_seed": [goal_check(*(per_seed[name][k] for name in plans)) for k in range(len(seeds))]}
     out_dir.mkdir(parents=True, exist_ok=True)
-    plot(report, out_dir / "curves.png")
+    plot_many([report], out_dir / "curves.png")
     return report
 
 

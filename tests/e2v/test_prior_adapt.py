@@ -89,6 +89,34 @@ def test_prior_initialised_beats_scratch_at_equal_steps(tiny_dataset, runs):
     assert saved["path"] and len(saved["sha256"]) == 64   # the avatar records its prior
 
 
+def test_heldout_psnr_reads_the_masks_of_task_mask_source(tiny_dataset, runs, tmp_path):
+    """A tracked clip is scored against its head masks (its fg masks hold the torso): with
+    head_masks/ all zero the target is the background everywhere, exactly as for a copy
+    whose fg masks are all zero, and not the fg-masked frame."""
+    import shutil
+
+    from PIL import Image
+
+    model = load_avatar(runs["scratch"] / "avatar")[0]
+    _, params, rest = nnx.split(model, nnx.Param, ...)
+    clips = {name: tmp_path / name for name in ("head", "blank_fg")}
+    for name, clip in clips.items():
+        shutil.copytree(tiny_dataset / "identity_001", clip)
+        masks = clip / ("head_masks" if name == "head" else "fg_masks")
+        masks.mkdir(exist_ok=True)
+        for image in sorted((clip / "images").iterdir()):
+            Image.fromarray(np.zeros((64, 64), np.uint8)).save(masks / image.name)
+
+    def score(data, mask_source):
+        cfg = adapt_config(tiny_dataset).task
+        cfg.data, cfg.mask_source = str(data), mask_source
+        return np.asarray(heldout_psnr(cfg, nnx.graphdef(model))(params, rest))
+
+    head, blank = score(clips["head"], "head"), score(clips["blank_fg"], "fg")
+    np.testing.assert_allclose(head, blank, rtol=0, atol=1e-5)   # the same arrays, the same program
+    assert np.abs(head - score(clips["head"], "fg")).max() > 0.5
+
+
 def test_resume_before_any_checkpoint_starts_from_the_recorded_prior(tiny_dataset, runs, tmp_path):
     """Killed before its first checkpoint, the run's folder holds only its config: resumed
     without --prior it rebuilds the same prior start and ends where the uninterrupted run did."""
