@@ -20,6 +20,7 @@ BASE = {
     "bench speak": ["bench", "speak", "--avatar", "A", "--a2e", "R"],
     "speak": ["speak", "--avatar", "A", "--audio", "a.wav", "--a2e", "R", "--out", "o.mp4"],
     "data synth": ["data", "synth", "--out", "O"],
+    "data views": ["data", "views", "--data", "D", "--out", "O"],
     "head synth": ["head", "synth", "--out", "O"],
     "head demo": ["head", "demo", "--out", "O"],
     "eval": ["eval", "--avatar", "A", "--data", "D", "--setting", "self", "--report", "r.json"],
@@ -52,6 +53,8 @@ BAD = [
     ("data synth", "--identities", "0", "a positive integer"),
     ("data synth", "--seconds", "-1", "a positive number"),
     ("data synth", "--seed", "1.5", "a seed"),
+    ("data views", "--yaw", "200", "an angle in degrees, -180..180"),
+    ("data views", "--pitch", "nan", "an angle in degrees, -180..180"),
     ("head synth", "--seed", "-1", "a seed"),
     ("head demo", "--size", "0", "a positive integer"),
     ("bench raster", "--sizes", "10k,", "a comma-separated list of positive integers"),
@@ -98,6 +101,8 @@ def test_good_values_parse():
     args = parse([*BASE["eval"], "--max-frames", "0", "--seed", str(2 ** 32 - 1)])
     assert args.max_frames == 0 and args.seed == 2 ** 32 - 1
     assert parse([*BASE["eval-a2e"], "--guidance", "0"]).guidance == 0.0
+    args = parse([*BASE["data views"], "--yaw", "30", "--yaw=-30", "--pitch", "-10.5"])
+    assert (args.yaw, args.pitch) == ([30.0, -30.0], -10.5)
 
 
 def _numeric_actions(parser: argparse.ArgumentParser, words=()):

@@ -6,11 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from flashtalker_jax.cli.options import positive_float, positive_int, seed
+from flashtalker_jax.cli.options import degrees, positive_float, positive_int, seed
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("data", help="talking-head data: synth, inspect, build-tfds, import-video",
+    parser = subparsers.add_parser("data", help="talking-head data: synth, views, inspect, build-tfds, import-video",
                                    description=__doc__)
     commands = parser.add_subparsers(dest="data_command", metavar="DATA_COMMAND", required=True)
 
@@ -22,6 +22,18 @@ def register(subparsers) -> None:
     synth.add_argument("--config", default="data_synth", help="config file (default configs/data_synth.py)")
     synth.add_argument("--report", help="write timings and sizes as JSON here")
     synth.set_defaults(func=run_synth, takes_overrides=True)
+
+    views = commands.add_parser("views", help="a synthetic identity's frames re-rendered from turned cameras "
+                                              "(novel-view held-out sets)")
+    views.add_argument("--data", required=True, help="identity folder of `data synth` (DATASET/identity_NNN)")
+    views.add_argument("--out", required=True, help="folder for the views (one IDENTITY_yaw.._pitch.. each)")
+    views.add_argument("--yaw", type=degrees, action="append", default=[],
+                       help="degrees about the world's vertical axis through the head (+: the camera moves "
+                            "towards +x); repeat for several views (default: 0)")
+    views.add_argument("--pitch", type=degrees, default=0.0, help="degrees about the horizontal axis (every view)")
+    views.add_argument("--split", default="test", help="the frames to re-render (transforms_<split>.json)")
+    views.add_argument("--report", help="write the views and their frame counts as JSON here")
+    views.set_defaults(func=run_views)
 
     inspect = commands.add_parser("inspect", help="read a VHAP-format folder and summarise it (checks files)")
     inspect.add_argument("folder", help="VHAP export folder (transforms.json inside)")
@@ -42,18 +54,31 @@ def register(subparsers) -> None:
 
 
 def run_synth(args: argparse.Namespace, overrides: list[str]) -> int:
-    from flashtalker_jax.config import load_config, save_config
+    from flashtalker_jax.config import load_config
     from flashtalker_jax.data.synth.dataset import synthesize_dataset
     from flashtalker_jax.utils.report import print_table, write_report
 
     config = load_config(args.config, overrides)
     report = synthesize_dataset(args.out, args.identities, args.seconds, args.seed, config)
-    save_config(config, args.out)
     write_report(args.report, {"command": "data synth", **report})
     print_table(report["rows"], ["identity", "frames", "seconds", "voice", "wall_seconds", "cpu_seconds",
                                  "megabytes"])
     print(f"data synth: {args.identities} identities in {report['wall_seconds']:.1f} s, "
           f"{report['total_megabytes']:.1f} MB under {args.out}", file=sys.stderr)
+    return 0
+
+
+def run_views(args: argparse.Namespace, overrides: list[str]) -> int:
+    from flashtalker_jax.data.synth.views import render_views
+    from flashtalker_jax.data.vhap import read_vhap_index
+    from flashtalker_jax.utils.report import print_table, write_report
+
+    yaws = args.yaw or [0.0]
+    written = render_views(args.data, args.out, [(yaw, args.pitch) for yaw in yaws], args.split)
+    rows = [{"view": path.name, "yaw": yaw, "pitch": args.pitch, "frames": len(read_vhap_index(path).timesteps)}
+            for path, yaw in zip(written, yaws)]
+    print_table(rows)
+    write_report(args.report, {"command": "data views", "data": args.data, "views": rows})
     return 0
 
 

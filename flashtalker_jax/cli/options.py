@@ -4,7 +4,7 @@ from deep inside a job. Plain Python: `flashtalker --help` imports no numpy or J
 
 Use them as `type=`: positive_int (sizes, batches, steps, counts), non_negative_int (indices,
 "0 = all" limits), seed, positive_float (seconds, fps), non_negative_float (guidance),
-count_list ("10k,50k,1m": positive integers, k/m suffixes), name_list ("a,b").
+degrees (camera turns, -180..180), count_list ("10k,50k,1m": positive integers, k/m suffixes), name_list ("a,b").
 """
 from __future__ import annotations
 
@@ -68,6 +68,14 @@ def non_negative_float(text: str) -> float:
     value = _float(text, "a number >= 0")
     if value < 0:
         raise _refuse("a number >= 0", text)
+    return value
+
+
+def degrees(text: str) -> float:
+    what = "an angle in degrees, -180..180"
+    value = _float(text, what)
+    if not -180.0 <= value <= 180.0:
+        raise _refuse(what, text)
     return value
 
 

@@ -1,7 +1,8 @@
 """PSNR-vs-steps of prior-initialised vs from-scratch adaptation (issue 18's measurement).
 
   python -m flashtalker_jax.e2v.curves --prior RUN --data IDENTITY --out DIR --steps N
-      [--every K] [--seeds 0,1,2] [--config adapt_flashtalker.py:cpu] [--config.task.<field>=VALUE ...]
+      [--every K] [--seeds 0,1,2] [--views VIEW[,VIEW ...]] [--config adapt_flashtalker.py:cpu]
+      [--config.task.<field>=VALUE ...]
 
 Three adaptations of one identity (one the prior never saw) under the same config:
   scratch      the default initialisation, N steps
@@ -14,6 +15,11 @@ with the renderer eval-avatar uses, mean per-frame PSNR against the ground truth
 avatar's background (procedural identities: `render_over_frame` configs are refused).
 The goal (issue 18): `prior` reaches `scratch`'s final PSNR within N / 5 steps; the
 report gives the first step it does, and `prior_short`'s final PSNR beside it.
+--views: folders of novel views of the identity (`flashtalker data views`: its test frames
+from turned cameras); each is scored at every measurement like the held-out frames (run
+`views` {folder name: PSNR per step}; `goal_views`: the goal on each view's curves). A
+monocular clip cannot show whether an avatar is right in 3D; GGTalker credits its visual
+prior with exactly that.
 --seeds: each run once per seed k, with train.seed = task.data_seed = k (the deformer's
 initialisation and the order of the frames; the prior's map depends on neither): with
 batch 1 two initialisations of one run end up to 1.3 dB apart (BENCHMARKS, issue 18,
@@ -36,6 +42,7 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 from flax import nnx
 
@@ -49,6 +56,7 @@ from flashtalker_jax.metrics.image import psnr
 from flashtalker_jax.train.trainer import fit
 
 SHORT_FACTOR = 5   # the goal's "1/5 of its steps"
+HELDOUT = "heldout"   # the identity's own held-out frames, beside any novel views
 
 
 def heldout_psnr(task_cfg, graphdef: nnx.GraphDef):
@@ -79,46 +87,69 @@ def heldout_psnr(task_cfg, graphdef: nnx.GraphDef):
     return run
 
 
-def curve_evaluator(task_cfg, task=None):
-    """heldout_psnr for the model of task_cfg (its task, made here unless given)."""
+def curve_evaluator(task_cfg, task=None, views: tuple[str, ...] = ()):
+    """{HELDOUT: heldout_psnr, view folder name: its heldout_psnr, ...} for the model of
+    task_cfg (its task, made here unless given); a view is scored as task_cfg.data is."""
     task = task or make_task(task_cfg)
-    return heldout_psnr(task_cfg, nnx.graphdef(nnx.eval_shape(lambda: task.make_model(nnx.Rngs(0)))))
+    graphdef = nnx.graphdef(nnx.eval_shape(lambda: task.make_model(nnx.Rngs(0))))
+    evaluators = {HELDOUT: heldout_psnr(task_cfg, graphdef)}
+    for view in views:
+        view_cfg = ml_collections.ConfigDict(task_cfg.to_dict())
+        view_cfg.data = str(view)
+        evaluators[Path(view).name] = heldout_psnr(view_cfg, graphdef)
+    return evaluators
 
 
-def adaptation_curve(config, run_dir: Path, every: int, evaluate=None) -> dict:
+def adaptation_curve(config, run_dir: Path, every: int, evaluators=None) -> dict:
     """Train config (fit, fresh run folder) and take the held-out PSNR at step 0, every
-    `every` steps and the last: {"steps", "psnr", "seconds_train", "prior"}. evaluate: a
-    curve_evaluator of an equal model and held-out set, compiled once for several runs
-    (built here when None)."""
+    `every` steps and the last: {"steps", "psnr", "views" {name: PSNRs}, "seconds_train",
+    "prior"}. evaluators: a curve_evaluator of an equal model, compiled once for several
+    runs (built here, held-out frames only, when None)."""
     task = make_task(config.task)
-    evaluate = evaluate or curve_evaluator(config.task, task)
-    _, params, rest = nnx.split(task.make_model(nnx.Rngs(config.train.seed)), nnx.Param, ...)
-    curve = {0: float(np.mean(evaluate(params, rest)))}   # the untrained deformer adds nothing
+    evaluators = evaluators or curve_evaluator(config.task, task)
+    curves = {name: {} for name in evaluators}
     eval_seconds = []
+
+    def measure_at(step, params, rest):
+        start = time.perf_counter()
+        for name, evaluate in evaluators.items():
+            curves[name][step] = float(np.mean(evaluate(params, rest)))
+        eval_seconds.append(time.perf_counter() - start)
+
+    _, params, rest = nnx.split(task.make_model(nnx.Rngs(config.train.seed)), nnx.Param, ...)
+    measure_at(0, params, rest)   # the untrained deformer adds nothing
 
     def record(step, state):
         if step % every == 0 or step == config.train.steps:
             jax.block_until_ready(state.params)   # steps run ahead: bill them to training
-            start = time.perf_counter()
-            curve[step] = float(np.mean(evaluate(state.params, state.rest)))
-            eval_seconds.append(time.perf_counter() - start)
+            measure_at(step, state.params, state.rest)
 
     start = time.perf_counter()
     fit(task, config, run_dir, after_step=record)
     seconds = time.perf_counter() - start - sum(eval_seconds)
-    return {"steps": sorted(curve), "psnr": [curve[s] for s in sorted(curve)], "seconds_train": seconds,
-            "prior": dict(config.task.prior)}
+    steps = sorted(curves[HELDOUT])
+    return {"steps": steps, "psnr": [curves[HELDOUT][s] for s in steps],
+            "views": {name: [curve[s] for s in steps] for name, curve in curves.items() if name != HELDOUT},
+            "seconds_train": seconds, "prior": dict(config.task.prior)}
 
 
 def over_seeds(curves: list[dict]) -> dict:
-    """One run's curves (adaptation_curve, one per seed, the same steps) as one: `psnr` the
-    per-step mean, `psnr_per_seed` each seed's, `seconds_train` the sum."""
+    """One run's curves (adaptation_curve, one per seed, the same steps) as one: `psnr` and
+    each of `views` the per-step mean, `psnr_per_seed` each seed's, `seconds_train` the sum."""
     steps = curves[0]["steps"]
     if any(curve["steps"] != steps for curve in curves):
         raise ValueError("the seeds' curves were measured at different steps")
     per_seed = np.asarray([curve["psnr"] for curve in curves], np.float64)
+    views = {name: np.mean([curve["views"][name] for curve in curves], axis=0).tolist()
+             for name in curves[0].get("views", {})}
     return {"steps": steps, "psnr": per_seed.mean(axis=0).tolist(), "psnr_per_seed": per_seed.tolist(),
-            "seconds_train": float(sum(curve["seconds_train"] for curve in curves)), "prior": curves[0]["prior"]}
+            "views": views, "seconds_train": float(sum(curve["seconds_train"] for curve in curves)),
+            "prior": curves[0]["prior"]}
+
+
+def view_run(run: dict, view: str) -> dict:
+    """A run's curve on one novel view, shaped as a run (for goal_check and plots)."""
+    return {"steps": run["steps"], "psnr": run["views"][view]}
 
 
 def first_step_at(run: dict, level: float) -> int | None:
@@ -145,7 +176,8 @@ def goal_check(scratch: dict, prior: dict, short: dict) -> dict:
 
 
 def plot_on(ax, report: dict) -> None:
-    """The three curves of one report on a matplotlib axis."""
+    """The three curves of one report on a matplotlib axis (and scratch / prior on each
+    novel view, dotted)."""
     styles = {"scratch": ("from scratch", "-", "tab:gray"), "prior": ("prior-initialised", "-", "tab:blue"),
               "prior_short": (f"prior-initialised, 1/{SHORT_FACTOR} schedule", "--", "tab:orange")}
     for name, (label, style, colour) in styles.items():
@@ -154,6 +186,11 @@ def plot_on(ax, report: dict) -> None:
         if len(run.get("psnr_per_seed", ())) > 1:
             per_seed = np.asarray(run["psnr_per_seed"])
             ax.fill_between(run["steps"], per_seed.min(axis=0), per_seed.max(axis=0), color=colour, alpha=0.15, lw=0)
+    for view, marker in zip(report.get("goal_views", {}), "^v<>sd"):
+        for name in ("scratch", "prior"):
+            run = view_run(report["runs"][name], view)
+            ax.plot(run["steps"], run["psnr"], ":", color=styles[name][2], marker=marker, ms=3, lw=1,
+                    label=f"{styles[name][0]}, {view_label(report, view)}")
     goal = report["goal"]
     ax.axhline(goal["scratch_final_psnr"], color="tab:gray", lw=0.8, ls=":")
     ax.axvline(goal["scratch_steps"] / SHORT_FACTOR, color="tab:red", lw=0.8, ls=":",
@@ -166,21 +203,36 @@ def plot_on(ax, report: dict) -> None:
     ax.legend(fontsize=7, loc="lower right")
 
 
+def view_label(report: dict, view: str) -> str:
+    """A view folder's name without its identity's (identity_006_yaw+30_pitch+0 -> yaw+30_pitch+0)."""
+    prefix = Path(report["data"]).name + "_"
+    return view[len(prefix):] if view.startswith(prefix) else view
+
+
+def goal_row(goal: dict, scratch: dict, prior: dict) -> dict:
+    """summarize's columns of one goal_check and its two curves."""
+    at = goal["scratch_steps"] // SHORT_FACTOR
+    psnr_at = {name: dict(zip(run["steps"], run["psnr"])).get(at) for name, run in (("scratch", scratch),
+                                                                                    ("prior", prior))}
+    return {"scratch_final": goal["scratch_final_psnr"], "prior_final": prior["psnr"][-1],
+            f"scratch_at_{at}": psnr_at["scratch"], f"prior_at_{at}": psnr_at["prior"],
+            "prior_fraction": goal["prior_fraction_of_scratch_steps"], "met": goal["met"]}
+
+
 def summarize(reports: list[dict]) -> dict:
     """The goal across identities: per report (clip name) the fraction of the from-scratch
     steps the prior run needed (None: never), the PSNRs at 1/5 of the steps and at the end,
-    and how many identities met the goal."""
-    rows = []
+    and how many identities met the goal; the same per novel view (`views`)."""
+    rows, view_rows = [], []
     for report in reports:
-        goal, runs = report["goal"], report["runs"]
-        at = goal["scratch_steps"] // SHORT_FACTOR
-        psnr_at = {name: dict(zip(runs[name]["steps"], runs[name]["psnr"])).get(at) for name in ("scratch", "prior")}
-        rows.append({"identity": Path(report["data"]).name, "seeds": len(report.get("seeds", [0])),
-                     "scratch_final": goal["scratch_final_psnr"],
-                     "prior_final": runs["prior"]["psnr"][-1], f"scratch_at_{at}": psnr_at["scratch"],
-                     f"prior_at_{at}": psnr_at["prior"], "prior_fraction": goal["prior_fraction_of_scratch_steps"],
-                     "met": goal["met"]})
-    return {"identities": rows, "met": sum(r["met"] for r in rows), "of": len(rows)}
+        runs, identity = report["runs"], Path(report["data"]).name
+        rows.append({"identity": identity, "seeds": len(report.get("seeds", [0])),
+                     **goal_row(report["goal"], runs["scratch"], runs["prior"])})
+        for view, goal in report.get("goal_views", {}).items():
+            view_rows.append({"identity": identity, "view": view_label(report, view),
+                              **goal_row(goal, view_run(runs["scratch"], view), view_run(runs["prior"], view))})
+    return {"identities": rows, "met": sum(r["met"] for r in rows), "of": len(rows),
+            "views": view_rows, "views_met": sum(r["met"] for r in view_rows)}
 
 
 def plot_many(reports: list[dict], path: Path) -> None:
@@ -220,13 +272,16 @@ def combine(argv: list[str]) -> int:
     summary = summarize(reports)
     print_table(summary["identities"])
     print(f"goal met on {summary['met']} of {summary['of']} identities; figure: {args.out}")
+    if summary["views"]:
+        print_table(summary["views"])
+        print(f"novel views: goal met on {summary['views_met']} of {len(summary['views'])}")
     if args.report:
         write_report(Path(args.report), summary)
     return 0
 
 
 def measure(prior_dir, data_dir, out_dir, steps: int, every: int, config_name: str,
-            overrides: list[str], seeds: tuple[int, ...] = (0,)) -> dict:
+            overrides: list[str], seeds: tuple[int, ...] = (0,), views: tuple[str, ...] = ()) -> dict:
     """The three runs per seed and the report (module docstring); writes curves.json and
     curves.png."""
     from flashtalker_jax.config import load_config
@@ -247,7 +302,7 @@ def measure(prior_dir, data_dir, out_dir, steps: int, every: int, config_name: s
             config.task.prior.path = str(prior)
             run_dir = out_dir / f"{name}_seed{seed}"
             config.task.prior.update(pin_prior(config.task.prior, run_dir, resume=False))
-            evaluate = evaluate or curve_evaluator(config.task)   # every run: the same model and frames
+            evaluate = evaluate or curve_evaluator(config.task, views=views)   # every run: the same model
             curve = adaptation_curve(config, run_dir, every, evaluate)
             per_seed[name].append(curve)
             print(f"curves: {name}, seed {seed}: {curve['psnr'][0]:.2f} -> {curve['psnr'][-1]:.2f} dB in {n} steps",
@@ -257,7 +312,10 @@ def measure(prior_dir, data_dir, out_dir, steps: int, every: int, config_name: s
               "config": config_name, "overrides": overrides, "every": every, "refine_start": refine_start,
               "seeds": list(seeds), "runs": runs,
               "goal": goal_check(runs["scratch"], runs["prior"], runs["prior_short"]),
-              "goal_per_seed": [goal_check(*(per_seed[name][k] for name in plans)) for k in range(len(seeds))]}
+              "goal_per_seed": [goal_check(*(per_seed[name][k] for name in plans)) for k in range(len(seeds))],
+              "views": [str(view) for view in views],
+              "goal_views": {Path(view).name: goal_check(*(view_run(runs[name], Path(view).name) for name in plans))
+                             for view in views}}
     out_dir.mkdir(parents=True, exist_ok=True)
     plot_many([report], out_dir / "curves.png")
     return report
@@ -294,13 +352,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--every", type=int, default=20, help="held-out PSNR every this many steps")
     parser.add_argument("--seeds", default="0", type=parse_seeds,
                         help="comma-separated seeds (train.seed = task.data_seed): each run once per seed, curves averaged")
+    parser.add_argument("--views", default="", help="comma-separated novel-view folders of the identity "
+                                                    "(`flashtalker data views`), scored like the held-out frames")
     parser.add_argument("--config", default="adapt_flashtalker.py:cpu", help="adapt config file[:preset]")
     args, overrides = parser.parse_known_args(argv)
     if any(arg.startswith(("--config.train.seed", "--config.task.data_seed")) for arg in overrides):
         parser.error("pass the seeds with --seeds, not --config.train.seed / --config.task.data_seed")
-    report = measure(args.prior, args.data, args.out, args.steps, args.every, args.config, overrides, args.seeds)
+    views = tuple(view for view in args.views.split(",") if view)
+    report = measure(args.prior, args.data, args.out, args.steps, args.every, args.config, overrides, args.seeds,
+                     views)
     write_report(Path(args.out) / "curves.json", report)
-    print(json.dumps(report["goal"], indent=1))
+    print(json.dumps({"goal": report["goal"], "goal_views": report["goal_views"]}, indent=1))
     return 0
 
 

@@ -117,6 +117,37 @@ def test_heldout_psnr_reads_the_masks_of_task_mask_source(tiny_dataset, runs, tm
     assert np.abs(head - score(clips["head"], "fg")).max() > 0.5
 
 
+def test_curves_score_novel_views_like_the_heldout_frames(tiny_dataset, tmp_path):
+    """A view of the held-out frames from the clip's own camera (`data views`, yaw 0) is
+    the same frames up to 8-bit rounding: it scores as the held-out set does at every
+    measured step (|diff| < 0.05 dB: a one-level difference on a few pixels); a turned view
+    scores otherwise; the report carries each view's curve and goal."""
+    from flashtalker_jax.data.synth.views import render_views
+    from flashtalker_jax.e2v.curves import HELDOUT, adaptation_curve, curve_evaluator
+
+    front, turned = render_views(tiny_dataset / "identity_001", tmp_path / "views", [(0.0, 0.0), (40.0, 0.0)])
+    config = adapt_config(tiny_dataset)
+    config.train.steps = config.train.checkpoint_every = 2
+    evaluators = curve_evaluator(config.task, views=(str(front), str(turned)))
+    assert list(evaluators) == [HELDOUT, front.name, turned.name]
+    curve = adaptation_curve(config, tmp_path / "run", 1, evaluators)
+    assert curve["steps"] == [0, 1, 2] and sorted(curve["views"]) == sorted([front.name, turned.name])
+    np.testing.assert_allclose(curve["views"][front.name], curve["psnr"], rtol=0, atol=0.05)
+    assert np.abs(np.subtract(curve["views"][turned.name], curve["psnr"])).max() > 0.2
+    run = over_seeds([curve, curve])
+    assert run["views"] == curve["views"]
+    report = {"data": str(tiny_dataset / "identity_001"), "refine_start": -1,
+              "runs": {"scratch": run, "prior": run, "prior_short": run}, "goal": goal_check(run, run, run),
+              "goal_views": {turned.name: goal_check(*(curves.view_run(run, turned.name),) * 3)}}
+    summary = curves.summarize([report])
+    row = summary["views"][0]
+    assert (row["identity"], row["view"], row["prior_final"]) == ("identity_001", "yaw+40_pitch+0",
+                                                                  curve["views"][turned.name][-1])
+    assert summary["views_met"] == int(report["goal_views"][turned.name]["met"])
+    curves.plot_many([report], tmp_path / "fig.png")
+    assert (tmp_path / "fig.png").stat().st_size > 0
+
+
 def test_resume_before_any_checkpoint_starts_from_the_recorded_prior(tiny_dataset, runs, tmp_path):
     """Killed before its first checkpoint, the run's folder holds only its config: resumed
     without --prior it rebuilds the same prior start and ends where the uninterrupted run did."""

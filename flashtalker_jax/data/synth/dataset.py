@@ -3,7 +3,8 @@
 OUT/flame/                 procedural FLAME-format head (generic_model.pkl, FLAME_texture.npz,
                            FLAME_masks.pkl, embeddings), loadable by path like a real one
 OUT/identity_000/ ...      one VHAP-format folder per identity (see data/vhap.py)
-OUT/synth_report.json      per-identity frames, seconds, voice, wall time; sizes on disk
+OUT/config.json            the synthesiser's config (views.py re-renders with its shading)
+(--report PATH of the CLI: per-identity frames, seconds, voice, wall time; sizes on disk)
 """
 from __future__ import annotations
 
@@ -29,11 +30,13 @@ def cpu_seconds() -> float:
 def synthesize_dataset(out: str | Path, identities: int, seconds: float, seed: int,
                        cfg: ml_collections.ConfigDict, show_progress: bool = True) -> dict:
     """Write `identities` speaking identities of about `seconds` each under `out`."""
+    from flashtalker_jax.config import save_config
     from flashtalker_jax.flame import load_flame_model
     from flashtalker_jax.flame.procedural import write_procedural_flame
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out)
     start = time.perf_counter()
     flame_dir = write_procedural_flame(out, seed=seed)
     model = load_flame_model(flame_dir)

@@ -32,6 +32,7 @@ from flashtalker_jax.utils.files import atomic_path
 # Sentences are drawn for seconds / this many (a low guess of a sentence's length), then
 # the shortest prefix reaching the requested duration is kept.
 SECONDS_PER_SENTENCE_LOW = 1.5
+TEXTURE_FILE = "synth_texture.png"   # the identity's albedo: data/synth/views.py re-renders with it
 
 
 def builtin_sentences() -> list[str]:
@@ -221,7 +222,7 @@ def _write_sidecars(out, audio, speech, splits, records, tracks, n_vertices, tex
         with open(tmp, "wb") as fh:
             np.savez(fh, shape=tracks["shape"][0], expr=np.zeros(n_expr, np.float32),
                      static_offset=np.zeros((n_vertices, 3), np.float32))
-    vhap.write_png(out / "synth_texture.png", frames.to_uint8(tex))
+    vhap.write_png(out / TEXTURE_FILE, frames.to_uint8(tex))
     info = {"voice": dataclasses.asdict(voice), "sentences": speech.texts,
             "sentence_seconds": speech.sentences,
             "appearance": {k: np.asarray(v).tolist() for k, v in dataclasses.asdict(appearance).items()}}
