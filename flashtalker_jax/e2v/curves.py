@@ -135,15 +135,16 @@ def adaptation_curve(config, run_dir: Path, every: int, evaluators=None) -> dict
 
 def over_seeds(curves: list[dict]) -> dict:
     """One run's curves (adaptation_curve, one per seed, the same steps) as one: `psnr` and
-    each of `views` the per-step mean, `psnr_per_seed` each seed's, `seconds_train` the sum."""
+    each of `views` the per-step mean, `psnr_per_seed` / `views_per_seed` each seed's,
+    `seconds_train` the sum."""
     steps = curves[0]["steps"]
     if any(curve["steps"] != steps for curve in curves):
         raise ValueError("the seeds' curves were measured at different steps")
     per_seed = np.asarray([curve["psnr"] for curve in curves], np.float64)
-    views = {name: np.mean([curve["views"][name] for curve in curves], axis=0).tolist()
-             for name in curves[0].get("views", {})}
+    views = {name: [curve["views"][name] for curve in curves] for name in curves[0].get("views", {})}
     return {"steps": steps, "psnr": per_seed.mean(axis=0).tolist(), "psnr_per_seed": per_seed.tolist(),
-            "views": views, "seconds_train": float(sum(curve["seconds_train"] for curve in curves)),
+            "views": {name: np.mean(psnrs, axis=0).tolist() for name, psnrs in views.items()},
+            "views_per_seed": views, "seconds_train": float(sum(curve["seconds_train"] for curve in curves)),
             "prior": curves[0]["prior"]}
 
 

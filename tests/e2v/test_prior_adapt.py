@@ -135,7 +135,7 @@ def test_curves_score_novel_views_like_the_heldout_frames(tiny_dataset, tmp_path
     np.testing.assert_allclose(curve["views"][front.name], curve["psnr"], rtol=0, atol=0.05)
     assert np.abs(np.subtract(curve["views"][turned.name], curve["psnr"])).max() > 0.2
     run = over_seeds([curve, curve])
-    assert run["views"] == curve["views"]
+    assert run["views"] == curve["views"] and run["views_per_seed"][turned.name] == [curve["views"][turned.name]] * 2
     report = {"data": str(tiny_dataset / "identity_001"), "refine_start": -1,
               "runs": {"scratch": run, "prior": run, "prior_short": run}, "goal": goal_check(run, run, run),
               "goal_views": {turned.name: goal_check(*(curves.view_run(run, turned.name),) * 3)}}
