@@ -201,7 +201,7 @@ def plot_on(ax, report: dict) -> None:
     ax.set_xlabel("adaptation step")
     ax.set_ylabel("held-out PSNR (dB)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7 if not report.get("goal_views") else 5, loc="lower right", framealpha=0.5)
 
 
 def view_label(report: dict, view: str) -> str:
