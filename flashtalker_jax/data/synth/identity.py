@@ -151,10 +151,23 @@ def pose_meshes(model: FlameModel, tracks: dict, chunk: int = 32) -> np.ndarray:
     return np.concatenate(out)
 
 
+def head_centre(template: np.ndarray) -> np.ndarray:
+    """(3,) the template's bounding-box centre: where the camera looks."""
+    return 0.5 * (template.min(0) + template.max(0))
+
+
+def shading(render, faces: np.ndarray, regions: dict) -> mesh_render.Shading:
+    """The look of config.render (a ConfigDict or its saved JSON dict) on this mesh."""
+    return mesh_render.Shading(
+        light_dir=tuple(render["light_dir"]), ambient=render["ambient"], diffuse=render["diffuse"],
+        background=tuple(render["background"]), cavity_colour=tuple(render["cavity_colour"]),
+        dim_back_faces=np.isin(faces, regions["neck"]).all(1), dim_back_level=render["dim_back_level"])
+
+
 def camera(template: np.ndarray, cfg: ml_collections.ConfigDict) -> tuple[np.ndarray, np.ndarray]:
     """Frontal camera looking at the template's bounding-box centre: K (3, 3) and
     camera-to-world (4, 4) in OpenGL axes (camera looks down its -z = world -z)."""
-    centre = 0.5 * (template.min(0) + template.max(0))
+    centre = head_centre(template)
     fl = cfg.focal_over_width * cfg.width
     K = np.array([[fl, 0, cfg.width / 2], [0, fl, cfg.height / 2], [0, 0, 1]])
     c2w = np.eye(4)
@@ -196,10 +209,7 @@ def synthesize_identity(out: Path, model, flame_dir: Path, index: int, seed: int
     scene = frames.Scene(
         faces=np.asarray(model.faces), vt=vt, ft=ft, texture=tex, K=K, c2w_opengl=c2w, width=r.width,
         height=r.height, supersample=r.supersample, png_compress_level=r.png_compress_level,
-        shading=mesh_render.Shading(light_dir=tuple(r.light_dir), ambient=r.ambient, diffuse=r.diffuse,
-                                    background=tuple(r.background), cavity_colour=tuple(r.cavity_colour),
-                                    dim_back_faces=np.isin(np.asarray(model.faces), regions["neck"]).all(1),
-                                    dim_back_level=r.dim_back_level))
+        shading=shading(r, np.asarray(model.faces), regions))
     params = {**tracks, "static_offset": np.zeros((vertices.shape[0], vertices.shape[1], 3), np.float32)}
     records = frames.render_sequence(out, vertices, params, scene, r.workers, show_progress, out.name)
     splits = split_frames(speech.sentences, num_frames, cfg.fps, cfg.split)

@@ -67,8 +67,8 @@ def render_views(identity_dir, out_dir, angles: list[tuple[float, float]], split
     their paths. flame_dir: the identity's FLAME folder (None: DATASET/flame)."""
     from PIL import Image
 
-    from flashtalker_jax.data.synth import frames, mesh_render
-    from flashtalker_jax.data.synth.identity import pose_meshes
+    from flashtalker_jax.data.synth import frames
+    from flashtalker_jax.data.synth.identity import head_centre, pose_meshes, shading
     from flashtalker_jax.flame import load_flame_model, load_region_masks, load_uv_layout
 
     identity_dir, out_dir = Path(identity_dir), Path(out_dir)
@@ -87,15 +87,10 @@ def render_views(identity_dir, out_dir, angles: list[tuple[float, float]], split
     tracks["shape"] = np.repeat(np.asarray(seq.shape, np.float32)[None], len(rows), axis=0)
     vertices = pose_meshes(model, tracks)
     params = {**tracks, "static_offset": np.zeros((len(rows), vertices.shape[1], 3), np.float32)}
-    template = np.asarray(model.v_template, np.float64)
-    centre = 0.5 * (template.min(0) + template.max(0))   # where the synthesiser's camera looks
+    centre = head_centre(np.asarray(model.v_template, np.float64))   # where the synthesiser's camera looks
     vt, ft = load_uv_layout(flame_dir)
     faces = np.asarray(model.faces)
-    shading = mesh_render.Shading(
-        light_dir=tuple(render["light_dir"]), ambient=render["ambient"], diffuse=render["diffuse"],
-        background=tuple(render["background"]), cavity_colour=tuple(render["cavity_colour"]),
-        dim_back_faces=np.isin(faces, load_region_masks(flame_dir)["neck"]).all(1),
-        dim_back_level=render["dim_back_level"])
+    look = shading(render, faces, load_region_masks(flame_dir))
     with Image.open(texture_path) as image:
         texture = np.asarray(image.convert("RGB"), np.float32) / 255.0
     written = []
@@ -106,7 +101,7 @@ def render_views(identity_dir, out_dir, angles: list[tuple[float, float]], split
             c2w = turned_c2w(seq.c2w[row] @ vhap.OPENGL_TO_OPENCV, centre, yaw, pitch)
             scene = frames.Scene(faces=faces, vt=vt, ft=ft, texture=texture, K=seq.K[row], c2w_opengl=c2w,
                                  width=seq.width, height=seq.height, supersample=render["supersample"],
-                                 shading=shading, png_compress_level=render["png_compress_level"])
+                                 shading=look, png_compress_level=render["png_compress_level"])
             records += frames.render_frames(out, int(seq.timesteps[row]), vertices[i:i + 1],
                                             {k: v[i:i + 1] for k, v in params.items()}, scene)
         audio = None if seq.audio_path is None else vhap.AUDIO_FILE
