@@ -292,7 +292,7 @@ def measure(prior_dir, data_dir, out_dir, steps: int, every: int, config_name: s
     short_refine = refine_start // SHORT_FACTOR if refine_start > 0 else refine_start
     plans = {"scratch": (steps, refine_start, ""), "prior": (steps, refine_start, prior_dir),
              "prior_short": (steps // SHORT_FACTOR, short_refine, prior_dir)}
-    per_seed, evaluate = {name: [] for name in plans}, None
+    per_seed, evaluators = {name: [] for name in plans}, None
     for seed in seeds:
         for name, (n, refine, prior) in plans.items():
             config = load_config(config_name, [*overrides, f"--config.train.steps={n}",
@@ -303,8 +303,8 @@ def measure(prior_dir, data_dir, out_dir, steps: int, every: int, config_name: s
             config.task.prior.path = str(prior)
             run_dir = out_dir / f"{name}_seed{seed}"
             config.task.prior.update(pin_prior(config.task.prior, run_dir, resume=False))
-            evaluate = evaluate or curve_evaluator(config.task, views=views)   # every run: the same model
-            curve = adaptation_curve(config, run_dir, every, evaluate)
+            evaluators = evaluators or curve_evaluator(config.task, views=views)   # every run: the same model
+            curve = adaptation_curve(config, run_dir, every, evaluators)
             per_seed[name].append(curve)
             print(f"curves: {name}, seed {seed}: {curve['psnr'][0]:.2f} -> {curve['psnr'][-1]:.2f} dB in {n} steps",
                   file=sys.stderr)
@@ -334,6 +334,7 @@ def parse_seeds(text: str) -> tuple[int, ...]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from flashtalker_jax.cli.options import name_list
     from flashtalker_jax.utils.report import write_report
 
     argv = sys.argv[1:] if argv is None else argv
@@ -353,15 +354,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--every", type=int, default=20, help="held-out PSNR every this many steps")
     parser.add_argument("--seeds", default="0", type=parse_seeds,
                         help="comma-separated seeds (train.seed = task.data_seed): each run once per seed, curves averaged")
-    parser.add_argument("--views", default="", help="comma-separated novel-view folders of the identity "
+    parser.add_argument("--views", type=name_list, default=[], help="comma-separated novel-view folders of the identity "
                                                     "(`flashtalker data views`), scored like the held-out frames")
     parser.add_argument("--config", default="adapt_flashtalker.py:cpu", help="adapt config file[:preset]")
     args, overrides = parser.parse_known_args(argv)
     if any(arg.startswith(("--config.train.seed", "--config.task.data_seed")) for arg in overrides):
         parser.error("pass the seeds with --seeds, not --config.train.seed / --config.task.data_seed")
-    views = tuple(view for view in args.views.split(",") if view)
     report = measure(args.prior, args.data, args.out, args.steps, args.every, args.config, overrides, args.seeds,
-                     views)
+                     tuple(args.views))
     write_report(Path(args.out) / "curves.json", report)
     print(json.dumps({"goal": report["goal"], "goal_views": report["goal_views"]}, indent=1))
     return 0
